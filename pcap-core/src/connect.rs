@@ -1,0 +1,83 @@
+//! Client connections to a daemon. `unix:///path` (or a bare path) reaches a local pcapd;
+//! the first connection is made eagerly so that "not running" and "permission denied"
+//! are told apart and explained before any call is made.
+
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use hyper_util::rt::TokioIo;
+use tokio::net::UnixStream;
+use tonic::transport::{Channel, Endpoint, Uri};
+
+use crate::api::v1::pcapd_client::PcapdClient;
+use crate::{Error, Result};
+
+/// A connected API client.
+pub type Client = PcapdClient<Channel>;
+
+/// Connects to the endpoint named by `url`: `unix:///path/to/sock` or a plain path.
+pub async fn connect(url: &str) -> Result<Client> {
+    if let Some(path) = url.strip_prefix("unix://") {
+        return connect_unix(Path::new(path)).await;
+    }
+    if url.starts_with('/') || url.starts_with('.') {
+        return connect_unix(Path::new(url)).await;
+    }
+    Err(Error::Invalid(format!(
+        "unsupported endpoint {url:?}: use unix:///path/to/pcapd.sock or a socket path"
+    )))
+}
+
+/// Connects to a pcapd listening on the UNIX socket at `path`.
+pub async fn connect_unix(path: &Path) -> Result<Client> {
+    let first = UnixStream::connect(path).await.map_err(|e| classify(path, e))?;
+    let first = Arc::new(Mutex::new(Some(first)));
+    let owned: PathBuf = path.to_owned();
+    // The URI is required by tonic but unused: the connector below decides where to go.
+    let channel = Endpoint::try_from("http://[::]:50051")
+        .expect("static URI")
+        .connect_with_connector(tower::service_fn(move |_: Uri| {
+            let first = first.clone();
+            let path = owned.clone();
+            async move {
+                let reused = first.lock().expect("connector lock").take();
+                let stream = match reused {
+                    Some(s) => s,
+                    None => UnixStream::connect(&path).await?,
+                };
+                Ok::<_, std::io::Error>(TokioIo::new(stream))
+            }
+        }))
+        .await
+        .map_err(|e| Error::Connect { target: path.display().to_string(), message: e.to_string() })?;
+    Ok(PcapdClient::new(channel)
+        .max_decoding_message_size(64 << 20)
+        .max_encoding_message_size(16 << 20))
+}
+
+/// Turns a failed connect into an explanation a user can act on.
+fn classify(path: &Path, e: std::io::Error) -> Error {
+    use std::io::ErrorKind::*;
+    match e.kind() {
+        NotFound | ConnectionRefused => Error::NotRunning { path: path.to_owned() },
+        PermissionDenied => Error::PermissionDenied { path: path.to_owned(), group: socket_group(path) },
+        _ => Error::Connect { target: path.display().to_string(), message: e.to_string() },
+    }
+}
+
+/// Name of the group owning the socket (the group that grants access), `pcap` if unknown.
+fn socket_group(path: &Path) -> String {
+    let gid = std::fs::metadata(path).map(|m| m.gid()).ok();
+    gid.and_then(group_name).unwrap_or_else(|| "pcap".to_owned())
+}
+
+fn group_name(gid: u32) -> Option<String> {
+    let groups = std::fs::read_to_string("/etc/group").ok()?;
+    groups.lines().find_map(|l| {
+        let mut f = l.split(':');
+        let name = f.next()?;
+        let _pw = f.next()?;
+        (f.next()?.parse::<u32>().ok()? == gid).then(|| name.to_owned())
+    })
+}

@@ -1,0 +1,19 @@
+//! Shared library of `pcapd` and `pcap`: the generated API types, domain types and their
+//! conversions, parsers for what users type (selectors, sizes, times), the pcap savefile
+//! and spool segment formats, and the client connection to a daemon.
+
+pub mod api;
+pub mod connect;
+pub mod convert;
+pub mod domain;
+pub mod error;
+pub mod parse;
+pub mod savefile;
+pub mod segment;
+
+pub use error::{Error, Result};
+
+/// Default path of the daemon's UNIX socket.
+pub const DEFAULT_SOCKET: &str = "/run/pcapd/pcapd.sock";
+/// Default bytes kept of each packet (libpcap's own default).
+pub const DEFAULT_SNAPLEN: u32 = 262_144;

@@ -1,0 +1,201 @@
+//! The classic pcap savefile format (magic a1b2c3d4, microsecond timestamps) that pcapd
+//! spools and `pcap` writes: a 24-byte file header, then records of a 16-byte header and
+//! the packet bytes. Written little-endian, as on the machines pcapd runs on.
+
+use crate::{Error, Result};
+
+/// Magic number of a microsecond-resolution savefile.
+pub const MAGIC_USEC: u32 = 0xa1b2_c3d4;
+/// Length of the file header.
+pub const FILE_HEADER_LEN: usize = 24;
+/// Length of a record header.
+pub const RECORD_HEADER_LEN: usize = 16;
+
+/// The file header's fields that matter to readers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FileHeader {
+    pub link_type: u32,
+    pub snaplen: u32,
+}
+
+impl FileHeader {
+    /// The 24 bytes that open a savefile.
+    pub fn encode(&self) -> [u8; FILE_HEADER_LEN] {
+        let mut h = [0u8; FILE_HEADER_LEN];
+        h[0..4].copy_from_slice(&MAGIC_USEC.to_le_bytes());
+        h[4..6].copy_from_slice(&2u16.to_le_bytes());
+        h[6..8].copy_from_slice(&4u16.to_le_bytes());
+        // thiszone and sigfigs stay 0.
+        h[16..20].copy_from_slice(&self.snaplen.to_le_bytes());
+        h[20..24].copy_from_slice(&self.link_type.to_le_bytes());
+        h
+    }
+
+    /// Reads a header written by [`FileHeader::encode`].
+    pub fn decode(b: &[u8]) -> Result<Self> {
+        if b.len() < FILE_HEADER_LEN {
+            return Err(Error::Invalid("truncated pcap file header".into()));
+        }
+        let word = |i: usize| u32::from_le_bytes(b[i..i + 4].try_into().expect("4 bytes"));
+        if word(0) != MAGIC_USEC {
+            return Err(Error::Invalid(format!(
+                "not a little-endian microsecond pcap file (magic {:08x})",
+                word(0)
+            )));
+        }
+        Ok(FileHeader { snaplen: word(16), link_type: word(20) })
+    }
+}
+
+/// A record header: when, how much was kept, how long the packet was.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecordHeader {
+    pub ts_sec: u32,
+    pub ts_usec: u32,
+    pub caplen: u32,
+    pub origlen: u32,
+}
+
+impl RecordHeader {
+    /// A header for a packet seen at `ts_ns` (unix nanoseconds).
+    pub fn new(ts_ns: i64, caplen: u32, origlen: u32) -> Self {
+        let ts_ns = ts_ns.max(0) as u64;
+        RecordHeader {
+            ts_sec: (ts_ns / 1_000_000_000) as u32,
+            ts_usec: ((ts_ns % 1_000_000_000) / 1_000) as u32,
+            caplen,
+            origlen,
+        }
+    }
+
+    /// Unix nanoseconds of the record.
+    pub fn ts_ns(&self) -> i64 {
+        self.ts_sec as i64 * 1_000_000_000 + self.ts_usec as i64 * 1_000
+    }
+
+    /// Appends the 16 header bytes to `out`.
+    pub fn encode_into(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.ts_sec.to_le_bytes());
+        out.extend_from_slice(&self.ts_usec.to_le_bytes());
+        out.extend_from_slice(&self.caplen.to_le_bytes());
+        out.extend_from_slice(&self.origlen.to_le_bytes());
+    }
+
+    /// Reads 16 header bytes.
+    pub fn decode(b: &[u8; RECORD_HEADER_LEN]) -> Self {
+        let word = |i: usize| u32::from_le_bytes(b[i..i + 4].try_into().expect("4 bytes"));
+        RecordHeader { ts_sec: word(0), ts_usec: word(4), caplen: word(8), origlen: word(12) }
+    }
+}
+
+/// Appends one whole record (header and data) to `out`.
+pub fn encode_record(out: &mut Vec<u8>, ts_ns: i64, origlen: u32, data: &[u8]) {
+    RecordHeader::new(ts_ns, data.len() as u32, origlen).encode_into(out);
+    out.extend_from_slice(data);
+}
+
+/// Splits a buffer of records into whole records, leaving a trailing partial one alone.
+/// `max_caplen` guards against garbage: a record claiming more is reported as corrupt.
+pub struct Records<'a> {
+    buf: &'a [u8],
+    pos: usize,
+    max_caplen: u32,
+}
+
+/// What [`Records`] found where it stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tail {
+    /// Every byte belonged to a whole record.
+    Clean,
+    /// The buffer ends inside a record (more may follow in the file).
+    Partial,
+    /// A record header makes no sense (caplen above the snaplen or above origlen).
+    Corrupt,
+}
+
+impl<'a> Records<'a> {
+    /// Iterates the records in `buf`, which must start at a record boundary.
+    pub fn new(buf: &'a [u8], max_caplen: u32) -> Self {
+        Records { buf, pos: 0, max_caplen }
+    }
+
+    /// Bytes of `buf` consumed by whole records so far.
+    pub fn consumed(&self) -> usize {
+        self.pos
+    }
+
+    /// Why iteration stopped (or would stop now).
+    pub fn tail(&self) -> Tail {
+        let rest = &self.buf[self.pos..];
+        if rest.is_empty() {
+            return Tail::Clean;
+        }
+        if rest.len() < RECORD_HEADER_LEN {
+            return Tail::Partial;
+        }
+        let h = RecordHeader::decode(rest[..RECORD_HEADER_LEN].try_into().expect("16 bytes"));
+        if h.caplen > self.max_caplen || h.caplen > h.origlen {
+            Tail::Corrupt
+        } else {
+            Tail::Partial
+        }
+    }
+}
+
+impl<'a> Iterator for Records<'a> {
+    type Item = (RecordHeader, &'a [u8]);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let rest = &self.buf[self.pos..];
+        if rest.len() < RECORD_HEADER_LEN {
+            return None;
+        }
+        let h = RecordHeader::decode(rest[..RECORD_HEADER_LEN].try_into().expect("16 bytes"));
+        if h.caplen > self.max_caplen || h.caplen > h.origlen {
+            return None;
+        }
+        let end = RECORD_HEADER_LEN + h.caplen as usize;
+        if rest.len() < end {
+            return None;
+        }
+        self.pos += end;
+        Some((h, &rest[RECORD_HEADER_LEN..end]))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_and_records_round_trip() {
+        let hdr = FileHeader { link_type: 1, snaplen: 262_144 };
+        assert_eq!(FileHeader::decode(&hdr.encode()).unwrap(), hdr);
+
+        let mut buf = Vec::new();
+        encode_record(&mut buf, 1_795_000_000_123_456_789, 60, &[7u8; 60]);
+        encode_record(&mut buf, 1_795_000_001_000_000_000, 1500, &[9u8; 100]);
+        let whole = buf.len();
+        buf.extend_from_slice(&[1, 2, 3]); // a partial third record
+        let mut it = Records::new(&buf, 262_144);
+        let (h1, d1) = it.next().unwrap();
+        assert_eq!(h1.ts_ns(), 1_795_000_000_123_456_000);
+        assert_eq!((h1.caplen, h1.origlen, d1.len()), (60, 60, 60));
+        let (h2, d2) = it.next().unwrap();
+        assert_eq!((h2.caplen, h2.origlen, d2[0]), (100, 1500, 9));
+        assert!(it.next().is_none());
+        assert_eq!(it.consumed(), whole);
+        assert_eq!(it.tail(), Tail::Partial);
+    }
+
+    #[test]
+    fn garbage_is_reported_corrupt() {
+        let mut buf = Vec::new();
+        RecordHeader { ts_sec: 1, ts_usec: 0, caplen: 70_000, origlen: 70_000 }
+            .encode_into(&mut buf);
+        buf.extend_from_slice(&[0u8; 100]);
+        let mut it = Records::new(&buf, 65_536);
+        assert!(it.next().is_none());
+        assert_eq!(it.tail(), Tail::Corrupt);
+    }
+}

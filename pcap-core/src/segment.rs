@@ -1,0 +1,210 @@
+//! The spool segment format. A capture's spool is a directory of segments, each a valid
+//! pcap savefile on its own. A closed segment is named after the sequence number of its
+//! first packet (`00000000000000000001.pcap`); the one being written carries `.part`
+//! until it is fsynced and renamed into place on rotation.
+
+use std::fs::{File, OpenOptions};
+use std::io::{ErrorKind, Read, Seek, SeekFrom};
+use std::ops::ControlFlow;
+use std::path::Path;
+
+use crate::savefile::{FileHeader, RecordHeader, Records, Tail, FILE_HEADER_LEN};
+use crate::{Error, Result};
+
+/// Suffix of a closed segment.
+pub const CLOSED_SUFFIX: &str = ".pcap";
+/// Suffix of the segment being written.
+pub const OPEN_SUFFIX: &str = ".pcap.part";
+/// Block size for reading segments.
+const READ_BLOCK: usize = 1 << 20;
+
+/// A segment's identity as carried by its file name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct SegmentName {
+    pub first_seq: u64,
+    pub open: bool,
+}
+
+impl SegmentName {
+    /// The file name for this segment.
+    pub fn file_name(&self) -> String {
+        let suffix = if self.open { OPEN_SUFFIX } else { CLOSED_SUFFIX };
+        format!("{:020}{suffix}", self.first_seq)
+    }
+
+    /// Recognises a segment file name; anything else is `None`.
+    pub fn parse(name: &str) -> Option<Self> {
+        let (digits, open) = if let Some(d) = name.strip_suffix(OPEN_SUFFIX) {
+            (d, true)
+        } else {
+            (name.strip_suffix(CLOSED_SUFFIX)?, false)
+        };
+        if digits.len() != 20 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        Some(SegmentName { first_seq: digits.parse().ok()?, open })
+    }
+}
+
+/// What a scan of a segment file found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SegmentSummary {
+    pub header: FileHeader,
+    pub packets: u64,
+    pub first_ts_ns: i64,
+    pub last_ts_ns: i64,
+    /// Length of the file up to the end of its last whole record.
+    pub valid_len: u64,
+    /// Length of the file on disk.
+    pub file_len: u64,
+}
+
+/// Reads a segment's file header.
+pub fn read_header(file: &mut File, path: &Path) -> Result<FileHeader> {
+    let mut h = [0u8; FILE_HEADER_LEN];
+    file.read_exact(&mut h).map_err(|e| Error::io(path, e))?;
+    FileHeader::decode(&h).map_err(|e| Error::Invalid(format!("{}: {e}", path.display())))
+}
+
+/// Calls `f` with every whole record of the segment at `path`, in order, reading in large
+/// blocks, until `f` breaks, `max_packets` records were seen, or the records end. Returns
+/// the file header and the byte offset just past the last whole record read.
+pub fn for_each_record(
+    path: &Path,
+    max_packets: Option<u64>,
+    mut f: impl FnMut(&RecordHeader, &[u8]) -> ControlFlow<()>,
+) -> Result<(FileHeader, u64, Tail)> {
+    let mut file = File::open(path).map_err(|e| Error::io(path, e))?;
+    let header = read_header(&mut file, path)?;
+    let max_caplen = header.snaplen.max(crate::DEFAULT_SNAPLEN);
+    let mut buf = vec![0u8; READ_BLOCK];
+    let mut filled = 0usize;
+    let mut offset = FILE_HEADER_LEN as u64;
+    let mut seen = 0u64;
+    loop {
+        let n = match file.read(&mut buf[filled..]) {
+            Ok(n) => n,
+            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+            Err(e) => return Err(Error::io(path, e)),
+        };
+        filled += n;
+        let mut records = Records::new(&buf[..filled], max_caplen);
+        for (h, data) in records.by_ref() {
+            if max_packets.is_some_and(|m| seen >= m) {
+                return Ok((header, offset, Tail::Clean));
+            }
+            seen += 1;
+            offset += (crate::savefile::RECORD_HEADER_LEN + data.len()) as u64;
+            if f(&h, data).is_break() {
+                return Ok((header, offset, Tail::Clean));
+            }
+        }
+        let consumed = records.consumed();
+        let tail = records.tail();
+        if tail == Tail::Corrupt {
+            return Ok((header, offset, Tail::Corrupt));
+        }
+        if n == 0 {
+            return Ok((header, offset, tail));
+        }
+        buf.copy_within(consumed..filled, 0);
+        filled -= consumed;
+        if filled == buf.len() {
+            // A record larger than the block: grow to hold it.
+            buf.resize(buf.len() * 2, 0);
+        }
+    }
+}
+
+/// Reads a whole segment and summarises it.
+pub fn scan(path: &Path) -> Result<SegmentSummary> {
+    let mut packets = 0u64;
+    let (mut first_ts_ns, mut last_ts_ns) = (0i64, 0i64);
+    let (header, valid_len, _) = for_each_record(path, None, |h, _| {
+        if packets == 0 {
+            first_ts_ns = h.ts_ns();
+        }
+        last_ts_ns = h.ts_ns();
+        packets += 1;
+        ControlFlow::Continue(())
+    })?;
+    let file_len = std::fs::metadata(path).map_err(|e| Error::io(path, e))?.len();
+    Ok(SegmentSummary { header, packets, first_ts_ns, last_ts_ns, valid_len, file_len })
+}
+
+/// Cuts a trailing partial (or corrupt) record from a segment left open by a crash, and
+/// returns its summary. A file too short for a header is reported as invalid.
+pub fn repair(path: &Path) -> Result<SegmentSummary> {
+    let mut s = scan(path)?;
+    if s.valid_len < s.file_len {
+        let file = OpenOptions::new().write(true).open(path).map_err(|e| Error::io(path, e))?;
+        file.set_len(s.valid_len).map_err(|e| Error::io(path, e))?;
+        file.sync_all().map_err(|e| Error::io(path, e))?;
+        s.file_len = s.valid_len;
+    }
+    Ok(s)
+}
+
+/// Opens a segment for reading positioned at its first record.
+pub fn open_at_records(path: &Path) -> Result<(File, FileHeader)> {
+    let mut file = File::open(path).map_err(|e| Error::io(path, e))?;
+    let header = read_header(&mut file, path)?;
+    file.seek(SeekFrom::Start(FILE_HEADER_LEN as u64)).map_err(|e| Error::io(path, e))?;
+    Ok((file, header))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::savefile::encode_record;
+    use std::io::Write;
+
+    #[test]
+    fn names_round_trip() {
+        let n = SegmentName { first_seq: 42, open: true };
+        assert_eq!(n.file_name(), "00000000000000000042.pcap.part");
+        assert_eq!(SegmentName::parse(&n.file_name()), Some(n));
+        let c = SegmentName { first_seq: 7, open: false };
+        assert_eq!(SegmentName::parse(&c.file_name()), Some(c));
+        assert_eq!(SegmentName::parse("notes.txt"), None);
+        assert_eq!(SegmentName::parse("42.pcap"), None);
+    }
+
+    #[test]
+    fn repair_cuts_a_partial_record() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(SegmentName { first_seq: 1, open: true }.file_name());
+        let mut bytes = FileHeader { link_type: 1, snaplen: 262_144 }.encode().to_vec();
+        for i in 0..3 {
+            encode_record(&mut bytes, 1_000_000_000 * (i + 1), 64, &[i as u8; 64]);
+        }
+        let whole = bytes.len() as u64;
+        bytes.extend_from_slice(&[5u8; 30]);
+        File::create(&path).unwrap().write_all(&bytes).unwrap();
+
+        let s = repair(&path).unwrap();
+        assert_eq!(s.packets, 3);
+        assert_eq!(s.valid_len, whole);
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), whole);
+        assert_eq!((s.first_ts_ns, s.last_ts_ns), (1_000_000_000, 3_000_000_000));
+    }
+
+    #[test]
+    fn records_larger_than_a_block_are_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("00000000000000000001.pcap");
+        let mut bytes = FileHeader { link_type: 1, snaplen: 262_144 }.encode().to_vec();
+        for _ in 0..20 {
+            encode_record(&mut bytes, 5, 200_000, &[1u8; 200_000]);
+        }
+        File::create(&path).unwrap().write_all(&bytes).unwrap();
+        assert_eq!(scan(&path).unwrap().packets, 20);
+        let mut n = 0;
+        for_each_record(&path, Some(7), |_, _| {
+            n += 1;
+            ControlFlow::Continue(())
+        })
+        .unwrap();
+        assert_eq!(n, 7);
+    }
+}
