@@ -1,1 +1,93 @@
-fn main() {}
+//! `pcap`: the command-line client of pcapd. It defines and drives captures through the
+//! daemon's API and writes what they captured as standard pcap savefiles.
+
+#![forbid(unsafe_code)]
+
+mod cmd;
+mod output;
+mod rpc;
+mod table;
+mod target;
+mod view;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+
+/// Capture packets through pcapd: define named captures, start and stop them, and read
+/// them back as pcap (`pcap replay web | wireshark -k -i -`).
+#[derive(Debug, Parser)]
+#[command(name = "pcap", version, propagate_version = true)]
+struct Cli {
+    /// UNIX socket of the local pcapd
+    #[arg(long, global = true, value_name = "PATH", env = "PCAP_SOCKET",
+          default_value = pcap_core::DEFAULT_SOCKET)]
+    socket: PathBuf,
+    /// Print JSON for scripts instead of text for people
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: cmd::Command,
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let ctx = cmd::Context {
+        json: cli.json,
+        targets: target::Targets::new(cli.socket),
+    };
+    match cmd::run(cli.command, &ctx).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("pcap: error: {}", report(&e));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The error and its causes on one line, leaving out a cause its parent already quotes.
+fn report(e: &anyhow::Error) -> String {
+    let mut line = e.to_string();
+    for cause in e.chain().skip(1) {
+        let text = cause.to_string();
+        if !line.contains(&text) {
+            line.push_str(": ");
+            line.push_str(&text);
+        }
+    }
+    line
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use anyhow::Context as _;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn global_options_go_anywhere() {
+        let cli = Cli::try_parse_from(["pcap", "list", "--json", "--socket", "/tmp/s"]).unwrap();
+        assert!(cli.json);
+        assert_eq!(cli.socket, PathBuf::from("/tmp/s"));
+        let cli = Cli::try_parse_from(["pcap", "--json", "version"]).unwrap();
+        assert!(cli.json);
+    }
+
+    #[test]
+    fn causes_are_told_once() {
+        let io = std::io::Error::other("disk full");
+        let e = Err::<(), _>(io)
+            .context("cannot write to out.pcap")
+            .unwrap_err();
+        assert_eq!(report(&e), "cannot write to out.pcap: disk full");
+        let core = pcap_core::Error::io("/x", std::io::Error::other("gone"));
+        assert_eq!(report(&anyhow::Error::from(core)), "/x: gone");
+    }
+}

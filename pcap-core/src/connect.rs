@@ -31,7 +31,9 @@ pub async fn connect(url: &str) -> Result<Client> {
 
 /// Connects to a pcapd listening on the UNIX socket at `path`.
 pub async fn connect_unix(path: &Path) -> Result<Client> {
-    let first = UnixStream::connect(path).await.map_err(|e| classify(path, e))?;
+    let first = UnixStream::connect(path)
+        .await
+        .map_err(|e| classify(path, e))?;
     let first = Arc::new(Mutex::new(Some(first)));
     let owned: PathBuf = path.to_owned();
     // The URI is required by tonic but unused: the connector below decides where to go.
@@ -50,7 +52,10 @@ pub async fn connect_unix(path: &Path) -> Result<Client> {
             }
         }))
         .await
-        .map_err(|e| Error::Connect { target: path.display().to_string(), message: e.to_string() })?;
+        .map_err(|e| Error::Connect {
+            target: path.display().to_string(),
+            message: e.to_string(),
+        })?;
     Ok(PcapdClient::new(channel)
         .max_decoding_message_size(64 << 20)
         .max_encoding_message_size(16 << 20))
@@ -60,16 +65,25 @@ pub async fn connect_unix(path: &Path) -> Result<Client> {
 fn classify(path: &Path, e: std::io::Error) -> Error {
     use std::io::ErrorKind::*;
     match e.kind() {
-        NotFound | ConnectionRefused => Error::NotRunning { path: path.to_owned() },
-        PermissionDenied => Error::PermissionDenied { path: path.to_owned(), group: socket_group(path) },
-        _ => Error::Connect { target: path.display().to_string(), message: e.to_string() },
+        NotFound | ConnectionRefused => Error::NotRunning {
+            path: path.to_owned(),
+        },
+        PermissionDenied => Error::PermissionDenied {
+            path: path.to_owned(),
+            group: socket_group(path),
+        },
+        _ => Error::Connect {
+            target: path.display().to_string(),
+            message: e.to_string(),
+        },
     }
 }
 
 /// Name of the group owning the socket (the group that grants access), `pcap` if unknown.
 fn socket_group(path: &Path) -> String {
     let gid = std::fs::metadata(path).map(|m| m.gid()).ok();
-    gid.and_then(group_name).unwrap_or_else(|| "pcap".to_owned())
+    gid.and_then(group_name)
+        .unwrap_or_else(|| "pcap".to_owned())
 }
 
 fn group_name(gid: u32) -> Option<String> {

@@ -19,8 +19,9 @@ impl TryFrom<Option<api::Selector>> for Selector {
     fn try_from(s: Option<api::Selector>) -> Result<Self> {
         match s.and_then(|s| s.kind) {
             Some(api::selector::Kind::Id(id)) => Ok(Selector::Id(id)),
-            Some(api::selector::Kind::Alias(a)) => Selector::parse(&a)
-                .map_err(|e| Error::BadRequest(e.to_string())),
+            Some(api::selector::Kind::Alias(a)) => {
+                Selector::parse(&a).map_err(|e| Error::BadRequest(e.to_string()))
+            }
             Some(api::selector::Kind::All(true)) => Ok(Selector::All),
             Some(api::selector::Kind::All(false)) | None => Err(Error::BadRequest(
                 "selector missing: give a capture id, an alias, or all".into(),
@@ -56,7 +57,9 @@ impl TryFrom<Option<api::Target>> for Target {
             1 if t.interfaces[0].is_empty() || t.interfaces[0] == "any" => {
                 Ok(Target { interface: None })
             }
-            1 => Ok(Target { interface: Some(t.interfaces[0].clone()) }),
+            1 => Ok(Target {
+                interface: Some(t.interfaces[0].clone()),
+            }),
             _ => Err(Error::BadRequest(
                 "a capture on several interfaces is not supported yet: give one, or none for all"
                     .into(),
@@ -67,7 +70,10 @@ impl TryFrom<Option<api::Target>> for Target {
 
 impl From<&Target> for api::Target {
     fn from(t: &Target) -> Self {
-        api::Target { interfaces: t.interface.iter().cloned().collect(), netns: String::new() }
+        api::Target {
+            interfaces: t.interface.iter().cloned().collect(),
+            netns: String::new(),
+        }
     }
 }
 
@@ -115,7 +121,7 @@ impl TryFrom<api::InitRequest> for CaptureSpec {
             .collect::<Result<Vec<_>>>()?;
         let snaplen = match r.snaplen {
             0 => DEFAULT_SNAPLEN,
-            n if n < 16 || n > DEFAULT_SNAPLEN => {
+            n if !(16..=DEFAULT_SNAPLEN).contains(&n) => {
                 return Err(Error::BadRequest(format!(
                     "snaplen {n} is out of range: use 16 to {DEFAULT_SNAPLEN} bytes"
                 )))
@@ -236,7 +242,11 @@ impl TryFrom<api::Capture> for CaptureInfo {
         let retention = c.retention.unwrap_or_default();
         Ok(CaptureInfo {
             id: c.id,
-            aliases: c.aliases.iter().map(|a| Alias::new(a)).collect::<Result<_>>()?,
+            aliases: c
+                .aliases
+                .iter()
+                .map(|a| Alias::new(a))
+                .collect::<Result<_>>()?,
             target: Target::try_from(c.target)?,
             filter: c.filter,
             applied_filter: c.applied_filter,
@@ -308,7 +318,10 @@ impl TryFrom<api::ListenRequest> for ListenSpec {
 
 impl From<&ListenSpec> for api::ListenRequest {
     fn from(s: &ListenSpec) -> Self {
-        api::ListenRequest { selector: Some((&s.selector).into()), count: s.count.unwrap_or(0) }
+        api::ListenRequest {
+            selector: Some((&s.selector).into()),
+            count: s.count.unwrap_or(0),
+        }
     }
 }
 
@@ -328,20 +341,34 @@ mod tests {
     #[test]
     fn init_request_round_trips_and_validates() {
         let spec = CaptureSpec {
-            target: Target { interface: Some("lo".into()) },
+            target: Target {
+                interface: Some("lo".into()),
+            },
             filter: "udp port 53".into(),
             aliases: vec![Alias::new("dns").unwrap()],
             snaplen: 1500,
             promisc: false,
-            stop: StopConditions { duration_secs: Some(5), packet_count: None },
-            retention: Retention { max_bytes: Some(1 << 20), max_age_secs: None },
+            stop: StopConditions {
+                duration_secs: Some(5),
+                packet_count: None,
+            },
+            retention: Retention {
+                max_bytes: Some(1 << 20),
+                max_age_secs: None,
+            },
         };
         let back = CaptureSpec::try_from(api::InitRequest::from(&spec)).unwrap();
         assert_eq!(back, spec);
 
-        let bad = api::InitRequest { aliases: vec!["42".into()], ..Default::default() };
+        let bad = api::InitRequest {
+            aliases: vec!["42".into()],
+            ..Default::default()
+        };
         assert!(CaptureSpec::try_from(bad).is_err());
-        let bad = api::InitRequest { snaplen: 4, ..Default::default() };
+        let bad = api::InitRequest {
+            snaplen: 4,
+            ..Default::default()
+        };
         assert!(CaptureSpec::try_from(bad).is_err());
         let default = CaptureSpec::try_from(api::InitRequest::default()).unwrap();
         assert_eq!(default.snaplen, DEFAULT_SNAPLEN);

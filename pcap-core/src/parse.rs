@@ -8,7 +8,9 @@ use crate::{Error, Result};
 /// are read the same way, as tcpdump and dumpcap users expect binary units).
 pub fn size(s: &str) -> Result<u64> {
     let t = s.trim();
-    let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
     let unit = unit.trim().to_ascii_lowercase();
     let mult: u64 = match unit.trim_end_matches("ib").trim_end_matches('b') {
@@ -118,10 +120,19 @@ mod tests {
     #[test]
     fn times() {
         let now = UNIX_EPOCH + Duration::from_secs(1_800_000_000);
-        assert_eq!(time("2026-11-22T14:05:00Z", now).unwrap(), 1_795_356_300_000_000_000);
-        assert_eq!(time("2026-11-22T14:05:00.25Z", now).unwrap(), 1_795_356_300_250_000_000);
+        assert_eq!(
+            time("2026-11-22T14:05:00Z", now).unwrap(),
+            1_795_356_300_000_000_000
+        );
+        assert_eq!(
+            time("2026-11-22T14:05:00.25Z", now).unwrap(),
+            1_795_356_300_250_000_000
+        );
         assert_eq!(time("1795000000", now).unwrap(), 1_795_000_000_000_000_000);
-        assert_eq!(time("1795000000.5", now).unwrap(), 1_795_000_000_500_000_000);
+        assert_eq!(
+            time("1795000000.5", now).unwrap(),
+            1_795_000_000_500_000_000
+        );
         assert_eq!(time("30s", now).unwrap(), 1_799_999_970_000_000_000);
         assert_eq!(time("2h", now).unwrap(), 1_799_992_800_000_000_000);
         for bad in ["", "yesterday", "2026-13-40T00:00:00Z", "5 parsecs"] {

@@ -43,7 +43,10 @@ impl FileHeader {
                 word(0)
             )));
         }
-        Ok(FileHeader { snaplen: word(16), link_type: word(20) })
+        Ok(FileHeader {
+            snaplen: word(16),
+            link_type: word(20),
+        })
     }
 }
 
@@ -84,7 +87,12 @@ impl RecordHeader {
     /// Reads 16 header bytes.
     pub fn decode(b: &[u8; RECORD_HEADER_LEN]) -> Self {
         let word = |i: usize| u32::from_le_bytes(b[i..i + 4].try_into().expect("4 bytes"));
-        RecordHeader { ts_sec: word(0), ts_usec: word(4), caplen: word(8), origlen: word(12) }
+        RecordHeader {
+            ts_sec: word(0),
+            ts_usec: word(4),
+            caplen: word(8),
+            origlen: word(12),
+        }
     }
 }
 
@@ -116,7 +124,11 @@ pub enum Tail {
 impl<'a> Records<'a> {
     /// Iterates the records in `buf`, which must start at a record boundary.
     pub fn new(buf: &'a [u8], max_caplen: u32) -> Self {
-        Records { buf, pos: 0, max_caplen }
+        Records {
+            buf,
+            pos: 0,
+            max_caplen,
+        }
     }
 
     /// Bytes of `buf` consumed by whole records so far.
@@ -169,7 +181,10 @@ mod tests {
 
     #[test]
     fn header_and_records_round_trip() {
-        let hdr = FileHeader { link_type: 1, snaplen: 262_144 };
+        let hdr = FileHeader {
+            link_type: 1,
+            snaplen: 262_144,
+        };
         assert_eq!(FileHeader::decode(&hdr.encode()).unwrap(), hdr);
 
         let mut buf = Vec::new();
@@ -191,8 +206,13 @@ mod tests {
     #[test]
     fn garbage_is_reported_corrupt() {
         let mut buf = Vec::new();
-        RecordHeader { ts_sec: 1, ts_usec: 0, caplen: 70_000, origlen: 70_000 }
-            .encode_into(&mut buf);
+        RecordHeader {
+            ts_sec: 1,
+            ts_usec: 0,
+            caplen: 70_000,
+            origlen: 70_000,
+        }
+        .encode_into(&mut buf);
         buf.extend_from_slice(&[0u8; 100]);
         let mut it = Records::new(&buf, 65_536);
         assert!(it.next().is_none());

@@ -28,7 +28,11 @@ pub struct SegmentName {
 impl SegmentName {
     /// The file name for this segment.
     pub fn file_name(&self) -> String {
-        let suffix = if self.open { OPEN_SUFFIX } else { CLOSED_SUFFIX };
+        let suffix = if self.open {
+            OPEN_SUFFIX
+        } else {
+            CLOSED_SUFFIX
+        };
         format!("{:020}{suffix}", self.first_seq)
     }
 
@@ -42,7 +46,10 @@ impl SegmentName {
         if digits.len() != 20 || !digits.bytes().all(|b| b.is_ascii_digit()) {
             return None;
         }
-        Some(SegmentName { first_seq: digits.parse().ok()?, open })
+        Some(SegmentName {
+            first_seq: digits.parse().ok()?,
+            open,
+        })
     }
 }
 
@@ -128,8 +135,17 @@ pub fn scan(path: &Path) -> Result<SegmentSummary> {
         packets += 1;
         ControlFlow::Continue(())
     })?;
-    let file_len = std::fs::metadata(path).map_err(|e| Error::io(path, e))?.len();
-    Ok(SegmentSummary { header, packets, first_ts_ns, last_ts_ns, valid_len, file_len })
+    let file_len = std::fs::metadata(path)
+        .map_err(|e| Error::io(path, e))?
+        .len();
+    Ok(SegmentSummary {
+        header,
+        packets,
+        first_ts_ns,
+        last_ts_ns,
+        valid_len,
+        file_len,
+    })
 }
 
 /// Cuts a trailing partial (or corrupt) record from a segment left open by a crash, and
@@ -137,7 +153,10 @@ pub fn scan(path: &Path) -> Result<SegmentSummary> {
 pub fn repair(path: &Path) -> Result<SegmentSummary> {
     let mut s = scan(path)?;
     if s.valid_len < s.file_len {
-        let file = OpenOptions::new().write(true).open(path).map_err(|e| Error::io(path, e))?;
+        let file = OpenOptions::new()
+            .write(true)
+            .open(path)
+            .map_err(|e| Error::io(path, e))?;
         file.set_len(s.valid_len).map_err(|e| Error::io(path, e))?;
         file.sync_all().map_err(|e| Error::io(path, e))?;
         s.file_len = s.valid_len;
@@ -149,7 +168,8 @@ pub fn repair(path: &Path) -> Result<SegmentSummary> {
 pub fn open_at_records(path: &Path) -> Result<(File, FileHeader)> {
     let mut file = File::open(path).map_err(|e| Error::io(path, e))?;
     let header = read_header(&mut file, path)?;
-    file.seek(SeekFrom::Start(FILE_HEADER_LEN as u64)).map_err(|e| Error::io(path, e))?;
+    file.seek(SeekFrom::Start(FILE_HEADER_LEN as u64))
+        .map_err(|e| Error::io(path, e))?;
     Ok((file, header))
 }
 
@@ -161,10 +181,16 @@ mod tests {
 
     #[test]
     fn names_round_trip() {
-        let n = SegmentName { first_seq: 42, open: true };
+        let n = SegmentName {
+            first_seq: 42,
+            open: true,
+        };
         assert_eq!(n.file_name(), "00000000000000000042.pcap.part");
         assert_eq!(SegmentName::parse(&n.file_name()), Some(n));
-        let c = SegmentName { first_seq: 7, open: false };
+        let c = SegmentName {
+            first_seq: 7,
+            open: false,
+        };
         assert_eq!(SegmentName::parse(&c.file_name()), Some(c));
         assert_eq!(SegmentName::parse("notes.txt"), None);
         assert_eq!(SegmentName::parse("42.pcap"), None);
@@ -173,8 +199,19 @@ mod tests {
     #[test]
     fn repair_cuts_a_partial_record() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join(SegmentName { first_seq: 1, open: true }.file_name());
-        let mut bytes = FileHeader { link_type: 1, snaplen: 262_144 }.encode().to_vec();
+        let path = dir.path().join(
+            SegmentName {
+                first_seq: 1,
+                open: true,
+            }
+            .file_name(),
+        );
+        let mut bytes = FileHeader {
+            link_type: 1,
+            snaplen: 262_144,
+        }
+        .encode()
+        .to_vec();
         for i in 0..3 {
             encode_record(&mut bytes, 1_000_000_000 * (i + 1), 64, &[i as u8; 64]);
         }
@@ -186,14 +223,22 @@ mod tests {
         assert_eq!(s.packets, 3);
         assert_eq!(s.valid_len, whole);
         assert_eq!(std::fs::metadata(&path).unwrap().len(), whole);
-        assert_eq!((s.first_ts_ns, s.last_ts_ns), (1_000_000_000, 3_000_000_000));
+        assert_eq!(
+            (s.first_ts_ns, s.last_ts_ns),
+            (1_000_000_000, 3_000_000_000)
+        );
     }
 
     #[test]
     fn records_larger_than_a_block_are_read() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("00000000000000000001.pcap");
-        let mut bytes = FileHeader { link_type: 1, snaplen: 262_144 }.encode().to_vec();
+        let mut bytes = FileHeader {
+            link_type: 1,
+            snaplen: 262_144,
+        }
+        .encode()
+        .to_vec();
         for _ in 0..20 {
             encode_record(&mut bytes, 5, 200_000, &[1u8; 200_000]);
         }

@@ -1,1 +1,59 @@
-fn main() {}
+//! `pcapd`: the packet capture daemon.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use pcapd::config::{Config, Flags};
+
+fn main() -> ExitCode {
+    init_tracing();
+    let flags = Flags::parse();
+    let config = match Config::load(&flags) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("pcapd: {e}");
+            return ExitCode::from(64);
+        }
+    };
+    // Spool files, the database and directories are not for others to read.
+    nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o027));
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("pcapd: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(pcapd::server::run(config, flags));
+    // Everything that matters is flushed by now; do not linger on idle worker threads.
+    runtime.shutdown_timeout(std::time::Duration::from_millis(100));
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e @ pcapd::Error::Config(_)) => {
+            eprintln!("pcapd: {e}");
+            ExitCode::from(64)
+        }
+        Err(e) => {
+            eprintln!("pcapd: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Logs to stderr; without timestamps when journald (which adds its own) collects them.
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if std::env::var_os("JOURNAL_STREAM").is_some() {
+        builder.without_time().with_ansi(false).init();
+    } else {
+        builder.init();
+    }
+}

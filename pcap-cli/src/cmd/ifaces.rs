@@ -1,0 +1,102 @@
+//! `pcap ifaces`: the interfaces the daemon can capture on.
+
+use anyhow::Result;
+use pcap_core::api::v1 as api;
+use serde::Serialize;
+
+use super::Context;
+use crate::output::{print_json, print_stdout};
+use crate::rpc::status_error;
+use crate::table::{Align, Table};
+
+/// An interface as scripts see it in `--json` output.
+#[derive(Debug, Serialize)]
+struct InterfaceJson<'a> {
+    name: &'a str,
+    description: &'a str,
+    addresses: &'a [String],
+    up: bool,
+    running: bool,
+    loopback: bool,
+}
+
+/// Runs `pcap ifaces`.
+pub async fn run(ctx: &Context) -> Result<()> {
+    let (mut client, _) = ctx.targets.client_for("").await?;
+    let response = client
+        .interfaces(api::InterfacesRequest {})
+        .await
+        .map_err(status_error)?
+        .into_inner();
+    if ctx.json {
+        let list: Vec<InterfaceJson> = response
+            .interfaces
+            .iter()
+            .map(|i| InterfaceJson {
+                name: &i.name,
+                description: &i.description,
+                addresses: &i.addresses,
+                up: i.up,
+                running: i.running,
+                loopback: i.loopback,
+            })
+            .collect();
+        return print_json(&list);
+    }
+    print_stdout(&render(&response.interfaces))
+}
+
+fn render(interfaces: &[api::Interface]) -> String {
+    let mut table = Table::new(&[
+        ("NAME", Align::Left),
+        ("STATE", Align::Left),
+        ("ADDRESSES", Align::Left),
+    ]);
+    for i in interfaces {
+        let addresses = match i.addresses.is_empty() {
+            true => "-".to_owned(),
+            false => i.addresses.join(", "),
+        };
+        table.row(vec![i.name.clone(), state(i), addresses]);
+    }
+    table.render()
+}
+
+/// `up` or `down`, then `running` and `loopback` when they hold: `up,running,loopback`.
+fn state(i: &api::Interface) -> String {
+    let mut words = vec![if i.up { "up" } else { "down" }];
+    if i.running {
+        words.push("running");
+    }
+    if i.loopback {
+        words.push("loopback");
+    }
+    words.join(",")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn interfaces_table() {
+        let lo = api::Interface {
+            name: "lo".into(),
+            description: String::new(),
+            addresses: vec!["127.0.0.1".into(), "::1".into()],
+            up: true,
+            running: true,
+            loopback: true,
+        };
+        let eth = api::Interface {
+            name: "eth1".into(),
+            ..Default::default()
+        };
+        assert_eq!(
+            render(&[lo, eth]),
+            "NAME  STATE                ADDRESSES\n\
+             lo    up,running,loopback  127.0.0.1, ::1\n\
+             eth1  down                 -\n"
+        );
+    }
+}

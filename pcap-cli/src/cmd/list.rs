@@ -1,0 +1,139 @@
+//! `pcap list`: every capture with its state and counters.
+
+use anyhow::Result;
+use pcap_core::api::v1 as api;
+use pcap_core::domain::CaptureInfo;
+
+use super::Context;
+use crate::output::{print_json, print_stdout};
+use crate::rpc::status_error;
+use crate::table::{human_size, or_dash, Align, Table};
+use crate::view::{aliases_cell, drops, state_cell, CaptureJson};
+
+/// Runs `pcap list`.
+pub async fn run(ctx: &Context) -> Result<()> {
+    let (mut client, _) = ctx.targets.client_for("").await?;
+    let response = client
+        .list(api::ListRequest {})
+        .await
+        .map_err(status_error)?
+        .into_inner();
+    let mut captures = super::captures(response.captures)?;
+    captures.sort_by_key(|c| c.id);
+    if ctx.json {
+        return print_json(&captures.iter().map(CaptureJson::from).collect::<Vec<_>>());
+    }
+    print_stdout(&render(&captures))?;
+    if captures.is_empty() {
+        eprintln!("no captures; create one with `pcap init IFACE FILTER --alias NAME`");
+    }
+    Ok(())
+}
+
+/// The table, followed by the filters pcapd compiled where they differ from those given.
+fn render(captures: &[CaptureInfo]) -> String {
+    let mut table = Table::new(&[
+        ("ID", Align::Left),
+        ("ALIASES", Align::Left),
+        ("IFACE", Align::Left),
+        ("FILTER", Align::Left),
+        ("STATE", Align::Left),
+        ("PACKETS", Align::Right),
+        ("BYTES", Align::Right),
+        ("DROPS", Align::Right),
+        ("SPOOL", Align::Right),
+    ]);
+    for c in captures {
+        table.row(vec![
+            c.id.to_string(),
+            aliases_cell(&c.aliases),
+            c.target.to_string(),
+            or_dash(&c.filter),
+            state_cell(c.state, &c.reason),
+            c.counters.spooled_packets.to_string(),
+            human_size(c.counters.spooled_bytes),
+            drops(&c.counters).to_string(),
+            human_size(c.counters.spool_bytes),
+        ]);
+    }
+    let mut out = table.render();
+    let applied: Vec<&CaptureInfo> = captures
+        .iter()
+        .filter(|c| !c.applied_filter.is_empty() && c.applied_filter != c.filter)
+        .collect();
+    if !applied.is_empty() {
+        out.push_str("\nfilters as applied by pcapd:\n");
+        for c in applied {
+            out.push_str(&format!("  {}: {}\n", c.id, c.applied_filter));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pcap_core::domain::{Alias, Counters, Retention, State, StopConditions, Target};
+
+    fn capture(
+        id: u64,
+        alias: &str,
+        iface: Option<&str>,
+        filter: &str,
+        applied: &str,
+    ) -> CaptureInfo {
+        CaptureInfo {
+            id,
+            aliases: vec![Alias::new(alias).unwrap()],
+            target: Target {
+                interface: iface.map(str::to_owned),
+            },
+            filter: filter.into(),
+            applied_filter: applied.into(),
+            snaplen: 262_144,
+            promisc: true,
+            stop: StopConditions::default(),
+            retention: Retention::default(),
+            owner: "uid 0 (root)".into(),
+            state: State::Active,
+            reason: String::new(),
+            counters: Counters::default(),
+            link_type: 276,
+            created_unix_ns: 1,
+            started_unix_ns: 1,
+        }
+    }
+
+    #[test]
+    fn table_with_states_sizes_and_applied_filters() {
+        let mut a = capture(1, "web", Some("lo"), "udp port 9999", "udp port 9999");
+        a.counters = Counters {
+            spooled_packets: 12,
+            spooled_bytes: 1_258_291,
+            spool_bytes: 2048,
+            dropped_kernel: 1,
+            dropped_interface: 2,
+            ..Default::default()
+        };
+        let mut b = capture(12, "all", None, "", "not tcp port 2020");
+        b.state = State::Failed;
+        b.reason = "disk full".into();
+        assert_eq!(
+            render(&[a, b]),
+            "ID  ALIASES  IFACE  FILTER         STATE               PACKETS    BYTES  DROPS    SPOOL\n\
+             1   web      lo     udp port 9999  ACTIVE                   12  1.2 MiB      3  2.0 KiB\n\
+             12  all      any    -              FAILED (disk full)        0      0 B      0      0 B\n\
+             \n\
+             filters as applied by pcapd:\n  \
+             12: not tcp port 2020\n"
+        );
+    }
+
+    #[test]
+    fn empty_list_is_just_the_header() {
+        assert_eq!(
+            render(&[]),
+            "ID  ALIASES  IFACE  FILTER  STATE  PACKETS  BYTES  DROPS  SPOOL\n"
+        );
+    }
+}

@@ -1,0 +1,113 @@
+//! `pcap start`, `pcap stop` and `pcap delete`: the same selection, three verbs.
+
+use anyhow::Result;
+use clap::Args;
+use pcap_core::api::v1 as api;
+use pcap_core::domain::Selector;
+
+use super::Context;
+use crate::output::{print_json, print_stdout};
+use crate::rpc::status_error;
+use crate::view::{summary_line, CaptureJson};
+
+/// Which captures a command applies to: one by id or alias, or all of them.
+#[derive(Debug, Args)]
+pub struct SelectArgs {
+    /// Capture id or alias
+    #[arg(
+        value_name = "ID|ALIAS",
+        required_unless_present = "all",
+        conflicts_with = "all"
+    )]
+    capture: Option<String>,
+    /// Every capture
+    #[arg(long)]
+    all: bool,
+}
+
+/// What to do to the selected captures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    Start,
+    Stop,
+    Delete,
+}
+
+/// Runs `pcap start|stop|delete`: one line per capture affected (`3 web ACTIVE`), or JSON.
+pub async fn run(action: Action, args: SelectArgs, ctx: &Context) -> Result<()> {
+    let (mut client, name) = ctx
+        .targets
+        .client_for(args.capture.as_deref().unwrap_or(""))
+        .await?;
+    let selector = selector(args.all, name)?;
+    let request = api::SelectRequest {
+        selector: Some((&selector).into()),
+    };
+    let response = match action {
+        Action::Start => client.start(request).await,
+        Action::Stop => client.stop(request).await,
+        Action::Delete => client.delete(request).await,
+    }
+    .map_err(status_error)?
+    .into_inner();
+    let captures = super::captures(response.captures)?;
+    if ctx.json {
+        return print_json(&captures.iter().map(CaptureJson::from).collect::<Vec<_>>());
+    }
+    if captures.is_empty() {
+        eprintln!("no captures; create one with `pcap init IFACE FILTER --alias NAME`");
+        return Ok(());
+    }
+    let mut text = String::new();
+    for c in &captures {
+        text.push_str(&summary_line(c));
+        text.push('\n');
+    }
+    print_stdout(&text)
+}
+
+/// The selector for `--all` or a typed id or alias (already stripped of any remote).
+pub fn selector(all: bool, name: &str) -> Result<Selector> {
+    if all {
+        return Ok(Selector::All);
+    }
+    Ok(Selector::parse(name)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+    use pcap_core::domain::Alias;
+
+    #[derive(Parser)]
+    struct Wrap {
+        #[command(flatten)]
+        select: SelectArgs,
+    }
+
+    fn parse(argv: &[&str]) -> Result<SelectArgs, clap::Error> {
+        Wrap::try_parse_from(std::iter::once("start").chain(argv.iter().copied())).map(|w| w.select)
+    }
+
+    #[test]
+    fn one_capture_or_all_but_not_both_nor_neither() {
+        let a = parse(&["web"]).unwrap();
+        assert_eq!(a.capture.as_deref(), Some("web"));
+        assert!(parse(&["--all"]).unwrap().all);
+        assert!(parse(&["web", "--all"]).is_err());
+        assert!(parse(&[]).is_err());
+    }
+
+    #[test]
+    fn ids_aliases_and_all() {
+        assert_eq!(selector(false, "7").unwrap(), Selector::Id(7));
+        assert_eq!(
+            selector(false, "web").unwrap(),
+            Selector::Alias(Alias::new("web").unwrap())
+        );
+        assert_eq!(selector(true, "").unwrap(), Selector::All);
+        let err = selector(false, "no/such").unwrap_err().to_string();
+        assert!(err.contains("invalid alias"), "{err}");
+    }
+}

@@ -1,0 +1,79 @@
+//! The commands of `pcap`, one module per group, and what they share.
+
+mod ifaces;
+mod init;
+mod list;
+mod manage;
+mod stream;
+mod version;
+
+use anyhow::{Context as _, Result};
+use clap::Subcommand;
+use pcap_core::api::v1 as api;
+use pcap_core::domain::CaptureInfo;
+
+use crate::target::Targets;
+
+/// What every command gets from the global options.
+#[derive(Debug, Clone)]
+pub struct Context {
+    /// `--json`: print JSON for scripts instead of text for people.
+    pub json: bool,
+    /// Where targets and selectors lead.
+    pub targets: Targets,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Define a capture on an interface with a BPF filter (or add aliases to the existing
+    /// capture of the same interface and filter); prints its id
+    Init(init::InitArgs),
+    /// Start or resume captures
+    #[command(override_usage = "pcap start [OPTIONS] <ID|ALIAS|--all>")]
+    Start(manage::SelectArgs),
+    /// Pause captures, keeping what they spooled
+    #[command(override_usage = "pcap stop [OPTIONS] <ID|ALIAS|--all>")]
+    Stop(manage::SelectArgs),
+    /// Remove captures and their spool
+    #[command(override_usage = "pcap delete [OPTIONS] <ID|ALIAS|--all>")]
+    Delete(manage::SelectArgs),
+    /// Show every capture with its state and counters
+    List,
+    /// Write what a capture spooled as a pcap savefile (with --live, then new packets too)
+    Replay(stream::ReplayArgs),
+    /// Write new packets of a capture as a pcap savefile as they are captured
+    Listen(stream::ListenArgs),
+    /// Show the network interfaces pcapd can capture on
+    Ifaces,
+    /// Show the versions of pcap and of the daemon
+    Version,
+}
+
+/// Runs one command.
+pub async fn run(command: Command, ctx: &Context) -> Result<()> {
+    match command {
+        Command::Init(args) => init::run(args, ctx).await,
+        Command::Start(args) => manage::run(manage::Action::Start, args, ctx).await,
+        Command::Stop(args) => manage::run(manage::Action::Stop, args, ctx).await,
+        Command::Delete(args) => manage::run(manage::Action::Delete, args, ctx).await,
+        Command::List => list::run(ctx).await,
+        Command::Replay(args) => stream::replay(args, ctx).await,
+        Command::Listen(args) => stream::listen(args, ctx).await,
+        Command::Ifaces => ifaces::run(ctx).await,
+        Command::Version => version::run(ctx).await,
+    }
+}
+
+/// Reads captures sent by the daemon into domain types.
+fn captures(list: Vec<api::Capture>) -> Result<Vec<CaptureInfo>> {
+    list.into_iter().map(capture).collect()
+}
+
+/// Reads one capture sent by the daemon.
+fn capture(c: api::Capture) -> Result<CaptureInfo> {
+    let id = c.id;
+    CaptureInfo::try_from(c).with_context(|| {
+        format!("pcapd sent capture {id} in a form this pcap cannot read (compare `pcap version`)")
+    })
+}

@@ -1,0 +1,236 @@
+//! `pcap replay` and `pcap listen`: a capture's packets as a pcap savefile, written as the
+//! stream delivers them, with the stream's notices told on stderr.
+
+use std::path::PathBuf;
+use std::time::SystemTime;
+
+use anyhow::{bail, Result};
+use clap::Args;
+use pcap_core::api::v1::{self as api, notice, stream_message::Kind};
+use pcap_core::domain::{ListenSpec, ReplaySpec, State};
+use pcap_core::savefile::FileHeader;
+use tonic::Streaming;
+
+use super::Context;
+use crate::output::{Destination, Flow};
+use crate::rpc::status_error;
+
+/// Arguments of `pcap replay`.
+#[derive(Debug, Args)]
+pub struct ReplayArgs {
+    /// Capture id or alias
+    #[arg(value_name = "ID|ALIAS")]
+    capture: String,
+    /// After what is spooled, go on with new packets until the capture stops
+    #[arg(long)]
+    live: bool,
+    /// Only packets from T on (RFC 3339, unix seconds, or how long ago: 30s, 5m, 2h)
+    #[arg(long, value_name = "T", value_parser = parse_time)]
+    since: Option<i64>,
+    /// Only packets before T (RFC 3339, unix seconds, or how long ago: 30s, 5m, 2h)
+    #[arg(long, value_name = "T", value_parser = parse_time)]
+    until: Option<i64>,
+    /// Only packets matching this BPF filter
+    #[arg(long, value_name = "BPF")]
+    filter: Option<String>,
+    /// Write the savefile to FILE instead of standard output
+    #[arg(short = 'w', long = "write", value_name = "FILE")]
+    write: Option<PathBuf>,
+}
+
+/// Arguments of `pcap listen`.
+#[derive(Debug, Args)]
+pub struct ListenArgs {
+    /// Capture id or alias
+    #[arg(value_name = "ID|ALIAS")]
+    capture: String,
+    /// End after this many packets
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    count: Option<u64>,
+    /// Write the savefile to FILE instead of standard output
+    #[arg(short = 'w', long = "write", value_name = "FILE")]
+    write: Option<PathBuf>,
+}
+
+/// Runs `pcap replay`.
+pub async fn replay(args: ReplayArgs, ctx: &Context) -> Result<()> {
+    let dest = Destination::choose(args.write.as_deref())?;
+    let (mut client, name) = ctx.targets.client_for(&args.capture).await?;
+    let spec = ReplaySpec {
+        selector: super::manage::selector(false, name)?,
+        live: args.live,
+        since_unix_ns: args.since,
+        until_unix_ns: args.until,
+        filter: args.filter.unwrap_or_default().trim().to_owned(),
+    };
+    let stream = client
+        .replay(api::ReplayRequest::from(&spec))
+        .await
+        .map_err(status_error)?
+        .into_inner();
+    pump(stream, &dest, None).await
+}
+
+/// Runs `pcap listen`.
+pub async fn listen(args: ListenArgs, ctx: &Context) -> Result<()> {
+    let dest = Destination::choose(args.write.as_deref())?;
+    let (mut client, name) = ctx.targets.client_for(&args.capture).await?;
+    let spec = ListenSpec {
+        selector: super::manage::selector(false, name)?,
+        count: args.count,
+    };
+    let stream = client
+        .listen(api::ListenRequest::from(&spec))
+        .await
+        .map_err(status_error)?
+        .into_inner();
+    pump(stream, &dest, args.count).await
+}
+
+/// Copies the stream into a savefile at `dest` until it ends, the reader goes away or
+/// `limit` packets are written.
+async fn pump(
+    mut stream: Streaming<api::StreamMessage>,
+    dest: &Destination,
+    limit: Option<u64>,
+) -> Result<()> {
+    let header = match stream
+        .message()
+        .await
+        .map_err(status_error)?
+        .and_then(|m| m.kind)
+    {
+        Some(Kind::Header(h)) => h,
+        Some(_) => bail!("pcapd sent packets before the stream header; this pcap cannot read it"),
+        None => bail!("pcapd ended the stream before sending its header"),
+    };
+    let mut out = dest.open()?;
+    let snaplen = match header.snaplen {
+        0 => pcap_core::DEFAULT_SNAPLEN,
+        n => n,
+    };
+    if out.header(FileHeader {
+        link_type: header.link_type,
+        snaplen,
+    })? == Flow::ReaderGone
+    {
+        return Ok(());
+    }
+    let mut remaining = limit;
+    let mut notices = Notices {
+        capture_id: header.capture_id,
+        told_inactive: false,
+    };
+    while let Some(message) = stream.message().await.map_err(status_error)? {
+        match message.kind {
+            Some(Kind::Packets(batch)) => {
+                let take = remaining.map_or(batch.packets.len(), |n| {
+                    batch
+                        .packets
+                        .len()
+                        .min(usize::try_from(n).unwrap_or(usize::MAX))
+                });
+                if out.packets(&batch.packets[..take])? == Flow::ReaderGone {
+                    return Ok(());
+                }
+                if let Some(n) = remaining.as_mut() {
+                    *n -= take as u64;
+                    if *n == 0 {
+                        break;
+                    }
+                }
+            }
+            Some(Kind::Notice(n)) => notices.tell(n),
+            // A repeated header or a kind newer than this pcap: nothing to write.
+            Some(Kind::Header(_)) | None => {}
+        }
+    }
+    out.finish()?;
+    Ok(())
+}
+
+/// Tells the stream's in-band notices on stderr, where they do not mix with the savefile.
+struct Notices {
+    capture_id: u64,
+    /// Whether a state other than ACTIVE was told, so that a return to ACTIVE is told too.
+    told_inactive: bool,
+}
+
+impl Notices {
+    fn tell(&mut self, n: api::Notice) {
+        if let Some(line) = self.line(n) {
+            eprintln!("{line}");
+        }
+    }
+
+    fn line(&mut self, n: api::Notice) -> Option<String> {
+        match n.kind? {
+            notice::Kind::Gap(gap) => Some(format!(
+                "pcap: {} packets skipped: this reader fell behind",
+                gap.dropped
+            )),
+            notice::Kind::State(change) => {
+                let id = self.capture_id;
+                let state = State::try_from(change.state).ok()?;
+                if state == State::Active {
+                    let was_inactive = std::mem::take(&mut self.told_inactive);
+                    return was_inactive.then(|| format!("pcap: capture {id} is ACTIVE again"));
+                }
+                self.told_inactive = true;
+                let reason = change.reason.trim();
+                Some(match reason {
+                    "" => format!("pcap: capture {id} is now {state}"),
+                    _ => format!("pcap: capture {id} is now {state} ({reason})"),
+                })
+            }
+        }
+    }
+}
+
+fn parse_time(s: &str) -> pcap_core::Result<i64> {
+    pcap_core::parse::time(s, SystemTime::now())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn state(s: api::State, reason: &str) -> api::Notice {
+        let change = api::StateChange {
+            state: s.into(),
+            reason: reason.into(),
+        };
+        api::Notice {
+            kind: Some(notice::Kind::State(change)),
+        }
+    }
+
+    #[test]
+    fn notices_read_well() {
+        let mut n = Notices {
+            capture_id: 3,
+            told_inactive: false,
+        };
+        let gap = api::Notice {
+            kind: Some(notice::Kind::Gap(api::Gap { dropped: 42 })),
+        };
+        assert_eq!(
+            n.line(gap).unwrap(),
+            "pcap: 42 packets skipped: this reader fell behind"
+        );
+        assert_eq!(n.line(state(api::State::Active, "")), None);
+        assert_eq!(
+            n.line(state(api::State::Retrying, "interface eth1 is down"))
+                .unwrap(),
+            "pcap: capture 3 is now RETRYING (interface eth1 is down)"
+        );
+        assert_eq!(
+            n.line(state(api::State::Active, "")).unwrap(),
+            "pcap: capture 3 is ACTIVE again"
+        );
+        assert_eq!(
+            n.line(state(api::State::Finished, "")).unwrap(),
+            "pcap: capture 3 is now FINISHED"
+        );
+    }
+}

@@ -1,0 +1,183 @@
+//! Where `replay` and `listen` write their pcap savefile: standard output or `-w FILE`.
+//! Readers such as `wireshark -k -i -` show packets as they come only if every batch is
+//! flushed; a reader that goes away (broken pipe) ends the command quietly.
+
+use std::fs::File;
+use std::io::{self, BufWriter, IsTerminal, Write};
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context as _, Result};
+use pcap_core::api::v1 as api;
+use pcap_core::savefile::{self, FileHeader};
+
+/// Buffer between the stream and the output; large so that one batch is one write.
+const BUFFER: usize = 1 << 20;
+
+/// Where the savefile goes, chosen before any call is made.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Destination {
+    Stdout,
+    File(PathBuf),
+}
+
+impl Destination {
+    /// The file named by `-w` (`-` is standard output, as in tcpdump), or standard output,
+    /// which must not be a terminal: binary data there is of no use and garbles it.
+    pub fn choose(write: Option<&Path>) -> Result<Self> {
+        match write {
+            Some(p) if p != Path::new("-") => Ok(Destination::File(p.to_owned())),
+            _ if io::stdout().is_terminal() => bail!(
+                "refusing to write binary pcap data to a terminal: pipe it into a reader \
+                 (pcap replay web | tcpdump -r -) or write a file with -w FILE"
+            ),
+            _ => Ok(Destination::Stdout),
+        }
+    }
+
+    /// Opens the destination; a file is created or truncated.
+    pub fn open(&self) -> Result<PcapWriter> {
+        let (out, name): (Box<dyn Write>, String) = match self {
+            Destination::Stdout => (Box::new(io::stdout().lock()), "standard output".into()),
+            Destination::File(path) => {
+                let file = File::create(path)
+                    .with_context(|| format!("cannot create {}", path.display()))?;
+                (Box::new(file), path.display().to_string())
+            }
+        };
+        Ok(PcapWriter {
+            out: BufWriter::with_capacity(BUFFER, out),
+            name,
+            scratch: Vec::new(),
+        })
+    }
+}
+
+/// Whether the reader is still there after a write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flow {
+    Continue,
+    /// The reader closed the pipe: stop, successfully.
+    ReaderGone,
+}
+
+/// Writes one pcap savefile: a file header, then records, flushed batch by batch.
+pub struct PcapWriter {
+    out: BufWriter<Box<dyn Write>>,
+    name: String,
+    scratch: Vec<u8>,
+}
+
+impl PcapWriter {
+    /// Writes the file header; call once, first.
+    pub fn header(&mut self, header: FileHeader) -> Result<Flow> {
+        let written = self
+            .out
+            .write_all(&header.encode())
+            .and_then(|()| self.out.flush());
+        self.check(written)
+    }
+
+    /// Writes packets as records and flushes them to the reader.
+    pub fn packets<'a>(
+        &mut self,
+        packets: impl IntoIterator<Item = &'a api::Packet>,
+    ) -> Result<Flow> {
+        self.scratch.clear();
+        for p in packets {
+            savefile::encode_record(
+                &mut self.scratch,
+                p.timestamp_ns,
+                p.original_length,
+                &p.data,
+            );
+        }
+        let written = self
+            .out
+            .write_all(&self.scratch)
+            .and_then(|()| self.out.flush());
+        self.check(written)
+    }
+
+    /// Flushes what is left; the file is complete afterwards.
+    pub fn finish(mut self) -> Result<Flow> {
+        let flushed = self.out.flush();
+        self.check(flushed)
+    }
+
+    fn check(&self, r: io::Result<()>) -> Result<Flow> {
+        match r {
+            Ok(()) => Ok(Flow::Continue),
+            Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(Flow::ReaderGone),
+            Err(e) => Err(e).with_context(|| format!("cannot write to {}", self.name)),
+        }
+    }
+}
+
+/// Prints text on standard output; a reader that went away (`pcap list | head -1`) is not
+/// an error.
+pub fn print_stdout(text: &str) -> Result<()> {
+    let mut out = io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Err(e) if e.kind() != io::ErrorKind::BrokenPipe => {
+            Err(e).context("cannot write to standard output")
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Prints a value as pretty JSON followed by a newline.
+pub fn print_json<T: serde::Serialize>(value: &T) -> Result<()> {
+    let mut text = serde_json::to_string_pretty(value).context("cannot encode JSON")?;
+    text.push('\n');
+    print_stdout(&text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_named_file_is_chosen_and_dash_means_stdout() {
+        let d = Destination::choose(Some(Path::new("/tmp/x.pcap"))).unwrap();
+        assert_eq!(d, Destination::File("/tmp/x.pcap".into()));
+        // Under a test harness stdout is usually captured, not a terminal.
+        if !io::stdout().is_terminal() {
+            assert_eq!(
+                Destination::choose(Some(Path::new("-"))).unwrap(),
+                Destination::Stdout
+            );
+        }
+    }
+
+    #[test]
+    fn writes_a_readable_savefile() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out.pcap");
+        let mut w = Destination::File(path.clone()).open().unwrap();
+        w.header(FileHeader {
+            link_type: 276,
+            snaplen: 262_144,
+        })
+        .unwrap();
+        let p = api::Packet {
+            timestamp_ns: 1_795_000_000_000_001_000,
+            captured_length: 3,
+            original_length: 60,
+            data: vec![1, 2, 3].into(),
+            sequence: 1,
+        };
+        assert_eq!(w.packets([&p]).unwrap(), Flow::Continue);
+        w.finish().unwrap();
+        let bytes = std::fs::read(&path).unwrap();
+        let header = FileHeader::decode(&bytes).unwrap();
+        assert_eq!((header.link_type, header.snaplen), (276, 262_144));
+        let mut records = savefile::Records::new(&bytes[savefile::FILE_HEADER_LEN..], 262_144);
+        let (h, data) = records.next().unwrap();
+        assert_eq!(
+            (h.ts_sec, h.ts_usec, h.caplen, h.origlen),
+            (1_795_000_000, 1, 3, 60)
+        );
+        assert_eq!(data, &[1, 2, 3]);
+        assert!(records.next().is_none());
+    }
+}

@@ -1,0 +1,115 @@
+//! Interfaces as libpcap sees them, and the checks `init` makes: the interface exists, its
+//! link type, and the filter compiles for it (so a bad filter is refused with libpcap's
+//! own message before anything runs).
+
+use pcap::{Capture, Device, Linktype};
+use pcap_core::api::v1 as api;
+use pcap_core::domain::Target;
+
+use crate::{Error, Result};
+
+/// libpcap's pseudo-device for all interfaces.
+pub const ANY: &str = "any";
+/// DLT_LINUX_SLL2: what all-interface captures are recorded as when libpcap offers it.
+pub const LINUX_SLL2: i32 = 276;
+
+/// Every interface, as the API describes them.
+pub fn interfaces() -> Result<Vec<api::Interface>> {
+    let devices =
+        Device::list().map_err(|e| Error::Unavailable(format!("listing interfaces: {e}")))?;
+    Ok(devices
+        .into_iter()
+        .filter(|d| d.name != ANY)
+        .map(|d| api::Interface {
+            addresses: d.addresses.iter().map(format_address).collect(),
+            up: d.flags.is_up(),
+            running: d.flags.is_running(),
+            loopback: d.flags.is_loopback(),
+            description: d.desc.unwrap_or_default(),
+            name: d.name,
+        })
+        .collect())
+}
+
+fn format_address(a: &pcap::Address) -> String {
+    let prefix = match a.netmask {
+        Some(std::net::IpAddr::V4(m)) => u32::from(m).count_ones(),
+        Some(std::net::IpAddr::V6(m)) => u128::from(m).count_ones(),
+        None => return a.addr.to_string(),
+    };
+    format!("{}/{prefix}", a.addr)
+}
+
+/// The libpcap device name of a target.
+pub fn device_name(target: &Target) -> &str {
+    target.interface.as_deref().unwrap_or(ANY)
+}
+
+/// Checks that the target's interface exists.
+pub fn check_exists(target: &Target) -> Result<()> {
+    let Some(name) = &target.interface else {
+        return Ok(());
+    };
+    let names: Vec<String> = interfaces()?.into_iter().map(|i| i.name).collect();
+    if names.iter().any(|n| n == name) {
+        return Ok(());
+    }
+    Err(Error::Invalid(format!(
+        "unknown interface {name:?}; known interfaces: {} (see `pcap ifaces`), or leave it \
+         empty to capture on all",
+        names.join(", ")
+    )))
+}
+
+/// Opens the device to learn its link type and compiles `filter` for it. An interface that
+/// cannot be opened now (down) is checked against a dead handle of its sysfs link type.
+pub fn probe(target: &Target, filter: &str, snaplen: u32) -> Result<u32> {
+    let name = device_name(target);
+    let opened =
+        Capture::from_device(name).and_then(|c| c.snaplen(snaplen as i32).timeout(10).open());
+    let link = match opened {
+        Ok(mut cap) => {
+            if target.interface.is_none() {
+                let _ = cap.set_datalink(Linktype(LINUX_SLL2));
+            }
+            let link = cap.get_datalink();
+            compile_check(&cap, filter)?;
+            link
+        }
+        Err(e) => {
+            tracing::debug!(device = name, error = %e, "probing with a dead handle");
+            let link = Linktype(sysfs_link_type(name));
+            let dead = Capture::dead(link).map_err(|e| Error::Invalid(e.to_string()))?;
+            compile_check(&dead, filter)?;
+            link
+        }
+    };
+    Ok(link.0 as u32)
+}
+
+/// Compiles `filter` for a capture of `link_type`, for replay filtering.
+pub fn compile_offline(link_type: u32, filter: &str) -> Result<pcap::BpfProgram> {
+    let dead =
+        Capture::dead(Linktype(link_type as i32)).map_err(|e| Error::Invalid(e.to_string()))?;
+    dead.compile(filter, true)
+        .map_err(|e| bad_filter(filter, e))
+}
+
+fn compile_check<T: pcap::Activated + ?Sized>(cap: &Capture<T>, filter: &str) -> Result<()> {
+    cap.compile(filter, true)
+        .map(drop)
+        .map_err(|e| bad_filter(filter, e))
+}
+
+fn bad_filter(filter: &str, e: pcap::Error) -> Error {
+    Error::Invalid(format!("invalid filter {filter:?}: {e}"))
+}
+
+/// ARPHRD type from sysfs mapped to a DLT: Ethernet unless it says otherwise.
+fn sysfs_link_type(name: &str) -> i32 {
+    let t = std::fs::read_to_string(format!("/sys/class/net/{name}/type")).unwrap_or_default();
+    match t.trim() {
+        "65534" => 12, // ARPHRD_NONE (tun): DLT_RAW
+        _ => 1,        // DLT_EN10MB, also what libpcap gives for loopback
+    }
+}

@@ -1,0 +1,430 @@
+//! The body of a capture thread: open the device, read blocks of packets with libpcap,
+//! append them to the spool, feed live readers, enforce retention and stop conditions,
+//! and retry with backoff while the interface is gone.
+
+use std::os::fd::AsFd;
+use std::os::unix::net::UnixDatagram;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::{mpsc, Arc};
+use std::time::{Duration, Instant, SystemTime};
+
+use bytes::Bytes;
+use pcap::{Active, Capture, Linktype};
+use pcap_core::domain::State;
+use pcap_core::savefile::FileHeader;
+use tokio::sync::mpsc as tmpsc;
+
+use super::live::{Fanout, LivePacket};
+use super::{CaptureParams, Control, Event, LiveCounters};
+use crate::spool::writer::Spool;
+
+/// libpcap read timeout: the kernel hands over a partly filled block after this long, which
+/// bounds how late a packet reaches live readers.
+const READ_TIMEOUT_MS: i32 = 10;
+/// Longest wait in poll when nothing happens, so that housekeeping still runs.
+const POLL_MS: u16 = 200;
+/// Kernel ring buffer per capture.
+const BUFFER_BYTES: i32 = 32 << 20;
+/// How often buffered records are written out (bounds what a crash can lose).
+const FLUSH_EVERY: Duration = Duration::from_millis(200);
+/// How often retention, the disk floor and kernel statistics are looked at.
+const HOUSEKEEPING_EVERY: Duration = Duration::from_secs(1);
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+
+/// How a run of the read loop ended.
+enum End {
+    Stopped,
+    Shutdown,
+    Finished(String),
+    Retry(String),
+    Failed(String),
+}
+
+struct Engine {
+    p: CaptureParams,
+    control: mpsc::Receiver<Control>,
+    woken: UnixDatagram,
+    counters: Arc<LiveCounters>,
+    events: tmpsc::UnboundedSender<Event>,
+    spool: Spool,
+    fanout: Fanout,
+    state: State,
+    /// Packets spooled in this run, for the count stop condition.
+    run_packets: u64,
+    deadline: Option<Instant>,
+}
+
+/// Runs a capture until it is stopped, finishes or fails.
+pub fn run(
+    p: CaptureParams,
+    control: mpsc::Receiver<Control>,
+    woken: UnixDatagram,
+    counters: Arc<LiveCounters>,
+    events: tmpsc::UnboundedSender<Event>,
+) {
+    let (id, generation) = (p.id, p.generation);
+    let header = FileHeader {
+        link_type: p.link_type,
+        snaplen: p.snaplen,
+    };
+    let spool = match Spool::new(
+        p.id,
+        &p.dir,
+        p.store.clone(),
+        header,
+        p.policy,
+        p.closed.clone(),
+    ) {
+        Ok(s) => s,
+        Err(e) => {
+            let _ = events.send(Event::Exited {
+                id,
+                generation,
+                state: State::Failed,
+                reason: format!("spool: {e}"),
+            });
+            return;
+        }
+    };
+    let deadline = p
+        .stop
+        .duration_secs
+        .map(|s| Instant::now() + Duration::from_secs(s));
+    let mut engine = Engine {
+        p,
+        control,
+        woken,
+        counters,
+        events,
+        spool,
+        fanout: Fanout::default(),
+        state: State::Active,
+        run_packets: 0,
+        deadline,
+    };
+    let (state, reason) = engine.run();
+    if let Err(e) = engine.spool.close() {
+        tracing::error!(capture.id = id, error = %e, "closing the spool");
+    }
+    engine.publish_size();
+    engine.fanout.notify(state, &reason);
+    tracing::info!(capture.id = id, state = %state, reason = %reason, "capture ended");
+    let _ = engine.events.send(Event::Exited {
+        id,
+        generation,
+        state,
+        reason,
+    });
+}
+
+impl Engine {
+    fn run(&mut self) -> (State, String) {
+        let mut backoff = Duration::from_secs(1);
+        loop {
+            let end = match open(&self.p) {
+                Ok(cap) => {
+                    backoff = Duration::from_secs(1);
+                    self.set_state(State::Active, String::new());
+                    self.pump(cap)
+                }
+                Err(e) if retryable(&e) => End::Retry(e),
+                Err(e) => End::Failed(e),
+            };
+            match end {
+                End::Stopped => return (State::Paused, String::new()),
+                End::Shutdown => return (self.state, String::new()),
+                End::Finished(why) => return (State::Finished, why),
+                End::Failed(why) => return (State::Failed, why),
+                End::Retry(why) => {
+                    tracing::warn!(capture.id = self.p.id, reason = %why, retry_in = ?backoff, "interface unavailable");
+                    self.set_state(State::Retrying, why);
+                    if let Some(end) = self.wait(backoff) {
+                        return match end {
+                            End::Stopped => (State::Paused, String::new()),
+                            _ => (self.state, String::new()),
+                        };
+                    }
+                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                }
+            }
+        }
+    }
+
+    /// Reads until something ends the run.
+    fn pump(&mut self, mut cap: Capture<Active>) -> End {
+        let mut last_flush = Instant::now();
+        let mut last_housekeeping = Instant::now();
+        // Kernel statistics restart with each handle; add them to what earlier ones counted.
+        let (base_kernel, base_iface) = (
+            self.counters.dropped_kernel.load(Relaxed),
+            self.counters.dropped_interface.load(Relaxed),
+        );
+        let mut pending: Vec<LivePacket> = Vec::new();
+        let mut failure: Option<String> = None;
+        let count_limit = self.p.stop.packet_count;
+        loop {
+            if let Some(end) = self.poll_control() {
+                return end;
+            }
+            if let Err(e) = self.wait_readable(&cap) {
+                return End::Failed(format!("waiting for packets: {e}"));
+            }
+            let live = !self.fanout.is_empty();
+            let spool = &mut self.spool;
+            let counters = &self.counters;
+            let run_packets = &mut self.run_packets;
+            let (mut received, mut spooled, mut bytes) = (0u64, 0u64, 0u64);
+            let r = cap.dispatch(None, |p| {
+                received += 1;
+                if failure.is_some() || count_limit.is_some_and(|c| *run_packets >= c) {
+                    return;
+                }
+                let ts_ns = p.header.ts.tv_sec * 1_000_000_000 + p.header.ts.tv_usec * 1_000;
+                match spool.append(ts_ns, p.header.len, p.data) {
+                    Ok((seq, len)) => {
+                        *run_packets += 1;
+                        spooled += 1;
+                        bytes += len;
+                        if live {
+                            pending.push(LivePacket {
+                                ts_ns,
+                                origlen: p.header.len,
+                                seq,
+                                data: Bytes::copy_from_slice(p.data),
+                            });
+                        }
+                    }
+                    Err(e) => failure = Some(describe_write_error(&e)),
+                }
+            });
+            counters.received.fetch_add(received, Relaxed);
+            counters.spooled_packets.fetch_add(spooled, Relaxed);
+            counters.spooled_bytes.fetch_add(bytes, Relaxed);
+            if spooled > 0 {
+                self.publish_size();
+            }
+            if !pending.is_empty() {
+                self.fanout.publish(Arc::new(std::mem::take(&mut pending)));
+            }
+            if let Some(why) = failure.take() {
+                return End::Failed(why);
+            }
+            let idle = matches!(r, Ok(0) | Err(pcap::Error::TimeoutExpired));
+            if let Err(e) = &r {
+                if !matches!(e, pcap::Error::TimeoutExpired) {
+                    let msg = e.to_string();
+                    return if retryable(&msg) {
+                        End::Retry(msg)
+                    } else {
+                        End::Failed(format!("reading packets: {msg}"))
+                    };
+                }
+            }
+            if idle || last_flush.elapsed() >= FLUSH_EVERY {
+                if let Err(e) = self.spool.flush() {
+                    return End::Failed(describe_write_error(&e));
+                }
+                last_flush = Instant::now();
+            }
+            if let Some(c) = count_limit {
+                if self.run_packets >= c {
+                    return End::Finished(format!("captured {c} packets (--count)"));
+                }
+            }
+            if self.deadline.is_some_and(|d| Instant::now() >= d) {
+                let secs = self.p.stop.duration_secs.unwrap_or(0);
+                return End::Finished(format!("ran for {secs} s (--duration)"));
+            }
+            if last_housekeeping.elapsed() >= HOUSEKEEPING_EVERY {
+                last_housekeeping = Instant::now();
+                if let Ok(st) = cap.stats() {
+                    self.counters
+                        .dropped_kernel
+                        .store(base_kernel + st.dropped as u64, Relaxed);
+                    self.counters
+                        .dropped_interface
+                        .store(base_iface + st.if_dropped as u64, Relaxed);
+                }
+                if let Some(end) = self.housekeeping() {
+                    return end;
+                }
+            }
+        }
+    }
+
+    /// Retention, rotation by age and the free-space floor.
+    fn housekeeping(&mut self) -> Option<End> {
+        let now = pcap_core::parse::unix_ns(SystemTime::now());
+        if self.spool.open_segment_expired(now) {
+            if let Err(e) = self.spool.rotate() {
+                return Some(End::Failed(describe_write_error(&e)));
+            }
+        }
+        match self.spool.enforce_retention(now) {
+            Ok(x) => {
+                self.counters.expired_packets.fetch_add(x.packets, Relaxed);
+            }
+            Err(e) => return Some(End::Failed(format!("retention: {e}"))),
+        }
+        self.publish_size();
+        let deficit = self.spool.floor_deficit();
+        if deficit > 0 {
+            return Some(End::Failed(format!(
+                "disk almost full: free space is {} below the floor of {}% on the data directory's \
+                 filesystem and this capture has no older segments left to delete",
+                human(deficit),
+                self.p.policy.floor_percent
+            )));
+        }
+        None
+    }
+
+    fn publish_size(&self) {
+        let (bytes, segments) = self.spool.size();
+        self.counters.spool_bytes.store(bytes, Relaxed);
+        self.counters.spool_segments.store(segments as u64, Relaxed);
+    }
+
+    /// Sleeps until packets are ready, a request arrives, or the poll interval passes.
+    fn wait_readable(&self, cap: &Capture<Active>) -> nix::Result<()> {
+        use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+        let mut fds = [
+            PollFd::new(cap.as_fd(), PollFlags::POLLIN),
+            PollFd::new(self.woken.as_fd(), PollFlags::POLLIN),
+        ];
+        match poll(&mut fds, PollTimeout::from(POLL_MS)) {
+            Ok(_) | Err(nix::Error::EINTR) => {}
+            Err(e) => return Err(e),
+        }
+        let mut sink = [0u8; 64];
+        while self.woken.recv(&mut sink).is_ok() {}
+        Ok(())
+    }
+
+    /// Handles pending control requests without blocking.
+    fn poll_control(&mut self) -> Option<End> {
+        loop {
+            match self.control.try_recv() {
+                Ok(c) => {
+                    if let Some(end) = self.handle(c) {
+                        return Some(end);
+                    }
+                }
+                Err(mpsc::TryRecvError::Empty) => return None,
+                Err(mpsc::TryRecvError::Disconnected) => return Some(End::Shutdown),
+            }
+        }
+    }
+
+    /// Waits up to `d` for control requests (while retrying).
+    fn wait(&mut self, d: Duration) -> Option<End> {
+        let until = Instant::now() + d;
+        loop {
+            let left = until.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return None;
+            }
+            match self.control.recv_timeout(left) {
+                Ok(c) => {
+                    if let Some(end) = self.handle(c) {
+                        return Some(end);
+                    }
+                }
+                Err(mpsc::RecvTimeoutError::Timeout) => return None,
+                Err(mpsc::RecvTimeoutError::Disconnected) => return Some(End::Shutdown),
+            }
+        }
+    }
+
+    fn handle(&mut self, c: Control) -> Option<End> {
+        match c {
+            Control::Stop => Some(End::Stopped),
+            Control::Shutdown => Some(End::Shutdown),
+            Control::Subscribe(reply) => {
+                if let Err(e) = self.spool.flush() {
+                    return Some(End::Failed(describe_write_error(&e)));
+                }
+                let sub = self.fanout.subscribe();
+                let _ = reply.send((self.spool.last_seq(), sub));
+                None
+            }
+        }
+    }
+
+    fn set_state(&mut self, state: State, reason: String) {
+        if self.state == state && state == State::Active {
+            return;
+        }
+        self.state = state;
+        self.fanout.notify(state, &reason);
+        let _ = self.events.send(Event::State {
+            id: self.p.id,
+            generation: self.p.generation,
+            state,
+            reason,
+        });
+    }
+}
+
+/// Opens and configures the device; errors are libpcap's words.
+fn open(p: &CaptureParams) -> std::result::Result<Capture<Active>, String> {
+    let mut cap = Capture::from_device(p.device.as_str())
+        .map_err(|e| e.to_string())?
+        .snaplen(p.snaplen as i32)
+        .promisc(p.promisc)
+        .timeout(READ_TIMEOUT_MS)
+        .buffer_size(BUFFER_BYTES)
+        .open()
+        .and_then(|c| c.setnonblock())
+        .map_err(|e| e.to_string())?;
+    if p.all_interfaces {
+        let _ = cap.set_datalink(Linktype(p.link_type as i32));
+    }
+    if cap.get_datalink().0 as u32 != p.link_type {
+        return Err(format!(
+            "interface {} now has link type {} instead of {}",
+            p.device,
+            cap.get_datalink().0,
+            p.link_type
+        ));
+    }
+    cap.filter(&p.filter, true)
+        .map_err(|e| format!("filter {:?}: {e}", p.filter))?;
+    Ok(cap)
+}
+
+/// Whether an error means the interface is gone or down for now.
+fn retryable(msg: &str) -> bool {
+    let m = msg.to_ascii_lowercase();
+    [
+        "no such device",
+        "went down",
+        "not up",
+        "network is down",
+        "enodev",
+        "enxio",
+        "no such device or address",
+    ]
+    .iter()
+    .any(|s| m.contains(s))
+}
+
+fn describe_write_error(e: &crate::Error) -> String {
+    if let crate::Error::Io { source, .. } = e {
+        if source.raw_os_error() == Some(nix::libc::ENOSPC) {
+            return format!("disk full: {e}");
+        }
+    }
+    format!("spool write failed: {e}")
+}
+
+fn human(bytes: u64) -> String {
+    let mut v = bytes as f64;
+    for unit in ["B", "KiB", "MiB", "GiB"] {
+        if v < 1024.0 {
+            return format!("{v:.1} {unit}");
+        }
+        v /= 1024.0;
+    }
+    format!("{v:.1} TiB")
+}

@@ -1,0 +1,182 @@
+//! Live captures: one OS thread per running capture reads with libpcap, writes the spool
+//! itself and feeds live readers. The registry talks to it through [`CaptureHandle`];
+//! it reports back through [`Event`]s.
+
+pub mod device;
+mod engine;
+pub mod live;
+
+use std::os::unix::net::UnixDatagram;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{mpsc, Arc};
+use std::thread::JoinHandle;
+
+use pcap_core::domain::{CaptureId, Counters, State, StopConditions};
+use tokio::sync::{mpsc as tmpsc, oneshot};
+
+use crate::spool::retention::RetentionPolicy;
+use crate::store::{SegmentMeta, Store};
+use crate::{Error, Result};
+use live::Subscription;
+
+/// What a capture thread needs to run.
+pub struct CaptureParams {
+    pub id: CaptureId,
+    /// Distinguishes this run from earlier ones of the same capture, so late events of a
+    /// finished run are not taken for news.
+    pub generation: u64,
+    pub device: String,
+    /// The filter compiled into the kernel.
+    pub filter: String,
+    pub snaplen: u32,
+    pub promisc: bool,
+    pub all_interfaces: bool,
+    pub link_type: u32,
+    pub stop: StopConditions,
+    pub dir: PathBuf,
+    pub store: Arc<Store>,
+    pub policy: RetentionPolicy,
+    /// Closed segments on disk, oldest first.
+    pub closed: Vec<SegmentMeta>,
+}
+
+/// Requests the registry sends to a capture thread.
+pub enum Control {
+    /// A user stopped the capture: close the spool and end as PAUSED.
+    Stop,
+    /// The daemon is exiting: close the spool and end, keeping the state.
+    Shutdown,
+    /// Flush the spool and add a live reader; replies with the last sequence number on
+    /// disk, so that the reader's queue starts exactly after it.
+    Subscribe(oneshot::Sender<(u64, Subscription)>),
+}
+
+/// What a capture thread tells the registry.
+#[derive(Debug)]
+pub enum Event {
+    /// The capture changed state while running (ACTIVE <-> RETRYING).
+    State {
+        id: CaptureId,
+        generation: u64,
+        state: State,
+        reason: String,
+    },
+    /// The thread ended in this state.
+    Exited {
+        id: CaptureId,
+        generation: u64,
+        state: State,
+        reason: String,
+    },
+}
+
+/// Counters shared between a capture thread and the registry.
+#[derive(Debug, Default)]
+pub struct LiveCounters {
+    pub received: AtomicU64,
+    pub dropped_kernel: AtomicU64,
+    pub dropped_interface: AtomicU64,
+    pub spooled_packets: AtomicU64,
+    pub spooled_bytes: AtomicU64,
+    pub spool_bytes: AtomicU64,
+    pub spool_segments: AtomicU64,
+    pub expired_packets: AtomicU64,
+}
+
+impl LiveCounters {
+    /// Starts from persisted counters.
+    pub fn from_counters(c: &Counters) -> Self {
+        LiveCounters {
+            received: c.received.into(),
+            dropped_kernel: c.dropped_kernel.into(),
+            dropped_interface: c.dropped_interface.into(),
+            spooled_packets: c.spooled_packets.into(),
+            spooled_bytes: c.spooled_bytes.into(),
+            spool_bytes: c.spool_bytes.into(),
+            spool_segments: (c.spool_segments as u64).into(),
+            expired_packets: c.expired_packets.into(),
+        }
+    }
+
+    /// The counters now.
+    pub fn snapshot(&self) -> Counters {
+        Counters {
+            received: self.received.load(Relaxed),
+            dropped_kernel: self.dropped_kernel.load(Relaxed),
+            dropped_interface: self.dropped_interface.load(Relaxed),
+            spooled_packets: self.spooled_packets.load(Relaxed),
+            spooled_bytes: self.spooled_bytes.load(Relaxed),
+            spool_bytes: self.spool_bytes.load(Relaxed),
+            spool_segments: self.spool_segments.load(Relaxed) as u32,
+            expired_packets: self.expired_packets.load(Relaxed),
+        }
+    }
+}
+
+/// The registry's handle on a running capture thread.
+pub struct CaptureHandle {
+    pub generation: u64,
+    pub counters: Arc<LiveCounters>,
+    control: mpsc::Sender<Control>,
+    /// Wakes the thread from its poll so that a request is seen at once.
+    waker: UnixDatagram,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl CaptureHandle {
+    /// Starts a capture thread.
+    pub fn spawn(
+        params: CaptureParams,
+        counters: Counters,
+        events: tmpsc::UnboundedSender<Event>,
+    ) -> Result<CaptureHandle> {
+        let counters = Arc::new(LiveCounters::from_counters(&counters));
+        let (control, rx) = mpsc::channel();
+        let (waker, woken) = UnixDatagram::pair()
+            .and_then(|(a, b)| {
+                a.set_nonblocking(true)?;
+                b.set_nonblocking(true)?;
+                Ok((a, b))
+            })
+            .map_err(|e| Error::Unavailable(format!("cannot start a capture thread: {e}")))?;
+        let generation = params.generation;
+        let shared = counters.clone();
+        let thread = std::thread::Builder::new()
+            .name(format!("capture-{}", params.id))
+            .spawn(move || engine::run(params, rx, woken, shared, events))
+            .map_err(|e| Error::Unavailable(format!("cannot start a capture thread: {e}")))?;
+        Ok(CaptureHandle {
+            generation,
+            counters,
+            control,
+            waker,
+            thread: Some(thread),
+        })
+    }
+
+    /// Sends a request to the thread and wakes it.
+    pub fn request(&self, c: Control) -> bool {
+        let sent = self.control.send(c).is_ok();
+        // A full socket means a wake-up is pending already.
+        let _ = self.waker.send(&[1]);
+        sent
+    }
+
+    /// Waits for the thread to end (blocking).
+    pub fn join(mut self) {
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+
+    /// Asks for a live reader (see [`Control::Subscribe`]); the answer comes on the
+    /// returned channel once the thread has flushed its spool.
+    pub fn subscribe_request(&self) -> Result<oneshot::Receiver<(u64, Subscription)>> {
+        let (tx, rx) = oneshot::channel();
+        if !self.request(Control::Subscribe(tx)) {
+            return Err(Error::Precondition("the capture has just stopped".into()));
+        }
+        Ok(rx)
+    }
+}

@@ -1,0 +1,14 @@
+//! pcapd: a privileged daemon that keeps a registry of packet captures, spools them to
+//! disk with bounded retention, and serves them over one gRPC API.
+
+pub mod capture;
+pub mod config;
+pub mod error;
+pub mod listen;
+pub mod registry;
+pub mod server;
+pub mod service;
+pub mod spool;
+pub mod store;
+
+pub use error::{Error, Result};

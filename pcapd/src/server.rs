@@ -1,0 +1,80 @@
+//! Runs the daemon: open the registry, bind the socket, serve until a signal, then drain.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use pcap_core::api::v1::pcapd_server::PcapdServer;
+use tokio::signal::unix::{signal, SignalKind};
+use tokio_stream::wrappers::UnixListenerStream;
+
+use crate::config::{Config, Flags};
+use crate::registry::Registry;
+use crate::service::PcapdService;
+use crate::Result;
+
+/// How long in-flight calls get to finish at exit.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
+/// How often running captures' counters are saved.
+const PERSIST_EVERY: Duration = Duration::from_secs(10);
+
+/// Serves until SIGTERM or SIGINT; SIGHUP reloads the config file.
+pub async fn run(config: Config, flags: Flags) -> Result<()> {
+    let socket = config.socket.clone();
+    let listener = crate::listen::unix::bind(&socket, config.socket_group.as_deref())?;
+    let registry = Registry::open(config)?;
+    tracing::info!(socket = %socket.display(), "pcapd {} serving", env!("CARGO_PKG_VERSION"));
+
+    let mut term = signal(SignalKind::terminate()).map_err(|e| crate::Error::io("signal", e))?;
+    let mut int = signal(SignalKind::interrupt()).map_err(|e| crate::Error::io("signal", e))?;
+    let mut hup = signal(SignalKind::hangup()).map_err(|e| crate::Error::io("signal", e))?;
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+
+    let server = tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(
+                PcapdServer::new(PcapdService::new(registry.clone()))
+                    .max_decoding_message_size(1 << 20),
+            )
+            .serve_with_incoming_shutdown(UnixListenerStream::new(listener), async {
+                let _ = stop_rx.await;
+            }),
+    );
+
+    let mut persist = tokio::time::interval(PERSIST_EVERY);
+    loop {
+        tokio::select! {
+            _ = term.recv() => break,
+            _ = int.recv() => break,
+            _ = hup.recv() => reload(&registry, &flags),
+            _ = persist.tick() => {
+                let r = registry.clone();
+                let _ = tokio::task::spawn_blocking(move || r.persist_counters()).await;
+            }
+        }
+    }
+    tracing::info!("shutting down: closing segments");
+    // Stopping the capture threads first also ends live streams, so the server can drain.
+    let r = registry.clone();
+    let _ = tokio::task::spawn_blocking(move || r.shutdown()).await;
+    let _ = stop_tx.send(());
+    if tokio::time::timeout(DRAIN_TIMEOUT, server).await.is_err() {
+        tracing::warn!("calls still running after {DRAIN_TIMEOUT:?}; exiting anyway");
+    }
+    let _ = std::fs::remove_file(&socket);
+    tracing::info!("stopped");
+    Ok(())
+}
+
+fn reload(registry: &Arc<Registry>, flags: &Flags) {
+    match Config::load(flags) {
+        Ok(new) => {
+            tracing::info!(
+                "configuration reloaded; socket and data directory changes need a restart"
+            );
+            registry.reload(new);
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "configuration not reloaded; keeping the current one")
+        }
+    }
+}

@@ -1,0 +1,71 @@
+//! Init, Start, Stop, Delete, List.
+
+use pcap_core::api::v1 as api;
+use pcap_core::domain::{CaptureInfo, CaptureSpec, Selector};
+use tonic::{Request, Response, Status};
+
+use super::{domain, Caller, PcapdService};
+
+fn captures(infos: Vec<CaptureInfo>) -> Response<api::CapturesResponse> {
+    Response::new(api::CapturesResponse {
+        captures: infos.iter().map(api::Capture::from).collect(),
+    })
+}
+
+#[tracing::instrument(skip_all, fields(caller))]
+pub async fn init(
+    s: &PcapdService,
+    req: Request<api::InitRequest>,
+) -> Result<Response<api::InitResponse>, Status> {
+    let caller = Caller::of(&req);
+    tracing::Span::current().record("caller", caller.name.as_str());
+    let spec: CaptureSpec = domain(req.into_inner())?;
+    let (info, created) = s.blocking(move |r| r.init(spec, &caller.name)).await?;
+    Ok(Response::new(api::InitResponse {
+        capture: Some((&info).into()),
+        created,
+    }))
+}
+
+pub async fn start(
+    s: &PcapdService,
+    req: Request<api::SelectRequest>,
+) -> Result<Response<api::CapturesResponse>, Status> {
+    let caller = Caller::of(&req);
+    let sel: Selector = domain(req.into_inner().selector)?;
+    s.blocking(move |r| r.start(&sel, &caller.name))
+        .await
+        .map(captures)
+}
+
+pub async fn stop(
+    s: &PcapdService,
+    req: Request<api::SelectRequest>,
+) -> Result<Response<api::CapturesResponse>, Status> {
+    let caller = Caller::of(&req);
+    let sel: Selector = domain(req.into_inner().selector)?;
+    s.blocking(move |r| r.stop(&sel, &caller.name))
+        .await
+        .map(captures)
+}
+
+pub async fn delete(
+    s: &PcapdService,
+    req: Request<api::SelectRequest>,
+) -> Result<Response<api::CapturesResponse>, Status> {
+    let caller = Caller::of(&req);
+    let sel: Selector = domain(req.into_inner().selector)?;
+    s.blocking(move |r| r.delete(&sel, &caller.name))
+        .await
+        .map(captures)
+}
+
+pub async fn list(
+    s: &PcapdService,
+    _req: Request<api::ListRequest>,
+) -> Result<Response<api::ListResponse>, Status> {
+    let infos = s.blocking(|r| Ok(r.list())).await?;
+    Ok(Response::new(api::ListResponse {
+        captures: infos.iter().map(api::Capture::from).collect(),
+    }))
+}

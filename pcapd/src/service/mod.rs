@@ -1,0 +1,119 @@
+//! The gRPC adapter: each call converts its request to domain types, runs the registry
+//! command off the async runtime, and converts the answer back. No capture logic here.
+
+mod caller;
+mod info;
+mod manage;
+mod stream;
+
+use std::sync::Arc;
+
+use pcap_core::api::v1 as api;
+use tonic::{Request, Response, Status};
+
+pub use caller::Caller;
+
+use crate::registry::Registry;
+
+/// Implements `pcap.v1.Pcapd` over the registry.
+#[derive(Clone)]
+pub struct PcapdService {
+    registry: Arc<Registry>,
+}
+
+impl PcapdService {
+    /// A service answering from `registry`.
+    pub fn new(registry: Arc<Registry>) -> Self {
+        PcapdService { registry }
+    }
+
+    /// Runs a blocking registry command on the blocking pool.
+    async fn blocking<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Registry) -> crate::Result<T> + Send + 'static,
+    ) -> Result<T, Status> {
+        let registry = self.registry.clone();
+        tokio::task::spawn_blocking(move || f(&registry))
+            .await
+            .map_err(|e| Status::internal(format!("request handler failed: {e}")))?
+            .map_err(Status::from)
+    }
+}
+
+/// Converts a request message into its domain type, refusing it as INVALID_ARGUMENT.
+fn domain<M, T>(msg: M) -> Result<T, Status>
+where
+    T: TryFrom<M, Error = pcap_core::Error>,
+{
+    T::try_from(msg).map_err(|e| Status::invalid_argument(e.to_string()))
+}
+
+#[tonic::async_trait]
+impl api::pcapd_server::Pcapd for PcapdService {
+    async fn init(
+        &self,
+        req: Request<api::InitRequest>,
+    ) -> Result<Response<api::InitResponse>, Status> {
+        manage::init(self, req).await
+    }
+
+    async fn start(
+        &self,
+        req: Request<api::SelectRequest>,
+    ) -> Result<Response<api::CapturesResponse>, Status> {
+        manage::start(self, req).await
+    }
+
+    async fn stop(
+        &self,
+        req: Request<api::SelectRequest>,
+    ) -> Result<Response<api::CapturesResponse>, Status> {
+        manage::stop(self, req).await
+    }
+
+    async fn delete(
+        &self,
+        req: Request<api::SelectRequest>,
+    ) -> Result<Response<api::CapturesResponse>, Status> {
+        manage::delete(self, req).await
+    }
+
+    async fn list(
+        &self,
+        req: Request<api::ListRequest>,
+    ) -> Result<Response<api::ListResponse>, Status> {
+        manage::list(self, req).await
+    }
+
+    type ReplayStream = stream::MessageStream;
+
+    async fn replay(
+        &self,
+        req: Request<api::ReplayRequest>,
+    ) -> Result<Response<Self::ReplayStream>, Status> {
+        stream::replay(self, req).await
+    }
+
+    type ListenStream = stream::MessageStream;
+
+    async fn listen(
+        &self,
+        req: Request<api::ListenRequest>,
+    ) -> Result<Response<Self::ListenStream>, Status> {
+        stream::listen(self, req).await
+    }
+
+    async fn interfaces(
+        &self,
+        req: Request<api::InterfacesRequest>,
+    ) -> Result<Response<api::InterfacesResponse>, Status> {
+        info::interfaces(self, req).await
+    }
+
+    async fn version(
+        &self,
+        req: Request<api::VersionRequest>,
+    ) -> Result<Response<api::VersionResponse>, Status> {
+        info::version(req).await
+    }
+}

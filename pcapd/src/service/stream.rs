@@ -1,0 +1,195 @@
+//! Replay and Listen: a header, then batches of packets and in-band notices. The spool is
+//! read on the blocking pool with back-pressure from the client; live packets come from
+//! the capture's fan-out queue, which never makes the capture wait.
+
+use pcap_core::api::v1 as api;
+use pcap_core::domain::{ListenSpec, ReplaySpec};
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status};
+
+use super::{domain, PcapdService};
+use crate::capture::live::{LiveItem, Subscription};
+use crate::spool::reader::{self, ReplayRange};
+
+/// The stream type of both calls.
+pub type MessageStream = ReceiverStream<Result<api::StreamMessage, Status>>;
+
+/// Messages buffered towards one client.
+const CLIENT_QUEUE: usize = 16;
+
+type Tx = mpsc::Sender<Result<api::StreamMessage, Status>>;
+
+fn message(kind: api::stream_message::Kind) -> Result<api::StreamMessage, Status> {
+    Ok(api::StreamMessage { kind: Some(kind) })
+}
+
+fn header(capture_id: u64, link_type: u32, snaplen: u32) -> Result<api::StreamMessage, Status> {
+    message(api::stream_message::Kind::Header(api::StreamHeader {
+        capture_id,
+        link_type,
+        snaplen,
+    }))
+}
+
+fn packets(packets: Vec<api::Packet>) -> Result<api::StreamMessage, Status> {
+    message(api::stream_message::Kind::Packets(api::PacketBatch {
+        packets,
+    }))
+}
+
+fn notice(kind: api::notice::Kind) -> Result<api::StreamMessage, Status> {
+    message(api::stream_message::Kind::Notice(api::Notice {
+        kind: Some(kind),
+    }))
+}
+
+#[tracing::instrument(skip_all)]
+pub async fn replay(
+    s: &PcapdService,
+    req: Request<api::ReplayRequest>,
+) -> Result<Response<MessageStream>, Status> {
+    let spec: ReplaySpec = domain(req.into_inner())?;
+    let opened = spec.clone();
+    let mut src = s.blocking(move |r| r.open_replay(&opened)).await?;
+    let (tx, rx) = mpsc::channel(CLIENT_QUEUE);
+    tx.send(header(src.id, src.link_type, src.snaplen))
+        .await
+        .ok();
+    tokio::spawn(async move {
+        let range = ReplayRange {
+            since_ns: spec.since_unix_ns,
+            until_ns: spec.until_unix_ns,
+            upto_seq: src.upto_seq,
+        };
+        let live = src.live.take();
+        let spool_tx = tx.clone();
+        let read = tokio::task::spawn_blocking(move || {
+            let r = reader::replay(
+                &src.dir,
+                &src.catalog,
+                range,
+                src.filter.as_ref(),
+                |batch| spool_tx.blocking_send(packets(batch)).is_ok(),
+            );
+            (r, src.filter)
+        })
+        .await;
+        let filter = match read {
+            Ok((Ok(n), filter)) => {
+                tracing::debug!(capture.id = src.id, packets = n, "spool replayed");
+                filter
+            }
+            Ok((Err(e), _)) => {
+                let _ = tx.send(Err(Status::from(e))).await;
+                return;
+            }
+            Err(e) => {
+                let _ = tx
+                    .send(Err(Status::internal(format!("replay failed: {e}"))))
+                    .await;
+                return;
+            }
+        };
+        if let Some(sub) = live {
+            let wanted = Wanted {
+                after_seq: range.upto_seq,
+                since_ns: range.since_ns,
+                until_ns: range.until_ns,
+                filter,
+                count: None,
+            };
+            forward(sub, tx, wanted).await;
+        }
+    });
+    Ok(Response::new(ReceiverStream::new(rx)))
+}
+
+#[tracing::instrument(skip_all)]
+pub async fn listen(
+    s: &PcapdService,
+    req: Request<api::ListenRequest>,
+) -> Result<Response<MessageStream>, Status> {
+    let spec: ListenSpec = domain(req.into_inner())?;
+    let count = spec.count;
+    let (id, link_type, snaplen, sub) = s.blocking(move |r| r.open_listen(&spec)).await?;
+    let (tx, rx) = mpsc::channel(CLIENT_QUEUE);
+    tx.send(header(id, link_type, snaplen)).await.ok();
+    let wanted = Wanted {
+        after_seq: 0,
+        since_ns: None,
+        until_ns: None,
+        filter: None,
+        count,
+    };
+    tokio::spawn(forward(sub, tx, wanted));
+    Ok(Response::new(ReceiverStream::new(rx)))
+}
+
+/// Which live packets a stream passes on.
+struct Wanted {
+    after_seq: u64,
+    since_ns: Option<i64>,
+    until_ns: Option<i64>,
+    filter: Option<pcap::BpfProgram>,
+    count: Option<u64>,
+}
+
+/// Passes live packets to the client until the capture stops, the client leaves, or the
+/// stream has what it wanted.
+async fn forward(mut sub: Subscription, tx: Tx, mut w: Wanted) {
+    loop {
+        let item = tokio::select! {
+            item = sub.recv() => item,
+            _ = tx.closed() => return,
+        };
+        let Some(item) = item else { return };
+        let msg = match item {
+            LiveItem::Packets(batch) => {
+                let mut out = Vec::with_capacity(batch.len());
+                let mut done = false;
+                for p in batch.iter() {
+                    if p.seq <= w.after_seq || w.since_ns.is_some_and(|s| p.ts_ns < s) {
+                        continue;
+                    }
+                    if w.until_ns.is_some_and(|u| p.ts_ns > u) {
+                        done = true;
+                        break;
+                    }
+                    if w.filter.as_ref().is_some_and(|f| !f.filter(&p.data)) {
+                        continue;
+                    }
+                    out.push(api::Packet {
+                        timestamp_ns: p.ts_ns,
+                        captured_length: p.data.len() as u32,
+                        original_length: p.origlen,
+                        data: p.data.clone(),
+                        sequence: p.seq,
+                    });
+                    if let Some(left) = w.count.as_mut() {
+                        *left -= 1;
+                        if *left == 0 {
+                            done = true;
+                            break;
+                        }
+                    }
+                }
+                if !out.is_empty() && tx.send(packets(out)).await.is_err() {
+                    return;
+                }
+                if done {
+                    return;
+                }
+                continue;
+            }
+            LiveItem::Gap(dropped) => notice(api::notice::Kind::Gap(api::Gap { dropped })),
+            LiveItem::State(state, reason) => notice(api::notice::Kind::State(api::StateChange {
+                state: api::State::from(state).into(),
+                reason,
+            })),
+        };
+        if tx.send(msg).await.is_err() {
+            return;
+        }
+    }
+}
