@@ -1,1 +1,39 @@
+//! Harness of the end-to-end tests: it builds and starts a real `pcapd` on a temporary
+//! socket and data directory, drives the real `pcap` binary against it, makes real traffic
+//! on loopback and reads what comes back with libpcap itself.
+//!
+//! A test reads like this:
+//! ```no_run
+//! use pcapd_e2e::*;
+//! if !require_root() { return; }
+//! let d = Daemon::start();
+//! let id = d.init(&["lo", "udp port 23999"]);
+//! d.ok(&["start", &id.to_string()]);
+//! send_udp(23999, 10, 64);
+//! d.wait_spooled(id, 10);
+//! assert_eq!(d.replay(&[&id.to_string()]).packets.len(), 10);
+//! ```
 
+#![forbid(unsafe_code)]
+
+mod bins;
+mod captures;
+mod cli;
+mod daemon;
+mod expect;
+mod privilege;
+mod savefile;
+mod time;
+mod traffic;
+mod wait;
+
+pub use bins::{pcap_bin, pcapd_bin};
+pub use captures::list_json;
+pub use cli::{run_bounded, Output, Pcap, Running};
+pub use daemon::{Daemon, DaemonBuilder};
+pub use expect::{assert_unknown_capture, has_word};
+pub use privilege::require_root;
+pub use savefile::{read_pcap, tcpdump_count, udp_dst_ports, Packet, PcapFile, Tcp, Udp};
+pub use time::{rfc3339, unix_secs};
+pub use traffic::{payload, payload_seq, send_tcp, send_udp, send_udp_seq, PAYLOAD_MAGIC};
+pub use wait::{eventually, eventually_ok, DEFAULT_WAIT};

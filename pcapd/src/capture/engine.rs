@@ -49,6 +49,8 @@ struct Engine {
     spool: Spool,
     fanout: Fanout,
     state: State,
+    /// Told the first state reached, once: the thread that started us waits for it.
+    ready: Option<mpsc::SyncSender<(State, String)>>,
     /// Packets spooled in this run, for the count stop condition.
     run_packets: u64,
     deadline: Option<Instant>,
@@ -61,6 +63,7 @@ pub fn run(
     woken: UnixDatagram,
     counters: Arc<LiveCounters>,
     events: tmpsc::UnboundedSender<Event>,
+    ready: mpsc::SyncSender<(State, String)>,
 ) {
     let (id, generation) = (p.id, p.generation);
     let header = FileHeader {
@@ -99,10 +102,14 @@ pub fn run(
         spool,
         fanout: Fanout::default(),
         state: State::Active,
+        ready: Some(ready),
         run_packets: 0,
         deadline,
     };
     let (state, reason) = engine.run();
+    if let Some(ready) = engine.ready.take() {
+        let _ = ready.send((state, reason.clone()));
+    }
     if let Err(e) = engine.spool.close() {
         tracing::error!(capture.id = id, error = %e, "closing the spool");
     }
@@ -352,7 +359,9 @@ impl Engine {
     }
 
     fn set_state(&mut self, state: State, reason: String) {
-        if self.state == state && state == State::Active {
+        if let Some(ready) = self.ready.take() {
+            let _ = ready.send((state, reason.clone()));
+        } else if self.state == state && state == State::Active {
             return;
         }
         self.state = state;

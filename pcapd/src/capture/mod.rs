@@ -20,6 +20,9 @@ use crate::store::{SegmentMeta, Store};
 use crate::{Error, Result};
 use live::Subscription;
 
+/// How long starting a capture may take before the caller is answered anyway.
+const READY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// What a capture thread needs to run.
 pub struct CaptureParams {
     pub id: CaptureId,
@@ -125,12 +128,14 @@ pub struct CaptureHandle {
 }
 
 impl CaptureHandle {
-    /// Starts a capture thread.
+    /// Starts a capture thread and waits until it is capturing (device open, filter set) or
+    /// knows it cannot, so that a caller told ACTIVE can rely on packets being captured.
+    /// Returns the handle and the state the thread reached.
     pub fn spawn(
         params: CaptureParams,
         counters: Counters,
         events: tmpsc::UnboundedSender<Event>,
-    ) -> Result<CaptureHandle> {
+    ) -> Result<(CaptureHandle, State, String)> {
         let counters = Arc::new(LiveCounters::from_counters(&counters));
         let (control, rx) = mpsc::channel();
         let (waker, woken) = UnixDatagram::pair()
@@ -142,17 +147,30 @@ impl CaptureHandle {
             .map_err(|e| Error::Unavailable(format!("cannot start a capture thread: {e}")))?;
         let generation = params.generation;
         let shared = counters.clone();
+        let (ready_tx, ready_rx) = mpsc::sync_channel(1);
         let thread = std::thread::Builder::new()
             .name(format!("capture-{}", params.id))
-            .spawn(move || engine::run(params, rx, woken, shared, events))
+            .spawn(move || engine::run(params, rx, woken, shared, events, ready_tx))
             .map_err(|e| Error::Unavailable(format!("cannot start a capture thread: {e}")))?;
-        Ok(CaptureHandle {
+        let (state, reason) = match ready_rx.recv_timeout(READY_TIMEOUT) {
+            Ok(r) => r,
+            Err(mpsc::RecvTimeoutError::Disconnected) => (
+                State::Failed,
+                "the capture thread ended before capturing".to_owned(),
+            ),
+            Err(mpsc::RecvTimeoutError::Timeout) => (
+                State::Retrying,
+                "opening the interface takes unusually long".to_owned(),
+            ),
+        };
+        let handle = CaptureHandle {
             generation,
             counters,
             control,
             waker,
             thread: Some(thread),
-        })
+        };
+        Ok((handle, state, reason))
     }
 
     /// Sends a request to the thread and wakes it.

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
-use pcap_core::domain::{CaptureId, CaptureInfo, Selector, State};
+use pcap_core::domain::{CaptureId, CaptureInfo, Selector};
 use tokio::sync::mpsc;
 
 use crate::capture::{CaptureHandle, CaptureParams, Control, Event};
@@ -254,10 +254,11 @@ impl Registry {
             policy: self.policy_for(info),
             closed,
         };
-        let run = CaptureHandle::spawn(params, info.counters, self.events.clone())?;
+        let (run, state, reason) =
+            CaptureHandle::spawn(params, info.counters, self.events.clone())?;
         entry.run = Some(run);
-        entry.info.state = State::Active;
-        entry.info.reason.clear();
+        entry.info.state = state;
+        entry.info.reason = reason;
         entry.info.started_unix_ns = pcap_core::parse::unix_ns(std::time::SystemTime::now());
         self.store.put_capture(&entry.info)?;
         inner.next_generation += 1;
@@ -277,7 +278,7 @@ impl Registry {
                 .map(|e| vec![e.info.id])
                 .ok_or_else(|| {
                     Error::NotFound(format!(
-                        "no capture is called {a:?}; `pcap list` shows the captures and their aliases"
+                        "no capture is called \"{a}\"; `pcap list` shows the captures and their aliases"
                     ))
                 }),
         }

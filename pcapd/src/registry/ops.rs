@@ -19,7 +19,7 @@ impl Registry {
                     && (e.info.target != spec.target || e.info.filter != spec.filter)
             }) {
                 return Err(Error::AlreadyExists(format!(
-                    "alias {alias:?} is already used by {} on {} with filter {:?}; choose another \
+                    "alias \"{alias}\" is already used by {} on {} with filter {:?}; choose another \
                      alias, or remove it with `pcap delete {alias}`",
                     other.label(),
                     other.info.target,

@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Installs what is missing, builds everything and runs every test. Capture tests need root;
+# without it they skip, unless PCAPD_REQUIRE_PRIVILEGED=1 (as .ci/run sets) makes them fail.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. scripts/deps.sh
+
+# libpcap-dev: the pcap crate links libpcap; protobuf-compiler: the test that regenerates
+# the API code; tcpdump: the tests cross-check savefiles with it; iproute2, util-linux:
+# network set-up, setpriv and script in the tests; gcc, libc6-dev: Rust's linker.
+ensure_packages libpcap-dev protobuf-compiler tcpdump pkg-config iproute2 util-linux gcc libc6-dev
+ensure_rust
+
+cargo build --locked --workspace --all-targets
+cargo test --locked --workspace --no-fail-fast

@@ -1,0 +1,279 @@
+//! A real `pcapd` on a socket and data directory of its own: start, stop, crash and
+//! restart it, read its log, and run `pcap` against it.
+
+use std::ffi::{OsStr, OsString};
+use std::fs::{self, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+use tempfile::TempDir;
+
+use crate::bins::pcapd_bin;
+use crate::cli::{wait_until, Output, Pcap, Running};
+
+/// How long the daemon may take to accept connections, or to exit after SIGTERM.
+const START_LIMIT: Duration = Duration::from_secs(15);
+const STOP_LIMIT: Duration = Duration::from_secs(15);
+
+/// Options for a daemon before it starts.
+#[derive(Debug, Default)]
+pub struct DaemonBuilder {
+    args: Vec<OsString>,
+    config: Option<String>,
+    socket_group: Option<String>,
+}
+
+/// A running `pcapd` in a temporary directory: `pcapd.sock`, `data/`, `pcapd.log`.
+/// Dropping it kills the daemon; if the test is failing, its log is printed first.
+#[derive(Debug)]
+pub struct Daemon {
+    child: Option<Child>,
+    args: Vec<OsString>,
+    socket: PathBuf,
+    data: PathBuf,
+    log: PathBuf,
+    pcap: Pcap,
+    dir: TempDir,
+}
+
+// === impl DaemonBuilder ===
+
+impl DaemonBuilder {
+    /// Adds a command-line argument.
+    pub fn arg(mut self, a: impl AsRef<OsStr>) -> Self {
+        self.args.push(a.as_ref().to_owned());
+        self
+    }
+
+    /// Writes `toml` to `pcapd.toml` in the daemon's directory and passes `--config`.
+    pub fn config(mut self, toml: &str) -> Self {
+        self.config = Some(toml.to_owned());
+        self
+    }
+
+    /// The group the socket is given to (default: the group of gid 0, so that tests do not
+    /// depend on a `pcap` group existing).
+    pub fn socket_group(mut self, group: &str) -> Self {
+        self.socket_group = Some(group.to_owned());
+        self
+    }
+
+    /// Starts the daemon and waits until its socket accepts connections.
+    pub fn start(self) -> Daemon {
+        let dir = tempfile::Builder::new()
+            .prefix("pcapd-e2e.")
+            .tempdir()
+            .expect("temp dir");
+        // Other users must reach the socket for the permission tests.
+        fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).expect("chmod");
+        let socket = dir.path().join("pcapd.sock");
+        let data = dir.path().join("data");
+        let log = dir.path().join("pcapd.log");
+        let group = self.socket_group.unwrap_or_else(root_group);
+
+        let mut args: Vec<OsString> = vec![
+            "--socket".into(),
+            socket.clone().into(),
+            "--data-dir".into(),
+            data.clone().into(),
+            "--socket-group".into(),
+            group.into(),
+        ];
+        if let Some(toml) = &self.config {
+            let path = dir.path().join("pcapd.toml");
+            fs::write(&path, toml).expect("write config");
+            args.push("--config".into());
+            args.push(path.into());
+        }
+        args.extend(self.args);
+
+        let pcap = Pcap::at(&socket);
+        let mut d = Daemon {
+            child: None,
+            args,
+            socket,
+            data,
+            log,
+            pcap,
+            dir,
+        };
+        d.spawn();
+        d
+    }
+}
+
+/// Name of the group with gid 0 (`root` on Linux).
+fn root_group() -> String {
+    nix::unistd::Group::from_gid(0.into())
+        .ok()
+        .flatten()
+        .map(|g| g.name)
+        .unwrap_or_else(|| "root".to_owned())
+}
+
+// === impl Daemon ===
+
+impl Daemon {
+    /// A daemon with default options.
+    pub fn start() -> Daemon {
+        Daemon::builder().start()
+    }
+
+    /// Options for a daemon.
+    pub fn builder() -> DaemonBuilder {
+        DaemonBuilder::default()
+    }
+
+    fn spawn(&mut self) {
+        let mut log = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .expect("log");
+        writeln!(log, "=== pcapd {:?}", self.args).expect("write log");
+        let child = Command::new(pcapd_bin())
+            .args(&self.args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::from(log.try_clone().expect("clone log")))
+            .stderr(Stdio::from(log))
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", pcapd_bin().display()));
+        self.child = Some(child);
+        self.wait_for_socket();
+    }
+
+    fn wait_for_socket(&mut self) {
+        let deadline = Instant::now() + START_LIMIT;
+        loop {
+            if UnixStream::connect(&self.socket).is_ok() {
+                return;
+            }
+            let child = self.child.as_mut().expect("daemon child");
+            if let Some(status) = child.try_wait().expect("wait for pcapd") {
+                self.child = None;
+                panic!(
+                    "pcapd exited during start-up ({status}); log:\n{}",
+                    self.log()
+                );
+            }
+            if Instant::now() >= deadline {
+                panic!(
+                    "pcapd did not accept connections on {} within {START_LIMIT:?}; log:\n{}",
+                    self.socket.display(),
+                    self.log()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Sends SIGTERM and waits for the daemon to exit; returns its exit status.
+    pub fn stop(&mut self) -> ExitStatus {
+        let mut child = self.child.take().expect("pcapd is not running");
+        let pid = Pid::from_raw(child.id() as i32);
+        kill(pid, Signal::SIGTERM).expect("send SIGTERM to pcapd");
+        match wait_until(&mut child, Instant::now() + STOP_LIMIT) {
+            Some(status) => status,
+            None => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!(
+                    "pcapd did not exit within {STOP_LIMIT:?} of SIGTERM; log:\n{}",
+                    self.log()
+                )
+            }
+        }
+    }
+
+    /// Kills the daemon with SIGKILL, as a crash would, and reaps it.
+    pub fn kill(&mut self) {
+        let mut child = self.child.take().expect("pcapd is not running");
+        child.kill().expect("kill pcapd");
+        child.wait().expect("reap pcapd");
+    }
+
+    /// Starts the daemon again on the same socket and data directory (after `stop`/`kill`).
+    pub fn start_again(&mut self) {
+        assert!(self.child.is_none(), "pcapd is still running");
+        self.spawn();
+    }
+
+    /// `stop` then `start_again`; returns how the first daemon exited.
+    pub fn restart(&mut self) -> ExitStatus {
+        let status = self.stop();
+        self.start_again();
+        status
+    }
+
+    /// The daemon's stdout and stderr so far, across restarts.
+    pub fn log(&self) -> String {
+        fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// The temporary directory holding socket, data and log; tests may put files there.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The daemon's socket.
+    pub fn socket(&self) -> &Path {
+        &self.socket
+    }
+
+    /// The daemon's data directory.
+    pub fn data_dir(&self) -> &Path {
+        &self.data
+    }
+
+    /// The `pcap` runner for this daemon.
+    pub fn client(&self) -> &Pcap {
+        &self.pcap
+    }
+
+    /// Runs `pcap ARGS` against this daemon.
+    pub fn pcap<S: AsRef<OsStr>>(&self, args: &[S]) -> Output {
+        self.pcap.run(args)
+    }
+
+    /// Runs `pcap ARGS`, asserts success, returns stdout.
+    pub fn ok<S: AsRef<OsStr>>(&self, args: &[S]) -> String {
+        self.pcap.ok(args)
+    }
+
+    /// Runs `pcap ARGS`, asserts a handled failure, returns stderr.
+    pub fn fails<S: AsRef<OsStr>>(&self, args: &[S]) -> String {
+        self.pcap.fails(args)
+    }
+
+    /// Starts `pcap ARGS` in the background writing stdout to `file`.
+    pub fn spawn_to_file<S: AsRef<OsStr>>(&self, args: &[S], file: &Path) -> Running {
+        self.pcap.spawn_to_file(args, file)
+    }
+
+    /// Starts `pcap ARGS` in the background with stdout on a pipe.
+    pub fn spawn_piped<S: AsRef<OsStr>>(&self, args: &[S]) -> Running {
+        self.pcap.spawn_piped(args)
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        if std::thread::panicking() {
+            eprintln!(
+                "--- pcapd log ({}) ---\n{}--- end of pcapd log ---",
+                self.log.display(),
+                self.log()
+            );
+        }
+    }
+}

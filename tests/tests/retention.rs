@@ -1,0 +1,83 @@
+//! Retention: a capture's spool stays within its size limit by dropping its oldest
+//! segments, says so in its counters, and still replays its newest packets.
+
+use std::fs;
+
+use pcapd_e2e::*;
+
+#[test]
+fn max_size_expires_the_oldest_packets_first() {
+    const PORT: u16 = 23601;
+    const LIMIT: u64 = 256 * 1024;
+    const SENT: u64 = 1200;
+    if !require_root() {
+        return;
+    }
+    let d = Daemon::start();
+    let id = d.init_started(&["lo", &format!("udp port {PORT}"), "--max-size", "256K"]);
+    // About 1.25 MiB of records: five times the limit.
+    send_udp_seq(PORT, 0..SENT, 1000);
+    d.wait_spooled(id, SENT);
+
+    let mut last = serde_json::Value::Null;
+    let mut largest_segment = 0;
+    eventually(
+        DEFAULT_WAIT,
+        "retention to bring the spool under its limit",
+        || {
+            last = d.capture(id);
+            largest_segment = d
+                .segments(id)
+                .iter()
+                .filter_map(|p| fs::metadata(p).ok())
+                .map(|m| m.len())
+                .max()
+                .unwrap_or(0);
+            let c = &last["counters"];
+            let expired = c["expired_packets"].as_u64().unwrap_or(0);
+            let spool = c["spool_bytes"].as_u64().unwrap_or(u64::MAX);
+            expired > 0 && spool <= LIMIT + largest_segment
+        },
+    );
+    let c = &last["counters"];
+    assert_eq!(
+        c["spooled_packets"].as_u64(),
+        Some(SENT),
+        "every packet was spooled once: {last}"
+    );
+    let on_disk: u64 = d
+        .segments(id)
+        .iter()
+        .map(|p| fs::metadata(p).unwrap().len())
+        .sum();
+    assert!(
+        on_disk <= LIMIT + largest_segment,
+        "{on_disk} bytes on disk for a {LIMIT}-byte limit and {largest_segment}-byte segments"
+    );
+
+    // Retention is done with this traffic; what is left replays as one valid file.
+    d.ok(&["stop", &id.to_string()]);
+    d.wait_state(id, "PAUSED");
+    let c = d.capture(id)["counters"].clone();
+    let expired = c["expired_packets"].as_u64().unwrap();
+    let f = d.replay(&[id.to_string()]);
+    let seqs = f.seqs_to(PORT);
+    assert_eq!(
+        seqs.len() as u64,
+        SENT - expired,
+        "replay holds what was not expired: {c}"
+    );
+    assert_eq!(seqs.last(), Some(&(SENT - 1)), "the newest packet is kept");
+    assert_eq!(
+        seqs,
+        (expired..SENT).collect::<Vec<_>>(),
+        "the oldest went first"
+    );
+    for (path, seg) in d.read_segments(id) {
+        assert!(
+            seg.packets.iter().all(|p| p.caplen == p.origlen),
+            "{}",
+            path.display()
+        );
+    }
+}
