@@ -191,6 +191,18 @@ impl Daemon {
         }
     }
 
+    /// Sends `signal` to the running daemon.
+    pub fn signal(&self, signal: Signal) {
+        let child = self.child.as_ref().expect("pcapd is not running");
+        kill(Pid::from_raw(child.id() as i32), signal).expect("signal pcapd");
+    }
+
+    /// Whether the daemon process is still running.
+    pub fn is_running(&mut self) -> bool {
+        let child = self.child.as_mut().expect("pcapd was stopped by the test");
+        matches!(child.try_wait(), Ok(None))
+    }
+
     /// Kills the daemon with SIGKILL, as a crash would, and reaps it.
     pub fn kill(&mut self) {
         let mut child = self.child.take().expect("pcapd is not running");

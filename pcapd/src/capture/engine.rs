@@ -9,22 +9,18 @@ use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
-use pcap::{Active, Capture, Linktype};
+use pcap::{Active, Capture};
 use pcap_core::domain::State;
 use pcap_core::savefile::FileHeader;
 use tokio::sync::mpsc as tmpsc;
 
 use super::live::{Fanout, LivePacket};
+use super::open::{open, retryable};
 use super::{CaptureParams, Control, Event, LiveCounters};
 use crate::spool::writer::Spool;
 
-/// libpcap read timeout: the kernel hands over a partly filled block after this long, which
-/// bounds how late a packet reaches live readers.
-const READ_TIMEOUT_MS: i32 = 10;
 /// Longest wait in poll when nothing happens, so that housekeeping still runs.
 const POLL_MS: u16 = 200;
-/// Kernel ring buffer per capture.
-const BUFFER_BYTES: i32 = 32 << 20;
 /// How often buffered records are written out (bounds what a crash can lose).
 const FLUSH_EVERY: Duration = Duration::from_millis(200);
 /// How often retention, the disk floor and kernel statistics are looked at.
@@ -80,11 +76,13 @@ pub fn run(
     ) {
         Ok(s) => s,
         Err(e) => {
+            let reason = format!("spool: {e}");
+            let _ = ready.send((State::Failed, reason.clone()));
             let _ = events.send(Event::Exited {
                 id,
                 generation,
                 state: State::Failed,
-                reason: format!("spool: {e}"),
+                reason,
             });
             return;
         }
@@ -373,49 +371,6 @@ impl Engine {
             reason,
         });
     }
-}
-
-/// Opens and configures the device; errors are libpcap's words.
-fn open(p: &CaptureParams) -> std::result::Result<Capture<Active>, String> {
-    let mut cap = Capture::from_device(p.device.as_str())
-        .map_err(|e| e.to_string())?
-        .snaplen(p.snaplen as i32)
-        .promisc(p.promisc)
-        .timeout(READ_TIMEOUT_MS)
-        .buffer_size(BUFFER_BYTES)
-        .open()
-        .and_then(|c| c.setnonblock())
-        .map_err(|e| e.to_string())?;
-    if p.all_interfaces {
-        let _ = cap.set_datalink(Linktype(p.link_type as i32));
-    }
-    if cap.get_datalink().0 as u32 != p.link_type {
-        return Err(format!(
-            "interface {} now has link type {} instead of {}",
-            p.device,
-            cap.get_datalink().0,
-            p.link_type
-        ));
-    }
-    cap.filter(&p.filter, true)
-        .map_err(|e| format!("filter {:?}: {e}", p.filter))?;
-    Ok(cap)
-}
-
-/// Whether an error means the interface is gone or down for now.
-fn retryable(msg: &str) -> bool {
-    let m = msg.to_ascii_lowercase();
-    [
-        "no such device",
-        "went down",
-        "not up",
-        "network is down",
-        "enodev",
-        "enxio",
-        "no such device or address",
-    ]
-    .iter()
-    .any(|s| m.contains(s))
 }
 
 fn describe_write_error(e: &crate::Error) -> String {

@@ -5,6 +5,7 @@
 pub mod device;
 mod engine;
 pub mod live;
+mod open;
 
 use std::os::unix::net::UnixDatagram;
 use std::path::PathBuf;

@@ -1,0 +1,55 @@
+//! Opening a capture handle on a device, and telling a passing outage (interface gone or
+//! down, retried) from a lasting failure.
+
+use pcap::{Active, Capture, Linktype};
+
+use super::CaptureParams;
+
+/// libpcap read timeout: the kernel hands over a partly filled block after this long, which
+/// bounds how late a packet reaches live readers.
+const READ_TIMEOUT_MS: i32 = 10;
+/// Kernel ring buffer per capture.
+const BUFFER_BYTES: i32 = 32 << 20;
+
+/// Opens and configures the device; errors are libpcap's words.
+pub fn open(p: &CaptureParams) -> std::result::Result<Capture<Active>, String> {
+    let mut cap = Capture::from_device(p.device.as_str())
+        .map_err(|e| e.to_string())?
+        .snaplen(p.snaplen as i32)
+        .promisc(p.promisc)
+        .timeout(READ_TIMEOUT_MS)
+        .buffer_size(BUFFER_BYTES)
+        .open()
+        .and_then(|c| c.setnonblock())
+        .map_err(|e| e.to_string())?;
+    if p.all_interfaces {
+        let _ = cap.set_datalink(Linktype(p.link_type as i32));
+    }
+    if cap.get_datalink().0 as u32 != p.link_type {
+        return Err(format!(
+            "interface {} now has link type {} instead of {}",
+            p.device,
+            cap.get_datalink().0,
+            p.link_type
+        ));
+    }
+    cap.filter(&p.filter, true)
+        .map_err(|e| format!("filter {:?}: {e}", p.filter))?;
+    Ok(cap)
+}
+
+/// Whether an error means the interface is gone or down for now.
+pub fn retryable(msg: &str) -> bool {
+    let m = msg.to_ascii_lowercase();
+    [
+        "no such device",
+        "went down",
+        "not up",
+        "network is down",
+        "enodev",
+        "enxio",
+        "no such device or address",
+    ]
+    .iter()
+    .any(|s| m.contains(s))
+}

@@ -1,0 +1,137 @@
+//! The daemon's own contract: configuration checked before anything binds, SIGHUP reloads
+//! it, stop conditions end captures by themselves, and listening needs a running capture.
+
+use std::process::Command;
+use std::time::Duration;
+
+use nix::sys::signal::Signal;
+use pcapd_e2e::*;
+
+#[test]
+fn a_bad_config_file_is_refused_with_status_64() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases = [
+        ("sokcet = \"/tmp/x.sock\"\n", "unknown field"),
+        ("default_max_size = \"lots\"\n", "default_max_size"),
+        (
+            "free_space_floor_percent = 200.0\n",
+            "free_space_floor_percent",
+        ),
+    ];
+    for (toml, expected) in cases {
+        let config = dir.path().join("pcapd.toml");
+        std::fs::write(&config, toml).unwrap();
+        let out = run_bounded(
+            Command::new(pcapd_bin())
+                .arg("--config")
+                .arg(&config)
+                .arg("--socket")
+                .arg(dir.path().join("s.sock"))
+                .arg("--data-dir")
+                .arg(dir.path().join("data")),
+            "pcapd with a bad config",
+            Duration::from_secs(10),
+        );
+        assert_eq!(out.status.code(), Some(64), "{toml:?}: {}", out.stderr);
+        assert!(
+            out.stderr.contains(expected),
+            "{toml:?} should mention {expected}: {}",
+            out.stderr
+        );
+        assert!(
+            !dir.path().join("s.sock").exists(),
+            "nothing was bound for {toml:?}"
+        );
+    }
+    let missing = run_bounded(
+        Command::new(pcapd_bin()).args(["--config", "/nonexistent/pcapd.toml"]),
+        "pcapd with a missing config",
+        Duration::from_secs(10),
+    );
+    assert_eq!(missing.status.code(), Some(64), "{}", missing.stderr);
+    assert!(
+        missing.stderr.contains("/nonexistent/pcapd.toml"),
+        "{}",
+        missing.stderr
+    );
+}
+
+#[test]
+fn sighup_reloads_the_config_and_keeps_the_old_one_when_the_new_is_bad() {
+    if !require_root() {
+        return;
+    }
+    let mut d = Daemon::builder().config("max_captures = 1\n").start();
+    let config = d.dir().join("pcapd.toml");
+    d.init(&["lo", "udp port 23601"]);
+    let err = d.fails(&["init", "lo", "udp port 23602"]);
+    assert!(
+        err.contains("max_captures"),
+        "the limit is enforced and named: {err}"
+    );
+
+    std::fs::write(&config, "max_captures = 3\nno_such_key = 1\n").unwrap();
+    d.signal(Signal::SIGHUP);
+    eventually(DEFAULT_WAIT, "the bad config is reported", || {
+        d.log().contains("configuration not reloaded")
+    });
+    assert!(d.is_running(), "a bad config on reload does not stop pcapd");
+    let err = d.fails(&["init", "lo", "udp port 23602"]);
+    assert!(
+        err.contains("max_captures"),
+        "the old limit still holds: {err}"
+    );
+
+    std::fs::write(&config, "max_captures = 3\n").unwrap();
+    d.signal(Signal::SIGHUP);
+    eventually(DEFAULT_WAIT, "the new limit applies", || {
+        d.pcap(&["init", "lo", "udp port 23602"]).status.success()
+    });
+    assert_eq!(d.list().len(), 2);
+}
+
+#[test]
+fn stop_conditions_finish_a_capture_by_themselves() {
+    if !require_root() {
+        return;
+    }
+    let d = Daemon::start();
+    let counted = d.init_started(&["lo", "udp port 23603", "--count", "50"]);
+    send_udp(23603, 200, 32);
+    d.wait_state(counted, "FINISHED");
+    let c = d.capture(counted);
+    assert_eq!(c["counters"]["spooled_packets"], 50, "{c}");
+    assert!(
+        c["reason"].as_str().unwrap().contains("50"),
+        "reason says why: {c}"
+    );
+    assert_eq!(d.replay(&[&counted.to_string()]).packets.len(), 50);
+
+    let timed = d.init_started(&["lo", "udp port 23604", "--duration", "1"]);
+    d.wait_state(timed, "FINISHED");
+    let c = d.capture(timed);
+    assert!(c["reason"].as_str().unwrap().contains("duration"), "{c}");
+
+    // A finished capture can be started again.
+    d.ok(&["start", &counted.to_string()]);
+    assert_eq!(d.state(counted), "ACTIVE");
+}
+
+#[test]
+fn listening_to_a_capture_that_is_not_running_says_how_to_start_it() {
+    if !require_root() {
+        return;
+    }
+    let d = Daemon::start();
+    let id = d.init(&["lo", "udp port 23605", "--alias", "quiet"]);
+    let err = d.fails(&["listen", "quiet"]);
+    assert!(err.contains("PENDING"), "names the state: {err}");
+    assert!(
+        err.contains("pcap start quiet"),
+        "says how to start it: {err}"
+    );
+    d.ok(&["start", &id.to_string()]);
+    d.ok(&["stop", "quiet"]);
+    let err = d.fails(&["listen", "quiet"]);
+    assert!(err.contains("PAUSED"), "{err}");
+}
