@@ -15,7 +15,7 @@ use nix::unistd::Pid;
 use tempfile::TempDir;
 
 use crate::bins::pcapd_bin;
-use crate::cli::{wait_until, Output, Pcap, Running};
+use crate::cli::{run_bounded, wait_until, Output, Pcap, Running};
 
 /// How long the daemon may take to accept connections, or to exit after SIGTERM.
 const START_LIMIT: Duration = Duration::from_secs(15);
@@ -27,6 +27,7 @@ pub struct DaemonBuilder {
     args: Vec<OsString>,
     config: Option<String>,
     socket_group: Option<String>,
+    tmpfs_data: Option<u64>,
 }
 
 /// A running `pcapd` in a temporary directory: `pcapd.sock`, `data/`, `pcapd.log`.
@@ -39,6 +40,8 @@ pub struct Daemon {
     data: PathBuf,
     log: PathBuf,
     pcap: Pcap,
+    /// Whether `data` is a tmpfs this harness mounted (and unmounts on drop).
+    tmpfs: bool,
     dir: TempDir,
 }
 
@@ -61,6 +64,12 @@ impl DaemonBuilder {
     /// depend on a `pcap` group existing).
     pub fn socket_group(mut self, group: &str) -> Self {
         self.socket_group = Some(group.to_owned());
+        self
+    }
+
+    /// Puts the data directory on a tmpfs of `bytes`, to fill the disk on purpose.
+    pub fn tmpfs_data(mut self, bytes: u64) -> Self {
+        self.tmpfs_data = Some(bytes);
         self
     }
 
@@ -93,6 +102,23 @@ impl DaemonBuilder {
         }
         args.extend(self.args);
 
+        if let Some(bytes) = self.tmpfs_data {
+            fs::create_dir_all(&data).expect("data dir");
+            let out = run_bounded(
+                Command::new("mount")
+                    .args([
+                        "-t",
+                        "tmpfs",
+                        "-o",
+                        &format!("size={bytes},mode=0750"),
+                        "tmpfs",
+                    ])
+                    .arg(&data),
+                "mount a tmpfs",
+                Duration::from_secs(10),
+            );
+            assert!(out.status.success(), "mount tmpfs: {}", out.stderr);
+        }
         let pcap = Pcap::at(&socket);
         let mut d = Daemon {
             child: None,
@@ -101,6 +127,7 @@ impl DaemonBuilder {
             data,
             log,
             pcap,
+            tmpfs: self.tmpfs_data.is_some(),
             dir,
         };
         d.spawn();
@@ -279,6 +306,9 @@ impl Drop for Daemon {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();
+        }
+        if self.tmpfs {
+            let _ = Command::new("umount").arg(&self.data).status();
         }
         if std::thread::panicking() {
             eprintln!(

@@ -63,8 +63,8 @@ fn sighup_reloads_the_config_and_keeps_the_old_one_when_the_new_is_bad() {
     }
     let mut d = Daemon::builder().config("max_captures = 1\n").start();
     let config = d.dir().join("pcapd.toml");
-    d.init(&["lo", "udp port 23601"]);
-    let err = d.fails(&["init", "lo", "udp port 23602"]);
+    d.init(&["lo", "udp port 23801"]);
+    let err = d.fails(&["init", "lo", "udp port 23802"]);
     assert!(
         err.contains("max_captures"),
         "the limit is enforced and named: {err}"
@@ -76,7 +76,7 @@ fn sighup_reloads_the_config_and_keeps_the_old_one_when_the_new_is_bad() {
         d.log().contains("configuration not reloaded")
     });
     assert!(d.is_running(), "a bad config on reload does not stop pcapd");
-    let err = d.fails(&["init", "lo", "udp port 23602"]);
+    let err = d.fails(&["init", "lo", "udp port 23802"]);
     assert!(
         err.contains("max_captures"),
         "the old limit still holds: {err}"
@@ -85,7 +85,7 @@ fn sighup_reloads_the_config_and_keeps_the_old_one_when_the_new_is_bad() {
     std::fs::write(&config, "max_captures = 3\n").unwrap();
     d.signal(Signal::SIGHUP);
     eventually(DEFAULT_WAIT, "the new limit applies", || {
-        d.pcap(&["init", "lo", "udp port 23602"]).status.success()
+        d.pcap(&["init", "lo", "udp port 23802"]).status.success()
     });
     assert_eq!(d.list().len(), 2);
 }
@@ -96,8 +96,8 @@ fn stop_conditions_finish_a_capture_by_themselves() {
         return;
     }
     let d = Daemon::start();
-    let counted = d.init_started(&["lo", "udp port 23603", "--count", "50"]);
-    send_udp(23603, 200, 32);
+    let counted = d.init_started(&["lo", "udp port 23803", "--count", "50"]);
+    send_udp(23803, 200, 32);
     d.wait_state(counted, "FINISHED");
     let c = d.capture(counted);
     assert_eq!(c["counters"]["spooled_packets"], 50, "{c}");
@@ -107,7 +107,7 @@ fn stop_conditions_finish_a_capture_by_themselves() {
     );
     assert_eq!(d.replay(&[&counted.to_string()]).packets.len(), 50);
 
-    let timed = d.init_started(&["lo", "udp port 23604", "--duration", "1"]);
+    let timed = d.init_started(&["lo", "udp port 23804", "--duration", "1"]);
     d.wait_state(timed, "FINISHED");
     let c = d.capture(timed);
     assert!(c["reason"].as_str().unwrap().contains("duration"), "{c}");
@@ -123,7 +123,7 @@ fn listening_to_a_capture_that_is_not_running_says_how_to_start_it() {
         return;
     }
     let d = Daemon::start();
-    let id = d.init(&["lo", "udp port 23605", "--alias", "quiet"]);
+    let id = d.init(&["lo", "udp port 23805", "--alias", "quiet"]);
     let err = d.fails(&["listen", "quiet"]);
     assert!(err.contains("PENDING"), "names the state: {err}");
     assert!(

@@ -81,3 +81,61 @@ fn max_size_expires_the_oldest_packets_first() {
         );
     }
 }
+
+#[test]
+fn the_free_space_floor_fails_a_capture_with_nothing_left_to_give_up() {
+    if !require_root() {
+        return;
+    }
+    let d = Daemon::builder()
+        .tmpfs_data(16 << 20)
+        .config("free_space_floor_percent = 25.0\n")
+        .start();
+    let id = d.init_started(&["lo", "udp port 23701", "--max-size", "2M"]);
+    send_udp_seq(23701, 0..1500, 1000);
+    d.wait_spooled(id, 1500);
+
+    // Leave 1 MiB free on the 16 MiB filesystem: 3 MiB below the 4 MiB floor, more than
+    // the capture's whole spool (about 1.5 MiB) can give back.
+    let st = nix::sys::statvfs::statvfs(d.data_dir()).unwrap();
+    let avail = st.blocks_available() * st.fragment_size();
+    let filler = d.data_dir().join("filler");
+    let mut f = std::fs::File::create(&filler).unwrap();
+    let chunk = vec![0u8; 1 << 20];
+    let mut left = avail.saturating_sub(1 << 20);
+    while left > 0 {
+        let n = left.min(chunk.len() as u64) as usize;
+        std::io::Write::write_all(&mut f, &chunk[..n]).unwrap();
+        left -= n as u64;
+    }
+    drop(f);
+
+    d.wait_state(id, "FAILED");
+    let c = d.capture(id);
+    let reason = c["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("floor") && reason.contains("25"),
+        "says why: {reason}"
+    );
+    let expired = c["counters"]["expired_packets"].as_u64().unwrap();
+    assert!(expired > 0, "its own oldest segments went first: {c}");
+
+    // Nothing spooled is corrupted: what is left replays whole, newest packet included.
+    let replay = d.replay(&[&id.to_string()]);
+    assert_eq!(replay.packets.len() as u64, 1500 - expired, "{c}");
+    assert_eq!(replay.seqs_to(23701).last(), Some(&1499));
+    for (path, file) in d.read_segments(id) {
+        assert!(
+            !file.packets.is_empty(),
+            "{} is a readable segment",
+            path.display()
+        );
+    }
+
+    // With room again, the capture starts and spools again.
+    std::fs::remove_file(&filler).unwrap();
+    d.ok(&["start", &id.to_string()]);
+    assert_eq!(d.state(id), "ACTIVE");
+    send_udp_seq(23701, 1500..1600, 1000);
+    d.wait_spooled(id, 1600);
+}

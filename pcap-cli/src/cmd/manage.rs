@@ -3,7 +3,7 @@
 use anyhow::Result;
 use clap::Args;
 use pcap_core::api::v1 as api;
-use pcap_core::domain::Selector;
+use pcap_core::domain::{CaptureInfo, Selector, State};
 
 use super::Context;
 use crate::output::{print_json, print_stdout};
@@ -52,7 +52,8 @@ pub async fn run(action: Action, args: SelectArgs, ctx: &Context) -> Result<()> 
     .into_inner();
     let captures = super::captures(response.captures)?;
     if ctx.json {
-        return print_json(&captures.iter().map(CaptureJson::from).collect::<Vec<_>>());
+        print_json(&captures.iter().map(CaptureJson::from).collect::<Vec<_>>())?;
+        return start_failures(action, &captures);
     }
     if captures.is_empty() {
         eprintln!("no captures; create one with `pcap init IFACE FILTER --alias NAME`");
@@ -63,7 +64,25 @@ pub async fn run(action: Action, args: SelectArgs, ctx: &Context) -> Result<()> 
         text.push_str(&summary_line(c));
         text.push('\n');
     }
-    print_stdout(&text)
+    print_stdout(&text)?;
+    start_failures(action, &captures)
+}
+
+/// A start that left a capture FAILED is an error, so that `pcap start web && ...` stops.
+fn start_failures(action: Action, captures: &[CaptureInfo]) -> Result<()> {
+    if action != Action::Start {
+        return Ok(());
+    }
+    let failed: Vec<String> = captures
+        .iter()
+        .filter(|c| c.state == State::Failed)
+        .map(|c| format!("capture {} could not start: {}", c.id, c.reason))
+        .collect();
+    if failed.is_empty() {
+        Ok(())
+    } else {
+        anyhow::bail!("{}", failed.join("; "))
+    }
 }
 
 /// The selector for `--all` or a typed id or alias (already stripped of any remote).
