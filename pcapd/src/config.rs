@@ -44,6 +44,39 @@ pub struct Flags {
     /// CA (PEM) that client certificates must be signed by.
     #[arg(long, value_name = "FILE")]
     pub client_ca: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// Subcommands of `pcapd` that do something else than run the daemon.
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum Command {
+    /// Certificates for remote access over mutual TLS.
+    #[command(subcommand)]
+    Tls(TlsCommand),
+}
+
+/// `pcapd tls ...`
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum TlsCommand {
+    /// Make a CA and a server certificate/key for the given host names and addresses.
+    Init {
+        /// Directory to write ca.pem, ca-key.pem, server.pem, server-key.pem into.
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+        /// Host name or IP address clients use to reach this pcapd (repeatable).
+        #[arg(long = "host", value_name = "NAME")]
+        hosts: Vec<String>,
+    },
+    /// Issue a client certificate/key signed by the CA in DIR.
+    Client {
+        /// Directory holding the CA made by `pcapd tls init`; NAME.pem and NAME-key.pem go there.
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+        /// Name of the client, recorded as the owner of the captures it creates.
+        #[arg(long, value_name = "NAME")]
+        name: String,
+    },
 }
 
 /// The config file's contents; every key optional.

@@ -10,5 +10,6 @@ pub mod server;
 pub mod service;
 pub mod spool;
 pub mod store;
+pub mod tls;
 
 pub use error::{Error, Result};

@@ -3,11 +3,14 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use pcapd::config::{Config, Flags};
+use pcapd::config::{Command, Config, Flags, TlsCommand};
 
 fn main() -> ExitCode {
     init_tracing();
     let flags = Flags::parse();
+    if let Some(Command::Tls(tls)) = &flags.command {
+        return tls_command(tls);
+    }
     let config = match Config::load(&flags) {
         Ok(c) => c,
         Err(e) => {
@@ -37,6 +40,21 @@ fn main() -> ExitCode {
             eprintln!("pcapd: {e}");
             ExitCode::from(64)
         }
+        Err(e) => {
+            eprintln!("pcapd: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Runs `pcapd tls ...`.
+fn tls_command(cmd: &TlsCommand) -> ExitCode {
+    let result = match cmd {
+        TlsCommand::Init { out, hosts } => pcapd::tls::certs::init(out, hosts),
+        TlsCommand::Client { out, name } => pcapd::tls::certs::client(out, name),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("pcapd: {e}");
             ExitCode::FAILURE
