@@ -32,9 +32,10 @@ pub struct Flags {
     /// Directory of the registry database and the spool.
     #[arg(long, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
-    /// Serve the API over mutual TLS on this address (e.g. 0.0.0.0:2020).
+    /// Serve the API over mutual TLS on this address (e.g. 0.0.0.0:2020; port 2020 if
+    /// left out).
     #[arg(long, value_name = "ADDR:PORT")]
-    pub listen: Option<SocketAddr>,
+    pub listen: Option<String>,
     /// Server certificate (PEM) for --listen.
     #[arg(long, value_name = "FILE")]
     pub tls_cert: Option<PathBuf>,
@@ -86,7 +87,7 @@ pub struct FileConfig {
     pub socket: Option<PathBuf>,
     pub socket_group: Option<String>,
     pub data_dir: Option<PathBuf>,
-    pub listen: Option<SocketAddr>,
+    pub listen: Option<String>,
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
     pub client_ca: Option<PathBuf>,
@@ -108,7 +109,21 @@ pub struct Config {
     pub default_max_bytes: u64,
     pub free_space_floor_percent: f64,
     pub max_captures: usize,
+    /// The remote listener, when remote access is on.
+    pub remote: Option<RemoteListen>,
 }
+
+/// Where and with what certificates the API is served over mutual TLS.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemoteListen {
+    pub addr: SocketAddr,
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    pub client_ca: PathBuf,
+}
+
+/// Default TCP port of the remote listener.
+pub const DEFAULT_PORT: u16 = 2020;
 
 impl Config {
     /// Reads the config file (if any) and applies the flags over it.
@@ -122,15 +137,12 @@ impl Config {
     }
 
     fn merge(file: FileConfig, flags: &Flags) -> Result<Config> {
-        let listen = flags.listen.or(file.listen);
-        let tls = flags.tls_cert.is_some() || flags.tls_key.is_some() || flags.client_ca.is_some();
-        if listen.is_some() || tls || file.tls_cert.is_some() {
-            return Err(Error::Config(
-                "remote access over TLS (--listen, --tls-cert, --tls-key, --client-ca) is not \
-                 available in this version yet; use the local UNIX socket"
-                    .into(),
-            ));
-        }
+        let remote = remote_listen(
+            flags.listen.clone().or(file.listen),
+            flags.tls_cert.clone().or(file.tls_cert),
+            flags.tls_key.clone().or(file.tls_key),
+            flags.client_ca.clone().or(file.client_ca),
+        )?;
         let default_max_bytes = match &file.default_max_size {
             Some(s) => pcap_core::parse::size(s)
                 .map_err(|e| Error::Config(format!("default_max_size: {e}")))?,
@@ -161,8 +173,73 @@ impl Config {
             default_max_bytes,
             free_space_floor_percent: floor,
             max_captures,
+            remote,
         })
     }
+}
+
+/// Remote access is off unless a listen address is given, and then needs all three TLS
+/// files, each readable: there is no plaintext fallback.
+fn remote_listen(
+    listen: Option<String>,
+    cert: Option<PathBuf>,
+    key: Option<PathBuf>,
+    client_ca: Option<PathBuf>,
+) -> Result<Option<RemoteListen>> {
+    let Some(listen) = listen else {
+        if cert.is_some() || key.is_some() || client_ca.is_some() {
+            return Err(Error::Config(
+                "TLS files given without --listen: add --listen ADDR:PORT to serve remotely, \
+                 or drop --tls-cert/--tls-key/--client-ca"
+                    .into(),
+            ));
+        }
+        return Ok(None);
+    };
+    let addr = parse_listen(&listen)?;
+    let mut missing = Vec::new();
+    for (flag, v) in [
+        ("--tls-cert", &cert),
+        ("--tls-key", &key),
+        ("--client-ca", &client_ca),
+    ] {
+        match v {
+            None => missing.push(flag),
+            Some(path) => {
+                std::fs::File::open(path).map_err(|e| {
+                    Error::Config(format!("{flag} {}: cannot read it: {e}", path.display()))
+                })?;
+            }
+        }
+    }
+    if !missing.is_empty() {
+        return Err(Error::Config(format!(
+            "--listen {listen} needs {}: remote access is mutual TLS only (make the files with \
+             `pcapd tls init --out DIR --host NAME`)",
+            missing.join(", ")
+        )));
+    }
+    Ok(Some(RemoteListen {
+        addr,
+        cert: cert.expect("checked"),
+        key: key.expect("checked"),
+        client_ca: client_ca.expect("checked"),
+    }))
+}
+
+/// `ADDR:PORT`, `[V6]:PORT`, or an address alone (port 2020).
+fn parse_listen(s: &str) -> Result<SocketAddr> {
+    if let Ok(a) = s.parse::<SocketAddr>() {
+        return Ok(a);
+    }
+    let bare = s.trim_start_matches('[').trim_end_matches(']');
+    bare.parse::<std::net::IpAddr>()
+        .map(|ip| SocketAddr::new(ip, DEFAULT_PORT))
+        .map_err(|_| {
+            Error::Config(format!(
+                "--listen {s:?} is not an address: use ADDR:PORT, e.g. 0.0.0.0:2020 or [::]:2020"
+            ))
+        })
 }
 
 fn read_file(path: &Path) -> Result<FileConfig> {
@@ -188,6 +265,95 @@ mod tests {
         assert_eq!(c.socket, PathBuf::from("/b.sock"));
         assert_eq!(c.data_dir, PathBuf::from("/d"));
         assert_eq!(c.default_max_bytes, 2 << 20);
+    }
+
+    #[test]
+    fn remote_access_needs_every_tls_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = |n: &str| {
+            let p = dir.path().join(n);
+            std::fs::write(&p, "x").unwrap();
+            p.display().to_string()
+        };
+        let (cert, key, ca) = (f("c.pem"), f("k.pem"), f("ca.pem"));
+        let ok = flags(&[
+            "--listen",
+            "127.0.0.1",
+            "--tls-cert",
+            &cert,
+            "--tls-key",
+            &key,
+            "--client-ca",
+            &ca,
+        ]);
+        let remote = Config::merge(FileConfig::default(), &ok)
+            .unwrap()
+            .remote
+            .unwrap();
+        assert_eq!(remote.addr, "127.0.0.1:2020".parse().unwrap());
+        let v6 = flags(&[
+            "--listen",
+            "[::1]:3030",
+            "--tls-cert",
+            &cert,
+            "--tls-key",
+            &key,
+            "--client-ca",
+            &ca,
+        ]);
+        assert_eq!(
+            Config::merge(FileConfig::default(), &v6)
+                .unwrap()
+                .remote
+                .unwrap()
+                .addr
+                .port(),
+            3030
+        );
+
+        let no_ca = flags(&[
+            "--listen",
+            "0.0.0.0:2020",
+            "--tls-cert",
+            &cert,
+            "--tls-key",
+            &key,
+        ]);
+        let err = Config::merge(FileConfig::default(), &no_ca)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("--client-ca"), "{err}");
+        let unreadable = flags(&[
+            "--listen",
+            "0.0.0.0:2020",
+            "--tls-cert",
+            "/nonexistent.pem",
+            "--tls-key",
+            &key,
+            "--client-ca",
+            &ca,
+        ]);
+        let err = Config::merge(FileConfig::default(), &unreadable)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("/nonexistent.pem"), "{err}");
+        let no_listen = flags(&["--tls-cert", &cert]);
+        assert!(Config::merge(FileConfig::default(), &no_listen).is_err());
+        let bad = flags(&[
+            "--listen",
+            "example:port",
+            "--tls-cert",
+            &cert,
+            "--tls-key",
+            &key,
+            "--client-ca",
+            &ca,
+        ]);
+        assert!(Config::merge(FileConfig::default(), &bad).is_err());
+        assert!(Config::merge(FileConfig::default(), &flags(&[]))
+            .unwrap()
+            .remote
+            .is_none());
     }
 
     #[test]

@@ -20,25 +20,53 @@ const PERSIST_EVERY: Duration = Duration::from_secs(10);
 /// Serves until SIGTERM or SIGINT; SIGHUP reloads the config file.
 pub async fn run(config: Config, flags: Flags) -> Result<()> {
     let socket = config.socket.clone();
+    // Everything that can be refused is checked before the first socket is bound.
+    let tls = config
+        .remote
+        .as_ref()
+        .map(crate::tls::server::server_config)
+        .transpose()?;
     let listener = crate::listen::unix::bind(&socket, config.socket_group.as_deref())?;
+    let remote = match (&config.remote, tls) {
+        (Some(r), Some(tls)) => match crate::listen::tls::bind(r.addr).await {
+            Ok(tcp) => Some((tcp, tls)),
+            Err(e) => {
+                let _ = std::fs::remove_file(&socket);
+                return Err(e);
+            }
+        },
+        _ => None,
+    };
     let registry = Registry::open(config)?;
     tracing::info!(socket = %socket.display(), "pcapd {} serving", env!("CARGO_PKG_VERSION"));
 
     let mut term = signal(SignalKind::terminate()).map_err(|e| crate::Error::io("signal", e))?;
     let mut int = signal(SignalKind::interrupt()).map_err(|e| crate::Error::io("signal", e))?;
     let mut hup = signal(SignalKind::hangup()).map_err(|e| crate::Error::io("signal", e))?;
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let service =
+        PcapdServer::new(PcapdService::new(registry.clone())).max_decoding_message_size(1 << 20);
 
-    let server = tokio::spawn(
+    let mut servers = vec![tokio::spawn(
         tonic::transport::Server::builder()
-            .add_service(
-                PcapdServer::new(PcapdService::new(registry.clone()))
-                    .max_decoding_message_size(1 << 20),
-            )
-            .serve_with_incoming_shutdown(UnixListenerStream::new(listener), async {
-                let _ = stop_rx.await;
-            }),
-    );
+            .add_service(service.clone())
+            .serve_with_incoming_shutdown(
+                UnixListenerStream::new(listener),
+                stopped(stop_rx.clone()),
+            ),
+    )];
+    if let Some((tcp, tls)) = remote {
+        tracing::info!(listen = %tcp.local_addr().map(|a| a.to_string()).unwrap_or_default(),
+            "serving remote clients over mutual TLS");
+        servers.push(tokio::spawn(
+            tonic::transport::Server::builder()
+                .add_service(service)
+                .serve_with_incoming_shutdown(
+                    crate::listen::tls::incoming(tcp, tls),
+                    stopped(stop_rx),
+                ),
+        ));
+    }
 
     let mut persist = tokio::time::interval(PERSIST_EVERY);
     loop {
@@ -56,13 +84,25 @@ pub async fn run(config: Config, flags: Flags) -> Result<()> {
     // Stopping the capture threads first also ends live streams, so the server can drain.
     let r = registry.clone();
     let _ = tokio::task::spawn_blocking(move || r.shutdown()).await;
-    let _ = stop_tx.send(());
-    if tokio::time::timeout(DRAIN_TIMEOUT, server).await.is_err() {
+    let _ = stop_tx.send(true);
+    let drained = futures_join(servers);
+    if tokio::time::timeout(DRAIN_TIMEOUT, drained).await.is_err() {
         tracing::warn!("calls still running after {DRAIN_TIMEOUT:?}; exiting anyway");
     }
     let _ = std::fs::remove_file(&socket);
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Resolves once shutdown is asked for.
+async fn stopped(mut rx: tokio::sync::watch::Receiver<bool>) {
+    let _ = rx.wait_for(|stop| *stop).await;
+}
+
+async fn futures_join<T>(handles: Vec<tokio::task::JoinHandle<T>>) {
+    for h in handles {
+        let _ = h.await;
+    }
 }
 
 fn reload(registry: &Arc<Registry>, flags: &Flags) {

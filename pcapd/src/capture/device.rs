@@ -31,6 +31,17 @@ pub fn interfaces() -> Result<Vec<api::Interface>> {
         .collect())
 }
 
+/// Every address of this host's interfaces.
+pub fn host_addresses() -> Vec<std::net::IpAddr> {
+    Device::list()
+        .map(|ds| {
+            ds.iter()
+                .flat_map(|d| d.addresses.iter().map(|a| a.addr))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 fn format_address(a: &pcap::Address) -> String {
     let prefix = match a.netmask {
         Some(std::net::IpAddr::V4(m)) => u32::from(m).count_ones(),

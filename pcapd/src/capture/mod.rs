@@ -4,6 +4,7 @@
 
 pub mod device;
 mod engine;
+pub mod exclusion;
 pub mod live;
 mod open;
 

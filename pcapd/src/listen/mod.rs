@@ -1,3 +1,5 @@
-//! Where the API is served: the local UNIX socket (remote TLS comes later).
+//! Where the API is served: the local UNIX socket, and with --listen a TCP port over
+//! mutual TLS.
 
+pub mod tls;
 pub mod unix;

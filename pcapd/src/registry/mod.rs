@@ -211,6 +211,21 @@ impl Registry {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// The filter a capture of `user` filter really runs with: without pcapd's own remote
+    /// connections.
+    fn applied_filter(&self, user: &str) -> String {
+        use crate::capture::{device, exclusion};
+        let listen = self
+            .config
+            .read()
+            .expect("config lock")
+            .remote
+            .as_ref()
+            .map(|r| r.addr);
+        let own = listen.and_then(|l| exclusion::own_traffic(Some(l), &device::host_addresses()));
+        exclusion::applied_filter(user, own.as_deref())
+    }
+
     fn policy_for(&self, info: &CaptureInfo) -> RetentionPolicy {
         let config = self.config.read().expect("config lock");
         RetentionPolicy {
@@ -238,6 +253,7 @@ impl Registry {
         }
         let dir = spool::capture_dir(&self.data_dir, id);
         let closed = catalog::reconcile(&self.store, id, &dir)?.segments;
+        entry.info.applied_filter = self.applied_filter(&entry.info.filter);
         let info = &entry.info;
         let params = CaptureParams {
             id,

@@ -11,7 +11,9 @@ impl Registry {
     /// filter already. Returns the capture and whether it was created.
     pub fn init(&self, spec: CaptureSpec, owner: &str) -> Result<(CaptureInfo, bool)> {
         device::check_exists(&spec.target)?;
-        let link_type = device::probe(&spec.target, &spec.filter, spec.snaplen)?;
+        device::probe(&spec.target, &spec.filter, spec.snaplen)?;
+        let applied_filter = self.applied_filter(&spec.filter);
+        let link_type = device::probe(&spec.target, &applied_filter, spec.snaplen)?;
         let mut inner = self.lock();
         for alias in &spec.aliases {
             if let Some(other) = inner.captures.values().find(|e| {
@@ -52,7 +54,7 @@ impl Registry {
         let info = CaptureInfo {
             id,
             aliases: spec.aliases,
-            applied_filter: spec.filter.clone(),
+            applied_filter,
             target: spec.target,
             filter: spec.filter,
             snaplen: spec.snaplen,

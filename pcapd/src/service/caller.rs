@@ -1,8 +1,11 @@
-//! Who is calling: the peer's uid from SO_PEERCRED on the UNIX socket. It is recorded as
-//! the owner of captures it creates and logged with every state-changing call.
+//! Who is calling: the peer's uid from SO_PEERCRED on the UNIX socket, or the name in the
+//! client certificate on the TLS listener. It is recorded as the owner of captures it
+//! creates and logged with every state-changing call.
 
 use tonic::transport::server::UdsConnectInfo;
 use tonic::Request;
+
+use crate::listen::tls::RemotePeer;
 
 /// The identity of a caller.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -14,6 +17,12 @@ pub struct Caller {
 impl Caller {
     /// The caller of `req`, from the connection it came on.
     pub fn of<T>(req: &Request<T>) -> Caller {
+        if let Some(peer) = req.extensions().get::<RemotePeer>() {
+            return Caller {
+                uid: None,
+                name: format!("cert {} ({})", peer.name, peer.addr),
+            };
+        }
         let uid = req
             .extensions()
             .get::<UdsConnectInfo>()
