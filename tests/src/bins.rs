@@ -31,7 +31,7 @@ fn binaries() -> &'static Binaries {
     }
 }
 
-/// Runs `cargo build -p pcapd -p pcap-cli` into the directory this test binary lives in.
+/// Runs `cargo build --workspace --all-targets` into the directory this test binary lives in.
 fn build() -> Result<Binaries, String> {
     let exe = std::env::current_exe().map_err(|e| format!("cannot find the test binary: {e}"))?;
     // A test binary is <target-dir>/<profile>/deps/<name>-<hash>.
@@ -53,10 +53,11 @@ fn build() -> Result<Binaries, String> {
         .args([
             "build",
             "--quiet",
-            "-p",
-            "pcapd",
-            "-p",
-            "pcap-cli",
+            // The same selection as scripts/test.sh, so that features unify the same way
+            // and this is a no-op there; `-p pcapd -p pcap-cli` would rebuild shared crates
+            // with other features, and the next workspace build would rebuild them again.
+            "--workspace",
+            "--all-targets",
             "--target-dir",
         ])
         .arg(target_dir);
