@@ -5,6 +5,7 @@
 
 mod cmd;
 mod output;
+mod remotes;
 mod rpc;
 mod table;
 mod target;

@@ -1,6 +1,16 @@
-//! Client connections to a daemon. `unix:///path` (or a bare path) reaches a local pcapd;
-//! the first connection is made eagerly so that "not running" and "permission denied"
-//! are told apart and explained before any call is made.
+//! Client connections to a daemon. `unix:///path` (or a bare path) reaches a local pcapd,
+//! `https://HOST[:PORT]` a remote one over mutual TLS. The first connection is made
+//! eagerly so that "not running", "permission denied", "unreachable" and certificate
+//! problems are told apart and explained before any call is made.
+
+mod explain;
+mod prefixed;
+mod tls;
+mod url;
+
+pub use explain::explain_status;
+pub use tls::{connect_tls, TlsFiles};
+pub use url::EndpointUrl;
 
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -16,17 +26,27 @@ use crate::{Error, Result};
 /// A connected API client.
 pub type Client = PcapdClient<Channel>;
 
-/// Connects to the endpoint named by `url`: `unix:///path/to/sock` or a plain path.
-pub async fn connect(url: &str) -> Result<Client> {
-    if let Some(path) = url.strip_prefix("unix://") {
-        return connect_unix(Path::new(path)).await;
-    }
+/// Connects to the endpoint named by `url`: `unix:///path/to/sock`, a plain path, or
+/// `https://HOST[:PORT]`, which needs the client's certificate files in `tls`.
+pub async fn connect(url: &str, tls: Option<&TlsFiles>) -> Result<Client> {
     if url.starts_with('/') || url.starts_with('.') {
         return connect_unix(Path::new(url)).await;
     }
-    Err(Error::Invalid(format!(
-        "unsupported endpoint {url:?}: use unix:///path/to/pcapd.sock or a socket path"
-    )))
+    connect_to(&EndpointUrl::parse(url)?, tls).await
+}
+
+/// Connects to a parsed endpoint; `tls` is required for `https` and ignored otherwise.
+pub async fn connect_to(url: &EndpointUrl, tls: Option<&TlsFiles>) -> Result<Client> {
+    match url {
+        EndpointUrl::Unix(path) => connect_unix(path).await,
+        EndpointUrl::Https { host, port } => match tls {
+            Some(files) => connect_tls(host, *port, files).await,
+            None => Err(Error::Invalid(format!(
+                "{url} needs a client certificate: pcapd accepts TLS connections only from \
+                 clients that present one (give its CA, certificate and key files)"
+            ))),
+        },
+    }
 }
 
 /// Connects to a pcapd listening on the UNIX socket at `path`.
@@ -56,9 +76,14 @@ pub async fn connect_unix(path: &Path) -> Result<Client> {
             target: path.display().to_string(),
             message: e.to_string(),
         })?;
-    Ok(PcapdClient::new(channel)
+    Ok(client(channel))
+}
+
+/// The API client on `channel`, with message limits fit for packet batches.
+fn client(channel: Channel) -> Client {
+    PcapdClient::new(channel)
         .max_decoding_message_size(64 << 20)
-        .max_encoding_message_size(16 << 20))
+        .max_encoding_message_size(16 << 20)
 }
 
 /// Turns a failed connect into an explanation a user can act on.

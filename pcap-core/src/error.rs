@@ -28,6 +28,12 @@ pub enum Error {
         path.display()
     )]
     PermissionDenied { path: PathBuf, group: String },
+    /// A remote daemon's host or port could not be reached (refused, no route, no such name).
+    #[error("cannot reach {target}: {message}")]
+    Unreachable { target: String, message: String },
+    /// A TLS connection failed; the message names the certificate file or host at fault.
+    #[error("{message}")]
+    Tls { message: String },
     /// Any other failure to connect.
     #[error("cannot connect to {target}: {message}")]
     Connect { target: String, message: String },

@@ -15,5 +15,7 @@ pub use error::{Error, Result};
 
 /// Default path of the daemon's UNIX socket.
 pub const DEFAULT_SOCKET: &str = "/run/pcapd/pcapd.sock";
+/// Default TCP port of the daemon's TLS listener.
+pub const DEFAULT_TLS_PORT: u16 = 2020;
 /// Default bytes kept of each packet (libpcap's own default).
 pub const DEFAULT_SNAPLEN: u32 = 262_144;

@@ -4,7 +4,7 @@ use anyhow::Result;
 use pcap_core::api::v1 as api;
 use serde::Serialize;
 
-use super::Context;
+use super::{Context, RemoteArg};
 use crate::output::{print_json, print_stdout};
 use crate::rpc::status_error;
 use crate::table::{Align, Table};
@@ -21,12 +21,13 @@ struct InterfaceJson<'a> {
 }
 
 /// Runs `pcap ifaces`.
-pub async fn run(ctx: &Context) -> Result<()> {
-    let (mut client, _) = ctx.targets.client_for("").await?;
+pub async fn run(args: RemoteArg, ctx: &Context) -> Result<()> {
+    let endpoint = ctx.targets.resolve_remote(args.remote.as_deref())?;
+    let mut client = ctx.targets.connect(&endpoint).await?;
     let response = client
         .interfaces(api::InterfacesRequest {})
         .await
-        .map_err(status_error)?
+        .map_err(status_error(&endpoint))?
         .into_inner();
     if ctx.json {
         let list: Vec<InterfaceJson> = response

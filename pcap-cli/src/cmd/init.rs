@@ -17,8 +17,9 @@ use crate::view::{aliases_cell, CaptureJson};
 /// Arguments of `pcap init`.
 #[derive(Debug, Args)]
 pub struct InitArgs {
-    /// Interface to capture on; empty or "any" captures on all interfaces
-    #[arg(value_name = "IFACE")]
+    /// Interface to capture on, after `REMOTE:` for a remote daemon (`lab:eth0`); empty or
+    /// "any" captures on all interfaces
+    #[arg(value_name = "[REMOTE:]IFACE")]
     iface: Option<String>,
     /// BPF filter in libpcap syntax; several words are joined with spaces, as in tcpdump
     #[arg(value_name = "FILTER")]
@@ -48,10 +49,11 @@ pub struct InitArgs {
 
 /// Runs `pcap init`.
 pub async fn run(args: InitArgs, ctx: &Context) -> Result<()> {
-    let (mut client, iface) = ctx
+    let conn = ctx
         .targets
         .client_for(args.iface.as_deref().unwrap_or(""))
         .await?;
+    let (mut client, iface, endpoint) = (conn.client, conn.name, conn.endpoint);
     let spec = CaptureSpec {
         target: target(iface),
         filter: join_filter(&args.filter),
@@ -70,13 +72,21 @@ pub async fn run(args: InitArgs, ctx: &Context) -> Result<()> {
     let response = client
         .init(api::InitRequest::from(&spec))
         .await
-        .map_err(status_error)?
+        .map_err(status_error(&endpoint))?
         .into_inner();
     let capture = response
         .capture
         .ok_or_else(|| anyhow::anyhow!("pcapd answered init without the capture"))?;
     let capture = super::capture(capture)?;
-    eprintln!("{}", outcome(&capture, response.created, &spec.aliases));
+    eprintln!(
+        "{}",
+        outcome(
+            &capture,
+            response.created,
+            &spec.aliases,
+            &endpoint.prefix()
+        )
+    );
     if ctx.json {
         print_json(&CaptureJson::from(&capture))
     } else {
@@ -101,8 +111,9 @@ fn join_filter(words: &[String]) -> String {
         .join(" ")
 }
 
-/// The line on stderr that says what happened.
-fn outcome(c: &CaptureInfo, created: bool, requested: &[Alias]) -> String {
+/// The line on stderr that says what happened; `remote` (`lab:` or empty) goes before the
+/// id in the command it suggests.
+fn outcome(c: &CaptureInfo, created: bool, requested: &[Alias], remote: &str) -> String {
     let mut line = if created {
         let names = match c.aliases.is_empty() {
             true => String::new(),
@@ -123,7 +134,7 @@ fn outcome(c: &CaptureInfo, created: bool, requested: &[Alias]) -> String {
         line
     };
     if c.state == State::Pending {
-        line.push_str(&format!("; start it with `pcap start {}`", c.id));
+        line.push_str(&format!("; start it with `pcap start {remote}{}`", c.id));
     }
     line
 }
@@ -225,18 +236,22 @@ mod tests {
             started_unix_ns: 0,
         };
         assert_eq!(
-            outcome(&c, true, std::slice::from_ref(&web)),
+            outcome(&c, true, std::slice::from_ref(&web), ""),
             "created capture 3 (web) on lo"
         );
         assert_eq!(
-            outcome(&c, false, std::slice::from_ref(&web)),
+            outcome(&c, false, std::slice::from_ref(&web), ""),
             "capture 3 already has this interface and filter; alias web added"
         );
         c.target = target("any");
         c.state = State::Pending;
         assert_eq!(
-            outcome(&c, true, &[]),
+            outcome(&c, true, &[], ""),
             "created capture 3 (web) on all interfaces; start it with `pcap start 3`"
+        );
+        assert_eq!(
+            outcome(&c, true, &[], "lab:"),
+            "created capture 3 (web) on all interfaces; start it with `pcap start lab:3`"
         );
     }
 

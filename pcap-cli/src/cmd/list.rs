@@ -4,19 +4,20 @@ use anyhow::Result;
 use pcap_core::api::v1 as api;
 use pcap_core::domain::CaptureInfo;
 
-use super::Context;
+use super::{Context, RemoteArg};
 use crate::output::{print_json, print_stdout};
 use crate::rpc::status_error;
 use crate::table::{human_size, or_dash, Align, Table};
 use crate::view::{aliases_cell, drops, state_cell, CaptureJson};
 
 /// Runs `pcap list`.
-pub async fn run(ctx: &Context) -> Result<()> {
-    let (mut client, _) = ctx.targets.client_for("").await?;
+pub async fn run(args: RemoteArg, ctx: &Context) -> Result<()> {
+    let endpoint = ctx.targets.resolve_remote(args.remote.as_deref())?;
+    let mut client = ctx.targets.connect(&endpoint).await?;
     let response = client
         .list(api::ListRequest {})
         .await
-        .map_err(status_error)?
+        .map_err(status_error(&endpoint))?
         .into_inner();
     let mut captures = super::captures(response.captures)?;
     captures.sort_by_key(|c| c.id);
@@ -25,7 +26,10 @@ pub async fn run(ctx: &Context) -> Result<()> {
     }
     print_stdout(&render(&captures))?;
     if captures.is_empty() {
-        eprintln!("no captures; create one with `pcap init IFACE FILTER --alias NAME`");
+        eprintln!(
+            "no captures; create one with `pcap init {}IFACE FILTER --alias NAME`",
+            endpoint.prefix()
+        );
     }
     Ok(())
 }

@@ -1,6 +1,6 @@
 //! `pcap start`, `pcap stop` and `pcap delete`: the same selection, three verbs.
 
-use anyhow::Result;
+use anyhow::{bail, Result};
 use clap::Args;
 use pcap_core::api::v1 as api;
 use pcap_core::domain::{CaptureInfo, Selector, State};
@@ -10,17 +10,15 @@ use crate::output::{print_json, print_stdout};
 use crate::rpc::status_error;
 use crate::view::{summary_line, CaptureJson};
 
-/// Which captures a command applies to: one by id or alias, or all of them.
+/// Which captures a command applies to: one by id or alias, or all of them, on the local
+/// daemon or a remote one (`lab:web`, `--all lab:`).
 #[derive(Debug, Args)]
 pub struct SelectArgs {
-    /// Capture id or alias
-    #[arg(
-        value_name = "ID|ALIAS",
-        required_unless_present = "all",
-        conflicts_with = "all"
-    )]
+    /// Capture id or alias, after `REMOTE:` for a remote daemon (`lab:web`); with --all,
+    /// only `REMOTE:`
+    #[arg(value_name = "[REMOTE:]ID|ALIAS", required_unless_present = "all")]
     capture: Option<String>,
-    /// Every capture
+    /// Every capture (of the remote given as `REMOTE:`, if any)
     #[arg(long)]
     all: bool,
 }
@@ -35,11 +33,9 @@ pub enum Action {
 
 /// Runs `pcap start|stop|delete`: one line per capture affected (`3 web ACTIVE`), or JSON.
 pub async fn run(action: Action, args: SelectArgs, ctx: &Context) -> Result<()> {
-    let (mut client, name) = ctx
-        .targets
-        .client_for(args.capture.as_deref().unwrap_or(""))
-        .await?;
+    let (endpoint, name) = ctx.targets.resolve(args.capture.as_deref().unwrap_or(""))?;
     let selector = selector(args.all, name)?;
+    let mut client = ctx.targets.connect(&endpoint).await?;
     let request = api::SelectRequest {
         selector: Some((&selector).into()),
     };
@@ -48,7 +44,7 @@ pub async fn run(action: Action, args: SelectArgs, ctx: &Context) -> Result<()> 
         Action::Stop => client.stop(request).await,
         Action::Delete => client.delete(request).await,
     }
-    .map_err(status_error)?
+    .map_err(status_error(&endpoint))?
     .into_inner();
     let captures = super::captures(response.captures)?;
     if ctx.json {
@@ -56,7 +52,10 @@ pub async fn run(action: Action, args: SelectArgs, ctx: &Context) -> Result<()> 
         return start_failures(action, &captures);
     }
     if captures.is_empty() {
-        eprintln!("no captures; create one with `pcap init IFACE FILTER --alias NAME`");
+        eprintln!(
+            "no captures; create one with `pcap init {}IFACE FILTER --alias NAME`",
+            endpoint.prefix()
+        );
         return Ok(());
     }
     let mut text = String::new();
@@ -88,9 +87,21 @@ fn start_failures(action: Action, captures: &[CaptureInfo]) -> Result<()> {
 /// The selector for `--all` or a typed id or alias (already stripped of any remote).
 pub fn selector(all: bool, name: &str) -> Result<Selector> {
     if all {
+        if !name.is_empty() {
+            bail!(
+                "--all selects every capture: give it no id or alias (with a remote, only \
+                 the remote: `--all lab:`)"
+            );
+        }
         return Ok(Selector::All);
     }
-    Ok(Selector::parse(name)?)
+    match name.split_once(':') {
+        Some((remote, _)) => bail!(
+            "no capture {name:?}: an alias cannot hold ':', and {remote:?} is not a known \
+             remote (see `pcap remote list`)"
+        ),
+        None => Ok(Selector::parse(name)?),
+    }
 }
 
 #[cfg(test)]
@@ -110,11 +121,13 @@ mod tests {
     }
 
     #[test]
-    fn one_capture_or_all_but_not_both_nor_neither() {
+    fn one_capture_or_all_but_not_neither() {
         let a = parse(&["web"]).unwrap();
         assert_eq!(a.capture.as_deref(), Some("web"));
         assert!(parse(&["--all"]).unwrap().all);
-        assert!(parse(&["web", "--all"]).is_err());
+        let a = parse(&["--all", "lab:"]).unwrap();
+        assert!(a.all);
+        assert_eq!(a.capture.as_deref(), Some("lab:"));
         assert!(parse(&[]).is_err());
     }
 
@@ -128,5 +141,21 @@ mod tests {
         assert_eq!(selector(true, "").unwrap(), Selector::All);
         let err = selector(false, "no/such").unwrap_err().to_string();
         assert!(err.contains("invalid alias"), "{err}");
+    }
+
+    #[test]
+    fn all_with_a_capture_is_refused() {
+        // `--all lab:` reaches here as --all and an empty name.
+        assert_eq!(selector(true, "").unwrap(), Selector::All);
+        let err = selector(true, "web").unwrap_err().to_string();
+        assert!(err.contains("--all lab:"), "{err}");
+    }
+
+    #[test]
+    fn a_remote_with_no_capture_or_an_unknown_prefix() {
+        let err = selector(false, "").unwrap_err().to_string();
+        assert!(err.contains("no capture given"), "{err}");
+        let err = selector(false, "prod:web").unwrap_err().to_string();
+        assert!(err.contains("\"prod\" is not a known remote"), "{err}");
     }
 }

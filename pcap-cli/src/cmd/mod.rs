@@ -4,11 +4,12 @@ mod ifaces;
 mod init;
 mod list;
 mod manage;
+mod remote;
 mod stream;
 mod version;
 
 use anyhow::{Context as _, Result};
-use clap::Subcommand;
+use clap::{Args, Subcommand};
 use pcap_core::api::v1 as api;
 use pcap_core::domain::CaptureInfo;
 
@@ -30,24 +31,36 @@ pub enum Command {
     /// capture of the same interface and filter); prints its id
     Init(init::InitArgs),
     /// Start or resume captures
-    #[command(override_usage = "pcap start [OPTIONS] <ID|ALIAS|--all>")]
+    #[command(override_usage = "pcap start [OPTIONS] <[REMOTE:]ID|ALIAS | --all [REMOTE:]>")]
     Start(manage::SelectArgs),
     /// Pause captures, keeping what they spooled
-    #[command(override_usage = "pcap stop [OPTIONS] <ID|ALIAS|--all>")]
+    #[command(override_usage = "pcap stop [OPTIONS] <[REMOTE:]ID|ALIAS | --all [REMOTE:]>")]
     Stop(manage::SelectArgs),
     /// Remove captures and their spool
-    #[command(override_usage = "pcap delete [OPTIONS] <ID|ALIAS|--all>")]
+    #[command(override_usage = "pcap delete [OPTIONS] <[REMOTE:]ID|ALIAS | --all [REMOTE:]>")]
     Delete(manage::SelectArgs),
     /// Show every capture with its state and counters
-    List,
+    List(RemoteArg),
     /// Write what a capture spooled as a pcap savefile (with --live, then new packets too)
     Replay(stream::ReplayArgs),
     /// Write new packets of a capture as a pcap savefile as they are captured
     Listen(stream::ListenArgs),
     /// Show the network interfaces pcapd can capture on
-    Ifaces,
+    Ifaces(RemoteArg),
+    /// Name remote daemons, to be used as `NAME:` before captures and interfaces
+    #[command(subcommand)]
+    Remote(remote::RemoteCommand),
     /// Show the versions of pcap and of the daemon
-    Version,
+    Version(RemoteArg),
+}
+
+/// The optional daemon of commands that take no capture.
+#[derive(Debug, Args)]
+pub struct RemoteArg {
+    /// A remote from `pcap remote list`, followed by a colon (`lab:`); the local pcapd if
+    /// left out
+    #[arg(value_name = "REMOTE:")]
+    remote: Option<String>,
 }
 
 /// Runs one command.
@@ -57,11 +70,12 @@ pub async fn run(command: Command, ctx: &Context) -> Result<()> {
         Command::Start(args) => manage::run(manage::Action::Start, args, ctx).await,
         Command::Stop(args) => manage::run(manage::Action::Stop, args, ctx).await,
         Command::Delete(args) => manage::run(manage::Action::Delete, args, ctx).await,
-        Command::List => list::run(ctx).await,
+        Command::List(args) => list::run(args, ctx).await,
         Command::Replay(args) => stream::replay(args, ctx).await,
         Command::Listen(args) => stream::listen(args, ctx).await,
-        Command::Ifaces => ifaces::run(ctx).await,
-        Command::Version => version::run(ctx).await,
+        Command::Ifaces(args) => ifaces::run(args, ctx).await,
+        Command::Remote(command) => remote::run(command, ctx),
+        Command::Version(args) => version::run(args, ctx).await,
     }
 }
 

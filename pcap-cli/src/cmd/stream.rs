@@ -14,12 +14,13 @@ use tonic::Streaming;
 use super::Context;
 use crate::output::{Destination, Flow};
 use crate::rpc::status_error;
+use crate::target::Endpoint;
 
 /// Arguments of `pcap replay`.
 #[derive(Debug, Args)]
 pub struct ReplayArgs {
-    /// Capture id or alias
-    #[arg(value_name = "ID|ALIAS")]
+    /// Capture id or alias, after `REMOTE:` for a remote daemon (`lab:web`)
+    #[arg(value_name = "[REMOTE:]ID|ALIAS")]
     capture: String,
     /// After what is spooled, go on with new packets until the capture stops
     #[arg(long)]
@@ -41,8 +42,8 @@ pub struct ReplayArgs {
 /// Arguments of `pcap listen`.
 #[derive(Debug, Args)]
 pub struct ListenArgs {
-    /// Capture id or alias
-    #[arg(value_name = "ID|ALIAS")]
+    /// Capture id or alias, after `REMOTE:` for a remote daemon (`lab:web`)
+    #[arg(value_name = "[REMOTE:]ID|ALIAS")]
     capture: String,
     /// End after this many packets
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
@@ -55,7 +56,7 @@ pub struct ListenArgs {
 /// Runs `pcap replay`.
 pub async fn replay(args: ReplayArgs, ctx: &Context) -> Result<()> {
     let dest = Destination::choose(args.write.as_deref())?;
-    let (mut client, name) = ctx.targets.client_for(&args.capture).await?;
+    let (endpoint, name) = ctx.targets.resolve(&args.capture)?;
     let spec = ReplaySpec {
         selector: super::manage::selector(false, name)?,
         live: args.live,
@@ -63,41 +64,44 @@ pub async fn replay(args: ReplayArgs, ctx: &Context) -> Result<()> {
         until_unix_ns: args.until,
         filter: args.filter.unwrap_or_default().trim().to_owned(),
     };
+    let mut client = ctx.targets.connect(&endpoint).await?;
     let stream = client
         .replay(api::ReplayRequest::from(&spec))
         .await
-        .map_err(status_error)?
+        .map_err(status_error(&endpoint))?
         .into_inner();
-    pump(stream, &dest, None).await
+    pump(stream, &dest, None, &endpoint).await
 }
 
 /// Runs `pcap listen`.
 pub async fn listen(args: ListenArgs, ctx: &Context) -> Result<()> {
     let dest = Destination::choose(args.write.as_deref())?;
-    let (mut client, name) = ctx.targets.client_for(&args.capture).await?;
+    let (endpoint, name) = ctx.targets.resolve(&args.capture)?;
     let spec = ListenSpec {
         selector: super::manage::selector(false, name)?,
         count: args.count,
     };
+    let mut client = ctx.targets.connect(&endpoint).await?;
     let stream = client
         .listen(api::ListenRequest::from(&spec))
         .await
-        .map_err(status_error)?
+        .map_err(status_error(&endpoint))?
         .into_inner();
-    pump(stream, &dest, args.count).await
+    pump(stream, &dest, args.count, &endpoint).await
 }
 
-/// Copies the stream into a savefile at `dest` until it ends, the reader goes away or
-/// `limit` packets are written.
+/// Copies the stream from `endpoint` into a savefile at `dest` until it ends, the reader
+/// goes away or `limit` packets are written.
 async fn pump(
     mut stream: Streaming<api::StreamMessage>,
     dest: &Destination,
     limit: Option<u64>,
+    endpoint: &Endpoint,
 ) -> Result<()> {
     let header = match stream
         .message()
         .await
-        .map_err(status_error)?
+        .map_err(status_error(endpoint))?
         .and_then(|m| m.kind)
     {
         Some(Kind::Header(h)) => h,
@@ -121,7 +125,7 @@ async fn pump(
         capture_id: header.capture_id,
         told_inactive: false,
     };
-    while let Some(message) = stream.message().await.map_err(status_error)? {
+    while let Some(message) = stream.message().await.map_err(status_error(endpoint))? {
         match message.kind {
             Some(Kind::Packets(batch)) => {
                 let take = remaining.map_or(batch.packets.len(), |n| {

@@ -4,9 +4,10 @@ use anyhow::Result;
 use pcap_core::api::v1 as api;
 use serde::Serialize;
 
-use super::Context;
+use super::{Context, RemoteArg};
 use crate::output::{print_json, print_stdout};
 use crate::rpc::status_error;
+use crate::target::Endpoint;
 
 /// This program's name and version.
 const CLIENT: Program = Program {
@@ -29,12 +30,15 @@ struct Versions<'a> {
 }
 
 /// Runs `pcap version`: `pcap X.Y.Z` then `pcapd X.Y.Z`. The client line comes first so
-/// that it is shown even when the daemon cannot be reached, which is then an error.
-pub async fn run(ctx: &Context) -> Result<()> {
+/// that it is shown even when the daemon cannot be reached, which is then an error. With
+/// `REMOTE:` the daemon is that remote's.
+pub async fn run(args: RemoteArg, ctx: &Context) -> Result<()> {
+    // A misspelt remote is told before anything is printed.
+    let endpoint = ctx.targets.resolve_remote(args.remote.as_deref())?;
     if !ctx.json {
         print_stdout(&format!("{} {}\n", CLIENT.name, CLIENT.version))?;
     }
-    let daemon = ask_daemon(ctx).await;
+    let daemon = ask_daemon(&endpoint, ctx).await;
     let reply = daemon.as_ref().ok();
     if ctx.json {
         let daemon = reply.map(|r| Program {
@@ -51,11 +55,11 @@ pub async fn run(ctx: &Context) -> Result<()> {
     daemon.map(|_| ())
 }
 
-async fn ask_daemon(ctx: &Context) -> Result<api::VersionResponse> {
-    let (mut client, _) = ctx.targets.client_for("").await?;
+async fn ask_daemon(endpoint: &Endpoint, ctx: &Context) -> Result<api::VersionResponse> {
+    let mut client = ctx.targets.connect(endpoint).await?;
     Ok(client
         .version(api::VersionRequest {})
         .await
-        .map_err(status_error)?
+        .map_err(status_error(endpoint))?
         .into_inner())
 }
