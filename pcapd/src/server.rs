@@ -109,7 +109,7 @@ fn reload(registry: &Arc<Registry>, flags: &Flags) {
     match Config::load(flags) {
         Ok(new) => {
             tracing::info!(
-                "configuration reloaded; socket and data directory changes need a restart"
+                "configuration reloaded; changes to the socket, data directory and remote listener take effect at the next start"
             );
             registry.reload(new);
         }

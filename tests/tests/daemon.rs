@@ -57,6 +57,91 @@ fn a_bad_config_file_is_refused_with_status_64() {
 }
 
 #[test]
+fn remote_access_without_usable_tls_files_is_refused_at_start_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let tls = dir.path().join("tls");
+    let made = run_bounded(
+        Command::new(pcapd_bin())
+            .args(["tls", "init", "--out"])
+            .arg(&tls)
+            .args(["--host", "localhost"]),
+        "pcapd tls init",
+        Duration::from_secs(30),
+    );
+    assert!(made.status.success(), "{}", made.stderr);
+    let not_pem = dir.path().join("not.pem");
+    std::fs::write(&not_pem, "this is not a certificate\n").unwrap();
+    let f = |name: &str| tls.join(name).display().to_string();
+    let missing = dir.path().join("missing.pem").display().to_string();
+    let not_pem = not_pem.display().to_string();
+    let cases: Vec<(Vec<String>, &str)> = vec![
+        (
+            vec![
+                "--tls-cert".into(),
+                f("server.pem"),
+                "--tls-key".into(),
+                f("server-key.pem"),
+            ],
+            "--client-ca",
+        ),
+        (
+            vec![
+                "--tls-cert".into(),
+                missing.clone(),
+                "--tls-key".into(),
+                f("server-key.pem"),
+                "--client-ca".into(),
+                f("ca.pem"),
+            ],
+            "missing.pem",
+        ),
+        (
+            vec![
+                "--tls-cert".into(),
+                not_pem.clone(),
+                "--tls-key".into(),
+                f("server-key.pem"),
+                "--client-ca".into(),
+                f("ca.pem"),
+            ],
+            "not.pem",
+        ),
+        (
+            vec![
+                "--tls-cert".into(),
+                f("server.pem"),
+                "--tls-key".into(),
+                f("ca-key.pem"),
+                "--client-ca".into(),
+                f("ca.pem"),
+            ],
+            "do not go together",
+        ),
+    ];
+    for (args, expected) in cases {
+        let socket = dir.path().join("s.sock");
+        let out = run_bounded(
+            Command::new(pcapd_bin())
+                .arg("--socket")
+                .arg(&socket)
+                .arg("--data-dir")
+                .arg(dir.path().join("data"))
+                .args(["--listen", "127.0.0.1:0"])
+                .args(&args),
+            "pcapd with bad TLS files",
+            Duration::from_secs(10),
+        );
+        assert_eq!(out.status.code(), Some(64), "{args:?}: {}", out.stderr);
+        assert!(
+            out.stderr.contains(expected),
+            "{args:?} should mention {expected}: {}",
+            out.stderr
+        );
+        assert!(!socket.exists(), "nothing was bound for {args:?}");
+    }
+}
+
+#[test]
 fn sighup_reloads_the_config_and_keeps_the_old_one_when_the_new_is_bad() {
     if !require_root() {
         return;
