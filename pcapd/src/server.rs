@@ -6,6 +6,7 @@ use std::time::Duration;
 use pcap_core::api::v1::pcapd_server::PcapdServer;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio_stream::wrappers::UnixListenerStream;
+use tokio_stream::StreamExt;
 
 use crate::config::{Config, Flags};
 use crate::registry::Registry;
@@ -51,7 +52,7 @@ pub async fn run(config: Config, flags: Flags) -> Result<()> {
         tonic::transport::Server::builder()
             .add_service(service.clone())
             .serve_with_incoming_shutdown(
-                UnixListenerStream::new(listener),
+                UnixListenerStream::new(listener).map(|c| c.map(crate::listen::authority::wrap)),
                 stopped(stop_rx.clone()),
             ),
     )];
