@@ -97,6 +97,12 @@ pub struct FileConfig {
     pub free_space_floor_percent: Option<f64>,
     /// Most captures the registry holds.
     pub max_captures: Option<usize>,
+    /// Most Replay and Listen streams served at once.
+    pub max_streams: Option<usize>,
+    /// Longest BPF filter accepted, in bytes.
+    pub max_filter_len: Option<usize>,
+    /// Largest request message accepted, in bytes.
+    pub max_request_bytes: Option<usize>,
 }
 
 /// The configuration in force, after merging file and flags and validating.
@@ -109,6 +115,9 @@ pub struct Config {
     pub default_max_bytes: u64,
     pub free_space_floor_percent: f64,
     pub max_captures: usize,
+    pub max_streams: usize,
+    pub max_filter_len: usize,
+    pub max_request_bytes: usize,
     /// The remote listener, when remote access is on.
     pub remote: Option<RemoteListen>,
 }
@@ -154,10 +163,17 @@ impl Config {
                 "free_space_floor_percent = {floor} is out of range: use 0 to 90"
             )));
         }
-        let max_captures = file.max_captures.unwrap_or(1024);
-        if max_captures == 0 {
-            return Err(Error::Config("max_captures must be at least 1".into()));
-        }
+        let limit = |name: &str, v: Option<usize>, default: usize, min: usize| match v {
+            Some(n) if n < min => Err(Error::Config(format!(
+                "{name} = {n} is too small: use at least {min}"
+            ))),
+            Some(n) => Ok(n),
+            None => Ok(default),
+        };
+        let max_captures = limit("max_captures", file.max_captures, 1024, 1)?;
+        let max_streams = limit("max_streams", file.max_streams, 256, 1)?;
+        let max_filter_len = limit("max_filter_len", file.max_filter_len, 8192, 16)?;
+        let max_request_bytes = limit("max_request_bytes", file.max_request_bytes, 1 << 20, 4096)?;
         Ok(Config {
             socket: flags
                 .socket
@@ -173,6 +189,9 @@ impl Config {
             default_max_bytes,
             free_space_floor_percent: floor,
             max_captures,
+            max_streams,
+            max_filter_len,
+            max_request_bytes,
             remote,
         })
     }

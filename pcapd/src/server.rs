@@ -38,6 +38,7 @@ pub async fn run(config: Config, flags: Flags) -> Result<()> {
         },
         _ => None,
     };
+    let limits = config.clone();
     let registry = Registry::open(config)?;
     tracing::info!(socket = %socket.display(), "pcapd {} serving", env!("CARGO_PKG_VERSION"));
 
@@ -45,8 +46,8 @@ pub async fn run(config: Config, flags: Flags) -> Result<()> {
     let mut int = signal(SignalKind::interrupt()).map_err(|e| crate::Error::io("signal", e))?;
     let mut hup = signal(SignalKind::hangup()).map_err(|e| crate::Error::io("signal", e))?;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let service =
-        PcapdServer::new(PcapdService::new(registry.clone())).max_decoding_message_size(1 << 20);
+    let service = PcapdServer::new(PcapdService::new(registry.clone(), limits.max_streams))
+        .max_decoding_message_size(limits.max_request_bytes);
 
     let mut servers = vec![tokio::spawn(
         tonic::transport::Server::builder()

@@ -220,3 +220,48 @@ fn listening_to_a_capture_that_is_not_running_says_how_to_start_it() {
     let err = d.fails(&["listen", "quiet"]);
     assert!(err.contains("PAUSED"), "{err}");
 }
+
+#[test]
+fn configured_limits_are_enforced_with_a_message_naming_them() {
+    if !require_root() {
+        return;
+    }
+    let d = Daemon::builder()
+        .config("max_streams = 1\nmax_filter_len = 32\n")
+        .start();
+    let id = d.init_started(&["lo", "udp port 23806"]);
+    let err = d.fails(&[
+        "init",
+        "lo",
+        "udp port 23807 or udp port 23808 or udp port 23809",
+    ]);
+    assert!(err.contains("max_filter_len"), "{err}");
+    let err = d.fails(&[
+        "replay",
+        &id.to_string(),
+        "--filter",
+        "udp and not udp port 1 and not udp port 2",
+    ]);
+    assert!(err.contains("max_filter_len"), "{err}");
+
+    let out = d.dir().join("first.pcap");
+    let mut first = d.spawn_to_file(&["listen", &id.to_string()], &out);
+    eventually(
+        DEFAULT_WAIT,
+        "the second stream is refused while the first runs",
+        || {
+            let second = d.pcap(&["listen", &id.to_string(), "-w", "/dev/null"]);
+            !second.status.success() && second.stderr.contains("max_streams")
+        },
+    );
+    assert!(
+        first.try_status().is_none(),
+        "the first stream is unaffected"
+    );
+    d.ok(&["stop", &id.to_string()]);
+    assert!(first.wait(DEFAULT_WAIT).success());
+    // Its permit is back: a new stream is served.
+    d.ok(&["start", &id.to_string()]);
+    let replay = d.pcap(&["replay", &id.to_string(), "-w", "/dev/null"]);
+    assert!(replay.status.success(), "{}", replay.stderr);
+}

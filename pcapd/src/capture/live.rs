@@ -1,7 +1,9 @@
-//! Fan-out of captured packets to live readers. Each reader has a bounded queue; the
-//! capture thread never waits on one: when a queue is full the batch is skipped for that
-//! reader only, and it is told how many packets it missed before its next batch.
+//! Fan-out of captured packets to live readers. Each reader has a queue bounded in batches
+//! and in bytes; the capture thread never waits on one: when a queue is full the batch is
+//! skipped for that reader only, and it is told how many packets it missed before its next
+//! batch. So a stalled reader costs at most its queue's bytes of memory.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -10,6 +12,8 @@ use tokio::sync::mpsc;
 
 /// Batches a reader may have queued before it starts losing packets.
 pub const QUEUE_BATCHES: usize = 512;
+/// Packet bytes a reader may have queued before it starts losing packets.
+pub const QUEUE_BYTES: usize = 16 << 20;
 
 /// A packet as handed to live readers.
 #[derive(Debug, Clone)]
@@ -31,10 +35,38 @@ pub enum LiveItem {
 }
 
 /// Receiving end of a live reader's queue.
-pub type Subscription = mpsc::Receiver<LiveItem>;
+pub struct Subscription {
+    rx: mpsc::Receiver<LiveItem>,
+    queued: Arc<AtomicUsize>,
+}
+
+impl Subscription {
+    /// The next item; `None` once the capture has stopped and everything was read.
+    pub async fn recv(&mut self) -> Option<LiveItem> {
+        let item = self.rx.recv().await?;
+        if let LiveItem::Packets(batch) = &item {
+            self.queued.fetch_sub(batch_bytes(batch), Ordering::Relaxed);
+        }
+        Some(item)
+    }
+
+    /// Takes an item without waiting.
+    pub fn try_recv(&mut self) -> Result<LiveItem, mpsc::error::TryRecvError> {
+        let item = self.rx.try_recv()?;
+        if let LiveItem::Packets(batch) = &item {
+            self.queued.fetch_sub(batch_bytes(batch), Ordering::Relaxed);
+        }
+        Ok(item)
+    }
+}
+
+fn batch_bytes(batch: &[LivePacket]) -> usize {
+    batch.iter().map(|p| p.data.len()).sum()
+}
 
 struct Reader {
     tx: mpsc::Sender<LiveItem>,
+    queued: Arc<AtomicUsize>,
     skipped: u64,
 }
 
@@ -48,8 +80,13 @@ impl Fanout {
     /// Adds a reader and returns its queue.
     pub fn subscribe(&mut self) -> Subscription {
         let (tx, rx) = mpsc::channel(QUEUE_BATCHES);
-        self.readers.push(Reader { tx, skipped: 0 });
-        rx
+        let queued = Arc::new(AtomicUsize::new(0));
+        self.readers.push(Reader {
+            tx,
+            queued: queued.clone(),
+            skipped: 0,
+        });
+        Subscription { rx, queued }
     }
 
     /// Whether anyone is listening (so packets need copying at all).
@@ -60,7 +97,15 @@ impl Fanout {
     /// Offers a batch to every reader without blocking; drops readers that went away.
     pub fn publish(&mut self, batch: Arc<Vec<LivePacket>>) {
         let n = batch.len() as u64;
+        let bytes = batch_bytes(&batch);
         self.readers.retain_mut(|r| {
+            if r.tx.is_closed() {
+                return false;
+            }
+            if r.queued.load(Ordering::Relaxed) + bytes > QUEUE_BYTES {
+                r.skipped += n;
+                return true;
+            }
             if r.skipped > 0 {
                 match r.tx.try_send(LiveItem::Gap(r.skipped)) {
                     Ok(()) => r.skipped = 0,
@@ -72,7 +117,10 @@ impl Fanout {
                 }
             }
             match r.tx.try_send(LiveItem::Packets(batch.clone())) {
-                Ok(()) => true,
+                Ok(()) => {
+                    r.queued.fetch_add(bytes, Ordering::Relaxed);
+                    true
+                }
                 Err(mpsc::error::TrySendError::Full(_)) => {
                     r.skipped += n;
                     true
@@ -122,6 +170,32 @@ mod tests {
         f.publish(batch(total + 1));
         assert!(matches!(slow.try_recv(), Ok(LiveItem::Gap(10))));
         assert!(matches!(slow.try_recv(), Ok(LiveItem::Packets(b)) if b[0].seq == total + 1));
+    }
+
+    #[test]
+    fn a_reader_holds_at_most_its_byte_budget() {
+        let mut f = Fanout::default();
+        let mut slow = f.subscribe();
+        let big = |seq| {
+            Arc::new(vec![LivePacket {
+                ts_ns: 0,
+                origlen: 1 << 20,
+                seq,
+                data: Bytes::from(vec![0u8; 1 << 20]),
+            }])
+        };
+        for seq in 1..=100 {
+            f.publish(big(seq));
+        }
+        let mut queued = 0;
+        while let Ok(LiveItem::Packets(_)) = slow.try_recv() {
+            queued += 1;
+        }
+        assert_eq!(queued, QUEUE_BYTES >> 20, "only the byte budget was queued");
+        f.publish(big(101));
+        assert!(
+            matches!(slow.try_recv(), Ok(LiveItem::Gap(n)) if n == 100 - (QUEUE_BYTES as u64 >> 20))
+        );
     }
 
     #[test]

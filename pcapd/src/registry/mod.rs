@@ -226,6 +226,23 @@ impl Registry {
         exclusion::applied_filter(user, own.as_deref())
     }
 
+    /// Refuses a filter longer than the configured limit.
+    fn check_filter_len(&self, filter: &str) -> Result<()> {
+        let max = self.config.read().expect("config lock").max_filter_len;
+        if filter.len() > max {
+            return Err(Error::Invalid(format!(
+                "the filter is {} bytes long; pcapd accepts at most {max} (max_filter_len)",
+                filter.len()
+            )));
+        }
+        Ok(())
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> Config {
+        self.config.read().expect("config lock").clone()
+    }
+
     fn policy_for(&self, info: &CaptureInfo) -> RetentionPolicy {
         let config = self.config.read().expect("config lock");
         RetentionPolicy {

@@ -10,6 +10,7 @@ impl Registry {
     /// Defines a capture, or adds the aliases to the capture that has the same target and
     /// filter already. Returns the capture and whether it was created.
     pub fn init(&self, spec: CaptureSpec, owner: &str) -> Result<(CaptureInfo, bool)> {
+        self.check_filter_len(&spec.filter)?;
         device::check_exists(&spec.target)?;
         device::probe(&spec.target, &spec.filter, spec.snaplen)?;
         let applied_filter = self.applied_filter(&spec.filter);

@@ -28,6 +28,7 @@ impl Registry {
     /// Prepares a replay: compiles its filter, and for a running capture flushes the spool
     /// and (with `live`) subscribes in the same step, so that nothing falls between.
     pub fn open_replay(&self, spec: &ReplaySpec) -> Result<ReplaySource> {
+        self.check_filter_len(&spec.filter)?;
         let (id, link_type, snaplen, pending) = {
             let inner = self.lock();
             let id = Self::resolve(&inner, &spec.selector)?[0];

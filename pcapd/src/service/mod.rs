@@ -19,12 +19,29 @@ use crate::registry::Registry;
 #[derive(Clone)]
 pub struct PcapdService {
     registry: Arc<Registry>,
+    /// One permit per Replay or Listen stream being served.
+    streams: Arc<tokio::sync::Semaphore>,
+    max_streams: usize,
 }
 
 impl PcapdService {
-    /// A service answering from `registry`.
-    pub fn new(registry: Arc<Registry>) -> Self {
-        PcapdService { registry }
+    /// A service answering from `registry`, serving at most `max_streams` streams at once.
+    pub fn new(registry: Arc<Registry>, max_streams: usize) -> Self {
+        PcapdService {
+            registry,
+            streams: Arc::new(tokio::sync::Semaphore::new(max_streams)),
+            max_streams,
+        }
+    }
+
+    /// A permit for one more stream, or UNAVAILABLE when the limit is reached.
+    fn stream_permit(&self) -> Result<tokio::sync::OwnedSemaphorePermit, Status> {
+        self.streams.clone().try_acquire_owned().map_err(|_| {
+            Status::from(crate::Error::Unavailable(format!(
+                "pcapd is serving {} streams already (max_streams): try again when one ends",
+                self.max_streams
+            )))
+        })
     }
 
     /// Runs a blocking registry command on the blocking pool.

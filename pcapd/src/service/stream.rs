@@ -50,6 +50,7 @@ pub async fn replay(
     req: Request<api::ReplayRequest>,
 ) -> Result<Response<MessageStream>, Status> {
     let spec: ReplaySpec = domain(req.into_inner())?;
+    let permit = s.stream_permit()?;
     let opened = spec.clone();
     let mut src = s.blocking(move |r| r.open_replay(&opened)).await?;
     let (tx, rx) = mpsc::channel(CLIENT_QUEUE);
@@ -57,6 +58,7 @@ pub async fn replay(
         .await
         .ok();
     tokio::spawn(async move {
+        let _permit = permit;
         let range = ReplayRange {
             since_ns: spec.since_unix_ns,
             until_ns: spec.until_unix_ns,
@@ -111,6 +113,7 @@ pub async fn listen(
     req: Request<api::ListenRequest>,
 ) -> Result<Response<MessageStream>, Status> {
     let spec: ListenSpec = domain(req.into_inner())?;
+    let permit = s.stream_permit()?;
     let count = spec.count;
     let (id, link_type, snaplen, sub) = s.blocking(move |r| r.open_listen(&spec)).await?;
     let (tx, rx) = mpsc::channel(CLIENT_QUEUE);
@@ -122,7 +125,10 @@ pub async fn listen(
         filter: None,
         count,
     };
-    tokio::spawn(forward(sub, tx, wanted));
+    tokio::spawn(async move {
+        let _permit = permit;
+        forward(sub, tx, wanted).await
+    });
     Ok(Response::new(ReceiverStream::new(rx)))
 }
 
