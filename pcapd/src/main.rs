@@ -20,6 +20,17 @@ fn main() -> ExitCode {
     };
     // Spool files, the database and directories are not for others to read.
     nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o027));
+    let bound = match pcapd::server::bind(&config) {
+        Ok(b) => b,
+        Err(e) => return fail(e),
+    };
+    match pcapd::privileges::drop_privileges(&config.data_dir) {
+        Ok(d) => tracing::info!(privileges = ?d, "keeping only CAP_NET_RAW and CAP_NET_ADMIN"),
+        Err(e) => {
+            let _ = std::fs::remove_file(&config.socket);
+            return fail(e);
+        }
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -31,19 +42,21 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let result = runtime.block_on(pcapd::server::run(config, flags));
+    let result = runtime.block_on(pcapd::server::run(config, flags, bound));
     // Everything that matters is flushed by now; do not linger on idle worker threads.
     runtime.shutdown_timeout(std::time::Duration::from_millis(100));
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e @ pcapd::Error::Config(_)) => {
-            eprintln!("pcapd: {e}");
-            ExitCode::from(64)
-        }
-        Err(e) => {
-            eprintln!("pcapd: {e}");
-            ExitCode::FAILURE
-        }
+        Err(e) => fail(e),
+    }
+}
+
+/// Reports a fatal error: status 64 for configuration problems, 1 otherwise.
+fn fail(e: pcapd::Error) -> ExitCode {
+    eprintln!("pcapd: {e}");
+    match e {
+        pcapd::Error::Config(_) => ExitCode::from(64),
+        _ => ExitCode::FAILURE,
     }
 }
 

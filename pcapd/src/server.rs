@@ -18,28 +18,51 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 /// How often running captures' counters are saved.
 const PERSIST_EVERY: Duration = Duration::from_secs(10);
 
-/// Serves until SIGTERM or SIGINT; SIGHUP reloads the config file.
-pub async fn run(config: Config, flags: Flags) -> Result<()> {
-    let socket = config.socket.clone();
+/// The listening sockets, bound before privileges are dropped.
+pub struct Bound {
+    unix: std::os::unix::net::UnixListener,
+    remote: Option<(std::net::TcpListener, Arc<rustls::ServerConfig>)>,
+}
+
+/// Checks the TLS material and binds the UNIX socket and, if configured, the remote
+/// listener. Runs before the runtime starts, so that privileges can be dropped after it.
+pub fn bind(config: &Config) -> Result<Bound> {
     // Everything that can be refused is checked before the first socket is bound.
     let tls = config
         .remote
         .as_ref()
         .map(crate::tls::server::server_config)
         .transpose()?;
-    let listener = crate::listen::unix::bind(&socket, config.socket_group.as_deref())?;
+    let unix = crate::listen::unix::bind(&config.socket, config.socket_group.as_deref())?;
     let remote = match (&config.remote, tls) {
-        (Some(r), Some(tls)) => match crate::listen::tls::bind(r.addr).await {
+        (Some(r), Some(tls)) => match crate::listen::tls::bind(r.addr) {
             Ok(tcp) => Some((tcp, tls)),
             Err(e) => {
-                let _ = std::fs::remove_file(&socket);
+                let _ = std::fs::remove_file(&config.socket);
                 return Err(e);
             }
         },
         _ => None,
     };
+    Ok(Bound { unix, remote })
+}
+
+/// Serves until SIGTERM or SIGINT; SIGHUP reloads the config file.
+pub async fn run(config: Config, flags: Flags, bound: Bound) -> Result<()> {
+    let socket = config.socket.clone();
+    let listener = tokio_listener(bound.unix)?;
+    let remote = match bound.remote {
+        Some((tcp, tls)) => Some((tokio_tcp(tcp)?, tls)),
+        None => None,
+    };
     let limits = config.clone();
-    let registry = Registry::open(config)?;
+    let registry = match Registry::open(config) {
+        Ok(r) => r,
+        Err(e) => {
+            let _ = std::fs::remove_file(&socket);
+            return Err(e);
+        }
+    };
     tracing::info!(socket = %socket.display(), "pcapd {} serving", env!("CARGO_PKG_VERSION"));
 
     let mut term = signal(SignalKind::terminate()).map_err(|e| crate::Error::io("signal", e))?;
@@ -94,6 +117,18 @@ pub async fn run(config: Config, flags: Flags) -> Result<()> {
     let _ = std::fs::remove_file(&socket);
     tracing::info!("stopped");
     Ok(())
+}
+
+fn tokio_listener(l: std::os::unix::net::UnixListener) -> Result<tokio::net::UnixListener> {
+    l.set_nonblocking(true)
+        .and_then(|()| tokio::net::UnixListener::from_std(l))
+        .map_err(|e| crate::Error::io("unix socket", e))
+}
+
+fn tokio_tcp(l: std::net::TcpListener) -> Result<tokio::net::TcpListener> {
+    l.set_nonblocking(true)
+        .and_then(|()| tokio::net::TcpListener::from_std(l))
+        .map_err(|e| crate::Error::io("remote listener", e))
 }
 
 /// Resolves once shutdown is asked for.

@@ -224,6 +224,11 @@ impl Daemon {
         kill(Pid::from_raw(child.id() as i32), signal).expect("signal pcapd");
     }
 
+    /// The daemon's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("pcapd is not running").id()
+    }
+
     /// Whether the daemon process is still running.
     pub fn is_running(&mut self) -> bool {
         let child = self.child.as_mut().expect("pcapd was stopped by the test");

@@ -248,12 +248,16 @@ fn configured_limits_are_enforced_with_a_message_naming_them() {
     let mut first = d.spawn_to_file(&["listen", &id.to_string()], &out);
     eventually(
         DEFAULT_WAIT,
-        "the second stream is refused while the first runs",
+        "the first stream has begun (savefile header written)",
         || {
-            let second = d.pcap(&["listen", &id.to_string(), "-w", "/dev/null"]);
-            !second.status.success() && second.stderr.contains("max_streams")
+            std::fs::metadata(&out)
+                .map(|m| m.len() >= 24)
+                .unwrap_or(false)
         },
     );
+    let second = d.pcap(&["listen", &id.to_string(), "-w", "/dev/null"]);
+    assert!(!second.status.success(), "a second stream is refused");
+    assert!(second.stderr.contains("max_streams"), "{}", second.stderr);
     assert!(
         first.try_status().is_none(),
         "the first stream is unaffected"
@@ -264,4 +268,43 @@ fn configured_limits_are_enforced_with_a_message_naming_them() {
     d.ok(&["start", &id.to_string()]);
     let replay = d.pcap(&["replay", &id.to_string(), "-w", "/dev/null"]);
     assert!(replay.status.success(), "{}", replay.stderr);
+}
+
+#[test]
+fn pcapd_keeps_only_the_capabilities_capturing_needs_and_private_files() {
+    use std::os::unix::fs::PermissionsExt;
+    if !require_root() {
+        return;
+    }
+    let d = Daemon::start();
+    let id = d.init_started(&["lo", "udp port 23810"]);
+    send_udp(23810, 20, 32);
+    d.wait_spooled(id, 20);
+    // Every thread, capture threads included: CAP_NET_ADMIN (12) and CAP_NET_RAW (13) only.
+    let tasks = std::fs::read_dir(format!("/proc/{}/task", d.pid())).unwrap();
+    let mut n = 0;
+    for task in tasks {
+        let status = std::fs::read_to_string(task.unwrap().path().join("status")).unwrap();
+        for set in ["CapEff", "CapPrm", "CapBnd"] {
+            let line = status.lines().find(|l| l.starts_with(set)).unwrap();
+            assert!(line.ends_with("0000000000003000"), "{line}");
+        }
+        n += 1;
+    }
+    assert!(n > 2, "looked at every thread ({n})");
+    // Nothing in the data directory is readable by others.
+    let mut stack = vec![d.data_dir().to_owned()];
+    let mut files = 0;
+    while let Some(p) = stack.pop() {
+        let mode = std::fs::metadata(&p).unwrap().permissions().mode();
+        assert_eq!(mode & 0o007, 0, "{} is mode {:o}", p.display(), mode);
+        if p.is_dir() {
+            stack.extend(std::fs::read_dir(&p).unwrap().map(|e| e.unwrap().path()));
+        } else {
+            files += 1;
+        }
+    }
+    assert!(files >= 2, "the database and a segment were checked");
+    let socket_mode = std::fs::metadata(d.socket()).unwrap().permissions().mode();
+    assert_eq!(socket_mode & 0o777, 0o660);
 }

@@ -37,8 +37,8 @@ pub struct TlsConn {
 }
 
 /// Binds the remote listener.
-pub async fn bind(addr: SocketAddr) -> Result<TcpListener> {
-    TcpListener::bind(addr).await.map_err(|e| {
+pub fn bind(addr: SocketAddr) -> Result<std::net::TcpListener> {
+    std::net::TcpListener::bind(addr).map_err(|e| {
         Error::Config(format!(
             "cannot listen on {addr}: {e} (is another pcapd using it?)"
         ))

@@ -6,7 +6,7 @@ use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::path::Path;
 
 use nix::unistd::{chown, Group};
-use tokio::net::UnixListener;
+use std::os::unix::net::UnixListener;
 
 use crate::{Error, Result};
 
