@@ -2,6 +2,7 @@
 //! segments, says so in its counters, and still replays its newest packets.
 
 use std::fs;
+use std::time::Duration;
 
 use pcapd_e2e::*;
 
@@ -138,4 +139,54 @@ fn the_free_space_floor_fails_a_capture_with_nothing_left_to_give_up() {
     assert_eq!(d.state(id), "ACTIVE");
     send_udp_seq(23701, 1500..1600, 1000);
     d.wait_spooled(id, 1600);
+}
+
+#[test]
+fn a_full_disk_fails_the_capture_that_hit_it_and_corrupts_nothing() {
+    if !require_root() {
+        return;
+    }
+    let d = Daemon::builder()
+        .tmpfs_data(4 << 20)
+        .config("free_space_floor_percent = 0.0\n")
+        .start();
+    let full = d.init_started(&["lo", "udp port 23711", "--max-size", "1G"]);
+    let other = d.init_started(&["lo", "udp port 23712", "--max-size", "1G"]);
+    send_udp_seq(23712, 0..10, 100);
+    d.wait_spooled(other, 10);
+
+    // About 6 MiB of records into a 4 MiB filesystem, in bounded bursts.
+    let mut sent = 0;
+    eventually(
+        Duration::from_secs(30),
+        "the capture fails with disk full",
+        || {
+            if sent < 6000 {
+                send_udp_seq(23711, sent..sent + 500, 1000);
+                sent += 500;
+            }
+            d.state(full) == "FAILED"
+        },
+    );
+    let c = d.capture(full);
+    assert!(c["reason"].as_str().unwrap().contains("disk full"), "{c}");
+
+    // The API keeps working and what was spooled reads back whole, in order.
+    let replay = d.replay(&[&full.to_string()]);
+    let seqs = replay.seqs_to(23711);
+    assert!(!seqs.is_empty());
+    assert_eq!(
+        seqs,
+        (0..seqs.len() as u64).collect::<Vec<_>>(),
+        "an in-order prefix"
+    );
+
+    // Once there is room again, the other capture spools on.
+    d.ok(&["delete", &full.to_string()]);
+    send_udp_seq(23712, 10..20, 100);
+    d.wait_spooled(other, 20);
+    assert_eq!(
+        d.replay(&[&other.to_string()]).seqs_to(23712),
+        (0..20).collect::<Vec<_>>()
+    );
 }

@@ -155,6 +155,11 @@ impl Registry {
         if exited {
             let run = entry.run.take().expect("checked above");
             entry.info.counters = run.counters.snapshot();
+            // A thread that failed may have left its segment open: repair and close it now.
+            let dir = spool::capture_dir(&self.data_dir, id);
+            if let Err(e) = catalog::reconcile(&self.store, id, &dir) {
+                tracing::error!(capture.id = id, error = %e, "checking the spool after the capture ended");
+            }
         }
         entry.info.state = state;
         entry.info.reason = reason;

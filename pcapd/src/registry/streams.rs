@@ -51,14 +51,11 @@ impl Registry {
                 })?;
                 (seq, spec.live.then_some(sub))
             }
-            None => (0, None),
+            // A capture that is not running appends nothing: everything on disk is the
+            // spool, including a segment its thread could not close (a full disk).
+            None => (u64::MAX, None),
         };
         let catalog = self.store.segments(id)?;
-        let upto_seq = if upto_seq == 0 {
-            catalog.last().map(|s| s.last_seq()).unwrap_or(0)
-        } else {
-            upto_seq
-        };
         Ok(ReplaySource {
             id,
             link_type,
