@@ -15,7 +15,7 @@ use pcap_core::savefile::FileHeader;
 use tokio::sync::mpsc as tmpsc;
 
 use super::live::{Fanout, LivePacket};
-use super::open::{open, retryable};
+use super::open::{interface_up, open, retryable};
 use super::{CaptureParams, Control, Event, LiveCounters};
 use crate::spool::writer::Spool;
 
@@ -257,8 +257,12 @@ impl Engine {
         }
     }
 
-    /// Retention, rotation by age and the free-space floor.
+    /// Retention, rotation by age, the free-space floor, and the interface still up (libpcap
+    /// says nothing when an interface goes down: it just stops delivering).
     fn housekeeping(&mut self) -> Option<End> {
+        if !interface_up(&self.p.device) {
+            return Some(End::Retry(format!("interface {} is down", self.p.device)));
+        }
         let now = pcap_core::parse::unix_ns(SystemTime::now());
         if self.spool.open_segment_expired(now) {
             if let Err(e) = self.spool.rotate() {

@@ -3,7 +3,7 @@
 //! skipped for that reader only, and it is told how many packets it missed before its next
 //! batch. So a stalled reader costs at most its queue's bytes of memory.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -38,12 +38,17 @@ pub enum LiveItem {
 pub struct Subscription {
     rx: mpsc::Receiver<LiveItem>,
     queued: Arc<AtomicUsize>,
+    /// Packets skipped and not reported yet; reported here when the queue closes, since
+    /// the capture may stop while this reader's queue is still full.
+    skipped: Arc<AtomicU64>,
 }
 
 impl Subscription {
     /// The next item; `None` once the capture has stopped and everything was read.
     pub async fn recv(&mut self) -> Option<LiveItem> {
-        let item = self.rx.recv().await?;
+        let Some(item) = self.rx.recv().await else {
+            return self.final_gap();
+        };
         if let LiveItem::Packets(batch) = &item {
             self.queued.fetch_sub(batch_bytes(batch), Ordering::Relaxed);
         }
@@ -52,11 +57,27 @@ impl Subscription {
 
     /// Takes an item without waiting.
     pub fn try_recv(&mut self) -> Result<LiveItem, mpsc::error::TryRecvError> {
-        let item = self.rx.try_recv()?;
+        let item = match self.rx.try_recv() {
+            Err(mpsc::error::TryRecvError::Disconnected) => {
+                return self
+                    .final_gap()
+                    .ok_or(mpsc::error::TryRecvError::Disconnected);
+            }
+            other => other?,
+        };
         if let LiveItem::Packets(batch) = &item {
             self.queued.fetch_sub(batch_bytes(batch), Ordering::Relaxed);
         }
         Ok(item)
+    }
+}
+
+impl Subscription {
+    fn final_gap(&mut self) -> Option<LiveItem> {
+        match self.skipped.swap(0, Ordering::Relaxed) {
+            0 => None,
+            n => Some(LiveItem::Gap(n)),
+        }
     }
 }
 
@@ -67,7 +88,7 @@ fn batch_bytes(batch: &[LivePacket]) -> usize {
 struct Reader {
     tx: mpsc::Sender<LiveItem>,
     queued: Arc<AtomicUsize>,
-    skipped: u64,
+    skipped: Arc<AtomicU64>,
 }
 
 /// The live readers of one capture.
@@ -81,12 +102,17 @@ impl Fanout {
     pub fn subscribe(&mut self) -> Subscription {
         let (tx, rx) = mpsc::channel(QUEUE_BATCHES);
         let queued = Arc::new(AtomicUsize::new(0));
+        let skipped = Arc::new(AtomicU64::new(0));
         self.readers.push(Reader {
             tx,
             queued: queued.clone(),
-            skipped: 0,
+            skipped: skipped.clone(),
         });
-        Subscription { rx, queued }
+        Subscription {
+            rx,
+            queued,
+            skipped,
+        }
     }
 
     /// Whether anyone is listening (so packets need copying at all).
@@ -103,14 +129,15 @@ impl Fanout {
                 return false;
             }
             if r.queued.load(Ordering::Relaxed) + bytes > QUEUE_BYTES {
-                r.skipped += n;
+                r.skipped.fetch_add(n, Ordering::Relaxed);
                 return true;
             }
-            if r.skipped > 0 {
-                match r.tx.try_send(LiveItem::Gap(r.skipped)) {
-                    Ok(()) => r.skipped = 0,
+            let missed = r.skipped.swap(0, Ordering::Relaxed);
+            if missed > 0 {
+                match r.tx.try_send(LiveItem::Gap(missed)) {
+                    Ok(()) => {}
                     Err(mpsc::error::TrySendError::Full(_)) => {
-                        r.skipped += n;
+                        r.skipped.fetch_add(missed + n, Ordering::Relaxed);
                         return true;
                     }
                     Err(mpsc::error::TrySendError::Closed(_)) => return false,
@@ -122,7 +149,7 @@ impl Fanout {
                     true
                 }
                 Err(mpsc::error::TrySendError::Full(_)) => {
-                    r.skipped += n;
+                    r.skipped.fetch_add(n, Ordering::Relaxed);
                     true
                 }
                 Err(mpsc::error::TrySendError::Closed(_)) => false,
@@ -196,6 +223,26 @@ mod tests {
         assert!(
             matches!(slow.try_recv(), Ok(LiveItem::Gap(n)) if n == 100 - (QUEUE_BYTES as u64 >> 20))
         );
+    }
+
+    #[test]
+    fn a_reader_full_when_the_capture_stops_still_learns_what_it_missed() {
+        let mut f = Fanout::default();
+        let mut slow = f.subscribe();
+        for seq in 1..=(QUEUE_BATCHES as u64 + 7) {
+            f.publish(batch(seq));
+        }
+        drop(f); // the capture stops
+        let mut packets = 0;
+        let mut gap = 0;
+        while let Ok(item) = slow.try_recv() {
+            match item {
+                LiveItem::Packets(_) => packets += 1,
+                LiveItem::Gap(n) => gap += n,
+                LiveItem::State(..) => {}
+            }
+        }
+        assert_eq!((packets, gap), (QUEUE_BATCHES, 7));
     }
 
     #[test]

@@ -49,7 +49,22 @@ pub fn retryable(msg: &str) -> bool {
         "enodev",
         "enxio",
         "no such device or address",
+        "disappeared",
     ]
     .iter()
     .any(|s| m.contains(s))
+}
+
+/// Whether the interface `name` is administratively up (from sysfs; `any` always is).
+pub fn interface_up(name: &str) -> bool {
+    if name == crate::capture::device::ANY {
+        return true;
+    }
+    match std::fs::read_to_string(format!("/sys/class/net/{name}/flags")) {
+        Ok(flags) => u32::from_str_radix(flags.trim().trim_start_matches("0x"), 16)
+            .map(|f| f & 0x1 != 0)
+            .unwrap_or(true),
+        // Gone: the read loop reports it.
+        Err(_) => false,
+    }
 }

@@ -83,6 +83,17 @@ impl Registry {
             }
             info.counters.spool_bytes = r.segments.iter().map(|s| s.bytes).sum();
             info.counters.spool_segments = r.segments.len() as u32;
+            // Counters are saved every few seconds; after a crash the spool knows better.
+            // Sequence numbers are never reused, so the last one counts every packet spooled.
+            let c = &mut info.counters;
+            if r.last_seq() > c.spooled_packets {
+                let header_bytes = 24 * r.segments.len() as u64;
+                c.spooled_packets = r.last_seq();
+                c.spooled_bytes = c
+                    .spooled_bytes
+                    .max(c.spool_bytes.saturating_sub(header_bytes));
+                c.received = c.received.max(c.spooled_packets);
+            }
             captures.insert(info.id, Entry { info, run: None });
         }
         let (events, rx) = mpsc::unbounded_channel();
