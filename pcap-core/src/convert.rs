@@ -8,6 +8,9 @@ use crate::domain::{
 };
 use crate::{Error, Result, DEFAULT_SNAPLEN};
 
+/// Most aliases one capture may have.
+pub const MAX_ALIASES: usize = 32;
+
 fn nonzero(v: u64) -> Option<u64> {
     (v != 0).then_some(v)
 }
@@ -119,6 +122,15 @@ impl TryFrom<api::InitRequest> for CaptureSpec {
             .iter()
             .map(|a| Alias::new(a).map_err(|e| Error::BadRequest(e.to_string())))
             .collect::<Result<Vec<_>>>()?;
+        let mut aliases: Vec<Alias> = aliases;
+        let mut seen = std::collections::HashSet::new();
+        aliases.retain(|a| seen.insert(a.clone()));
+        if aliases.len() > MAX_ALIASES {
+            return Err(Error::BadRequest(format!(
+                "{} aliases given; a capture has at most {MAX_ALIASES}",
+                aliases.len()
+            )));
+        }
         let snaplen = match r.snaplen {
             0 => DEFAULT_SNAPLEN,
             n if !(16..=DEFAULT_SNAPLEN).contains(&n) => {
@@ -370,6 +382,16 @@ mod tests {
             ..Default::default()
         };
         assert!(CaptureSpec::try_from(bad).is_err());
+        let twice = api::InitRequest {
+            aliases: vec!["web".into(), "web".into()],
+            ..Default::default()
+        };
+        assert_eq!(CaptureSpec::try_from(twice).unwrap().aliases.len(), 1);
+        let many = api::InitRequest {
+            aliases: (0..=MAX_ALIASES).map(|i| format!("a{i}")).collect(),
+            ..Default::default()
+        };
+        assert!(CaptureSpec::try_from(many).is_err());
         let default = CaptureSpec::try_from(api::InitRequest::default()).unwrap();
         assert_eq!(default.snaplen, DEFAULT_SNAPLEN);
         assert_eq!(default.target.interface, None);

@@ -113,7 +113,14 @@ fn compile_check<T: pcap::Activated + ?Sized>(cap: &Capture<T>, filter: &str) ->
 }
 
 fn bad_filter(filter: &str, e: pcap::Error) -> Error {
-    Error::Invalid(format!("invalid filter {filter:?}: {e}"))
+    // The filter is echoed (shortened): a long one would not fit in the reply's headers.
+    let shown: String = filter.chars().take(200).collect();
+    let more = if shown.len() < filter.len() {
+        "..."
+    } else {
+        ""
+    };
+    Error::Invalid(format!("invalid filter \"{shown}{more}\": {e}"))
 }
 
 /// ARPHRD type from sysfs mapped to a DLT: Ethernet unless it says otherwise.
