@@ -174,6 +174,15 @@ impl From<&CaptureSpec> for api::InitRequest {
     }
 }
 
+impl From<api::StopConditions> for StopConditions {
+    fn from(s: api::StopConditions) -> Self {
+        StopConditions {
+            duration_secs: nonzero(s.duration_secs),
+            packet_count: nonzero(s.packet_count),
+        }
+    }
+}
+
 impl From<StopConditions> for api::StopConditions {
     fn from(s: StopConditions) -> Self {
         api::StopConditions {

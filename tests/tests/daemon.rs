@@ -197,9 +197,19 @@ fn stop_conditions_finish_a_capture_by_themselves() {
     let c = d.capture(timed);
     assert!(c["reason"].as_str().unwrap().contains("duration"), "{c}");
 
-    // A finished capture can be started again.
-    d.ok(&["start", &counted.to_string()]);
+    // A finished capture starts again, here with a new stop condition for the new run.
+    d.ok(&["start", &counted.to_string(), "--count", "10"]);
     assert_eq!(d.state(counted), "ACTIVE");
+    let err = d.fails(&["start", &counted.to_string(), "--duration", "5m"]);
+    assert!(
+        err.contains("running"),
+        "a running capture keeps its conditions: {err}"
+    );
+    send_udp(23803, 50, 32);
+    d.wait_state(counted, "FINISHED");
+    let c = d.capture(counted);
+    assert_eq!(c["counters"]["spooled_packets"], 60, "{c}");
+    assert!(c["reason"].as_str().unwrap().contains("10"), "{c}");
 }
 
 #[test]

@@ -23,6 +23,39 @@ pub struct SelectArgs {
     all: bool,
 }
 
+/// `pcap start`: the selection, and optionally new stop conditions for this run.
+#[derive(Debug, Args)]
+pub struct StartArgs {
+    #[command(flatten)]
+    pub select: SelectArgs,
+    /// Stop by itself after this long (seconds, or 30s, 5m, 2h); replaces the capture's own
+    #[arg(long, value_name = "SECS")]
+    pub duration: Option<String>,
+    /// Stop by itself after this many packets; replaces the capture's own
+    #[arg(long, value_name = "N")]
+    pub count: Option<u64>,
+}
+
+impl StartArgs {
+    /// The stop conditions asked for, if any.
+    pub fn stop(&self) -> Result<Option<api::StopConditions>> {
+        if self.duration.is_none() && self.count.is_none() {
+            return Ok(None);
+        }
+        let duration_secs = match &self.duration {
+            Some(d) => pcap_core::parse::duration(d)?.as_secs().max(1),
+            None => 0,
+        };
+        if self.count == Some(0) {
+            anyhow::bail!("--count 0 would stop at once: give a positive number of packets");
+        }
+        Ok(Some(api::StopConditions {
+            duration_secs,
+            packet_count: self.count.unwrap_or(0),
+        }))
+    }
+}
+
 /// What to do to the selected captures.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Action {
@@ -32,12 +65,18 @@ pub enum Action {
 }
 
 /// Runs `pcap start|stop|delete`: one line per capture affected (`3 web ACTIVE`), or JSON.
-pub async fn run(action: Action, args: SelectArgs, ctx: &Context) -> Result<()> {
+pub async fn run(
+    action: Action,
+    args: SelectArgs,
+    stop: Option<api::StopConditions>,
+    ctx: &Context,
+) -> Result<()> {
     let (endpoint, name) = ctx.targets.resolve(args.capture.as_deref().unwrap_or(""))?;
     let selector = selector(args.all, name)?;
     let mut client = ctx.targets.connect(&endpoint).await?;
     let request = api::SelectRequest {
         selector: Some((&selector).into()),
+        stop,
     };
     let response = match action {
         Action::Start => client.start(request).await,

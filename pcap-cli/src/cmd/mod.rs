@@ -32,7 +32,7 @@ pub enum Command {
     Init(init::InitArgs),
     /// Start or resume captures
     #[command(override_usage = "pcap start [OPTIONS] <[REMOTE:]ID|ALIAS | --all [REMOTE:]>")]
-    Start(manage::SelectArgs),
+    Start(manage::StartArgs),
     /// Pause captures, keeping what they spooled
     #[command(override_usage = "pcap stop [OPTIONS] <[REMOTE:]ID|ALIAS | --all [REMOTE:]>")]
     Stop(manage::SelectArgs),
@@ -67,9 +67,12 @@ pub struct RemoteArg {
 pub async fn run(command: Command, ctx: &Context) -> Result<()> {
     match command {
         Command::Init(args) => init::run(args, ctx).await,
-        Command::Start(args) => manage::run(manage::Action::Start, args, ctx).await,
-        Command::Stop(args) => manage::run(manage::Action::Stop, args, ctx).await,
-        Command::Delete(args) => manage::run(manage::Action::Delete, args, ctx).await,
+        Command::Start(args) => {
+            let stop = args.stop()?;
+            manage::run(manage::Action::Start, args.select, stop, ctx).await
+        }
+        Command::Stop(args) => manage::run(manage::Action::Stop, args, None, ctx).await,
+        Command::Delete(args) => manage::run(manage::Action::Delete, args, None, ctx).await,
         Command::List(args) => list::run(args, ctx).await,
         Command::Replay(args) => stream::replay(args, ctx).await,
         Command::Listen(args) => stream::listen(args, ctx).await,

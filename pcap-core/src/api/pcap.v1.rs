@@ -83,6 +83,9 @@ pub struct InitResponse {
 pub struct SelectRequest {
     #[prost(message, optional, tag = "1")]
     pub selector: ::core::option::Option<Selector>,
+    /// Start only: new stop conditions for this run (replacing the capture's own).
+    #[prost(message, optional, tag = "2")]
+    pub stop: ::core::option::Option<StopConditions>,
 }
 #[allow(clippy::all)]
 #[derive(Clone, PartialEq, ::prost::Message)]

@@ -1,6 +1,6 @@
 //! The registry's commands: init, start, stop, delete, list.
 
-use pcap_core::domain::{CaptureInfo, CaptureSpec, Counters, Selector, State};
+use pcap_core::domain::{CaptureInfo, CaptureSpec, Counters, Selector, State, StopConditions};
 
 use super::{Entry, Registry};
 use crate::capture::{device, Control};
@@ -83,9 +83,28 @@ impl Registry {
     }
 
     /// Starts (or resumes) the selected captures.
-    pub fn start(&self, sel: &Selector, caller: &str) -> Result<Vec<CaptureInfo>> {
+    /// With `stop`, the captures take these stop conditions from now on.
+    pub fn start(
+        &self,
+        sel: &Selector,
+        caller: &str,
+        stop: Option<StopConditions>,
+    ) -> Result<Vec<CaptureInfo>> {
         let mut inner = self.lock();
         let ids = Self::resolve(&inner, sel)?;
+        if let Some(stop) = stop {
+            if let Some(running) = ids.iter().find(|id| inner.captures[id].run.is_some()) {
+                return Err(Error::Precondition(format!(
+                    "{} is running; stop it first to give it new stop conditions",
+                    inner.captures[running].label()
+                )));
+            }
+            for id in &ids {
+                let entry = inner.captures.get_mut(id).expect("resolved");
+                entry.info.stop = stop;
+                self.store.put_capture(&entry.info)?;
+            }
+        }
         let mut out = Vec::new();
         for id in ids {
             self.start_locked(&mut inner, id)?;

@@ -1,7 +1,7 @@
 //! Init, Start, Stop, Delete, List.
 
 use pcap_core::api::v1 as api;
-use pcap_core::domain::{CaptureInfo, CaptureSpec, Selector};
+use pcap_core::domain::{CaptureInfo, CaptureSpec, Selector, StopConditions};
 use tonic::{Request, Response, Status};
 
 use super::{domain, Caller, PcapdService};
@@ -32,8 +32,10 @@ pub async fn start(
     req: Request<api::SelectRequest>,
 ) -> Result<Response<api::CapturesResponse>, Status> {
     let caller = Caller::of(&req);
-    let sel: Selector = domain(req.into_inner().selector)?;
-    s.blocking(move |r| r.start(&sel, &caller.name))
+    let req = req.into_inner();
+    let stop = req.stop.map(StopConditions::from);
+    let sel: Selector = domain(req.selector)?;
+    s.blocking(move |r| r.start(&sel, &caller.name, stop))
         .await
         .map(captures)
 }
