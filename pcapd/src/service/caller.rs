@@ -20,7 +20,7 @@ impl Caller {
         if let Some(peer) = req.extensions().get::<RemotePeer>() {
             return Caller {
                 uid: None,
-                name: format!("cert {} ({})", peer.name, peer.addr),
+                name: format!("cert {}", peer.name),
             };
         }
         let uid = req
