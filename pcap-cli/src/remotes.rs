@@ -234,21 +234,27 @@ impl From<&Remote> for Entry {
     }
 }
 
+/// A remote `lab` at https://lab.example with TLS files under /pki, for tests.
+#[cfg(test)]
+pub(crate) fn sample_lab() -> Remote {
+    Remote {
+        name: "lab".into(),
+        url: EndpointUrl::parse("https://lab.example").unwrap(),
+        tls: Some(TlsFiles {
+            ca: "/pki/ca.pem".into(),
+            cert: "/pki/me.pem".into(),
+            key: "/pki/me.key".into(),
+        }),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::os::unix::fs::PermissionsExt;
 
     fn lab() -> Remote {
-        Remote {
-            name: "lab".into(),
-            url: EndpointUrl::parse("https://lab.example").unwrap(),
-            tls: Some(TlsFiles {
-                ca: "/pki/ca.pem".into(),
-                cert: "/pki/me.pem".into(),
-                key: "/pki/me.key".into(),
-            }),
-        }
+        sample_lab()
     }
 
     fn local() -> Remote {

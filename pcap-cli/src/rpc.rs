@@ -65,8 +65,6 @@ fn connection_lost(status: &Status) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::remotes::Remote;
-    use pcap_core::connect::TlsFiles;
     use std::sync::Arc;
 
     fn local() -> Endpoint {
@@ -74,15 +72,7 @@ mod tests {
     }
 
     fn lab() -> Endpoint {
-        Endpoint::Remote(Remote {
-            name: "lab".into(),
-            url: EndpointUrl::parse("https://lab.example").unwrap(),
-            tls: Some(TlsFiles {
-                ca: "/pki/ca.pem".into(),
-                cert: "/pki/me.pem".into(),
-                key: "/pki/me.key".into(),
-            }),
-        })
+        Endpoint::Remote(crate::remotes::sample_lab())
     }
 
     /// What tonic makes of a client certificate refused at the first call, as seen over

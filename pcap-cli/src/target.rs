@@ -151,18 +151,9 @@ impl Targets {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use pcap_core::connect::{EndpointUrl, TlsFiles};
 
     fn lab() -> Remote {
-        Remote {
-            name: "lab".into(),
-            url: EndpointUrl::parse("https://lab.example").unwrap(),
-            tls: Some(TlsFiles {
-                ca: "/pki/ca.pem".into(),
-                cert: "/pki/me.pem".into(),
-                key: "/pki/me.key".into(),
-            }),
-        }
+        crate::remotes::sample_lab()
     }
 
     fn targets() -> Targets {

@@ -157,7 +157,7 @@ fn a_stalled_listener_loses_only_its_own_packets_and_daemon_memory_stays_flat() 
         return;
     }
     let d = Daemon::start();
-    let pid = daemon_pid(&d);
+    let pid = d.pid() as i32;
     let id = d.init_started(&["lo", &format!("udp port {PORT}")]);
 
     let good_out = d.dir().join("good.pcap");
@@ -334,7 +334,7 @@ fn a_listener_killed_mid_stream_frees_its_resources_and_others_lose_nothing() {
         return;
     }
     let d = Daemon::start();
-    let pid = daemon_pid(&d);
+    let pid = d.pid() as i32;
     let id = d.init_started(&["lo", &format!("udp port {PORT}")]);
 
     let good_out = d.dir().join("good.pcap");
@@ -622,39 +622,6 @@ fn assert_tshark_happy(out: &Output, what: &str) {
         out.stderr
     );
     assert!(!out.stderr.contains("cut short"), "{what}: {}", out.stderr);
-}
-
-/// The pid of the daemon serving `d`'s socket, found by its command line.
-fn daemon_pid(d: &Daemon) -> i32 {
-    let socket = d.socket().as_os_str().as_encoded_bytes().to_vec();
-    let mut found = Vec::new();
-    for entry in fs::read_dir("/proc").expect("read /proc").flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|n| n.parse::<i32>().ok())
-        else {
-            continue;
-        };
-        let Ok(cmdline) = fs::read(entry.path().join("cmdline")) else {
-            continue;
-        };
-        let args: Vec<&[u8]> = cmdline.split(|&b| b == 0).collect();
-        let is_pcapd = args.first().is_some_and(|a| a.ends_with(b"pcapd"));
-        let serves = args
-            .windows(2)
-            .any(|w| w[0] == b"--socket" && w[1] == socket);
-        if is_pcapd && serves {
-            found.push(pid);
-        }
-    }
-    assert_eq!(
-        found.len(),
-        1,
-        "exactly one pcapd serves {}",
-        d.socket().display()
-    );
-    found[0]
 }
 
 /// A field of `/proc/PID/status`, as its first number.
