@@ -98,6 +98,12 @@ impl PcapWriter {
         self.check(written)
     }
 
+    /// Writes savefile records as they came (see [`api::RecordBatch`]) and flushes them.
+    pub fn records(&mut self, records: &[u8]) -> Result<Flow> {
+        let written = self.out.write_all(records).and_then(|()| self.out.flush());
+        self.check(written)
+    }
+
     /// Flushes what is left; the file is complete afterwards.
     pub fn finish(mut self) -> Result<Flow> {
         let flushed = self.out.flush();

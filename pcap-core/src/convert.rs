@@ -303,6 +303,7 @@ impl TryFrom<api::ReplayRequest> for ReplaySpec {
             since_unix_ns: r.since_unix_ns,
             until_unix_ns: r.until_unix_ns,
             filter: r.filter.trim().to_owned(),
+            raw_records: r.raw_records,
         };
         if let (Some(s), Some(u)) = (spec.since_unix_ns, spec.until_unix_ns) {
             if s > u {
@@ -323,6 +324,7 @@ impl From<&ReplaySpec> for api::ReplayRequest {
             since_unix_ns: s.since_unix_ns,
             until_unix_ns: s.until_unix_ns,
             filter: s.filter.clone(),
+            raw_records: s.raw_records,
         }
     }
 }
@@ -333,6 +335,7 @@ impl TryFrom<api::ListenRequest> for ListenSpec {
         Ok(ListenSpec {
             selector: single(Selector::try_from(r.selector)?, "listen")?,
             count: nonzero(r.count),
+            raw_records: r.raw_records,
         })
     }
 }
@@ -342,6 +345,7 @@ impl From<&ListenSpec> for api::ListenRequest {
         api::ListenRequest {
             selector: Some((&s.selector).into()),
             count: s.count.unwrap_or(0),
+            raw_records: s.raw_records,
         }
     }
 }

@@ -212,6 +212,9 @@ pub struct ReplaySpec {
     pub since_unix_ns: Option<i64>,
     pub until_unix_ns: Option<i64>,
     pub filter: String,
+    /// Packets as savefile records ([`RecordBatch`](crate::api::RecordBatch)) rather than
+    /// one message per packet.
+    pub raw_records: bool,
 }
 
 /// A `Listen` call: new packets only, optionally a bounded number.
@@ -219,6 +222,8 @@ pub struct ReplaySpec {
 pub struct ListenSpec {
     pub selector: Selector,
     pub count: Option<u64>,
+    /// As [`ReplaySpec::raw_records`].
+    pub raw_records: bool,
 }
 
 #[cfg(test)]

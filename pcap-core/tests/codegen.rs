@@ -13,6 +13,7 @@ fn generated_api_matches_proto() {
         .build_client(true)
         .build_server(true)
         .bytes(".pcap.v1.Packet.data")
+        .bytes(".pcap.v1.RecordBatch.records")
         .out_dir(out.path())
         .emit_rerun_if_changed(false)
         .compile_protos(&[proto_dir.join("pcap/v1/pcap.proto")], &[proto_dir])

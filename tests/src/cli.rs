@@ -4,7 +4,8 @@
 use std::ffi::{OsStr, OsString};
 use std::fmt;
 use std::fs::File;
-use std::io::{Read, Seek, SeekFrom};
+use std::io::Read;
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdout, Command, ExitStatus, Stdio};
 use std::thread;
@@ -205,11 +206,19 @@ impl Running {
     }
 
     /// What the command wrote to stderr so far.
+    ///
+    /// Read with positional reads: the command writes through the same open file, so
+    /// moving the shared offset would make it overwrite what it wrote before.
     pub fn stderr(&mut self) -> String {
-        let mut s = String::new();
-        let _ = self.stderr.seek(SeekFrom::Start(0));
-        let _ = self.stderr.read_to_string(&mut s);
-        s
+        let mut bytes = Vec::new();
+        let mut buf = [0u8; 8192];
+        loop {
+            match self.stderr.read_at(&mut buf, bytes.len() as u64) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => bytes.extend_from_slice(&buf[..n]),
+            }
+        }
+        String::from_utf8_lossy(&bytes).into_owned()
     }
 
     /// Its process id.

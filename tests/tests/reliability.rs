@@ -526,9 +526,14 @@ fn warm_up(port: u16, payload: usize, what: &str, mut ready: impl FnMut() -> boo
 fn skipped_told(stderr: &str) -> u64 {
     stderr
         .lines()
-        .filter_map(|l| l.strip_prefix("pcap: "))
-        .filter_map(|l| l.strip_suffix(" packets skipped: this reader fell behind"))
-        .map(|n| n.parse::<u64>().expect("a count of skipped packets"))
+        .filter_map(|line| {
+            let n = line
+                .strip_prefix("pcap: ")?
+                .strip_suffix(" packets skipped: this reader fell behind")?;
+            Some(n.parse::<u64>().unwrap_or_else(|e| {
+                panic!("{line:?} does not tell a count of skipped packets ({e}); stderr:\n{stderr}")
+            }))
+        })
         .sum()
 }
 

@@ -8,7 +8,7 @@ use anyhow::{bail, Result};
 use clap::Args;
 use pcap_core::api::v1::{self as api, notice, stream_message::Kind};
 use pcap_core::domain::{ListenSpec, ReplaySpec, State};
-use pcap_core::savefile::FileHeader;
+use pcap_core::savefile::{self, FileHeader};
 use tonic::Streaming;
 
 use super::Context;
@@ -63,6 +63,7 @@ pub async fn replay(args: ReplayArgs, ctx: &Context) -> Result<()> {
         since_unix_ns: args.since,
         until_unix_ns: args.until,
         filter: args.filter.unwrap_or_default().trim().to_owned(),
+        raw_records: false,
     };
     let mut client = ctx.targets.connect(&endpoint).await?;
     let stream = client
@@ -80,6 +81,7 @@ pub async fn listen(args: ListenArgs, ctx: &Context) -> Result<()> {
     let spec = ListenSpec {
         selector: super::manage::selector(false, name)?,
         count: args.count,
+        raw_records: false,
     };
     let mut client = ctx.targets.connect(&endpoint).await?;
     let stream = client
@@ -144,6 +146,23 @@ async fn pump(
                     }
                 }
             }
+            Some(Kind::Records(batch)) => {
+                let (bytes, count) = match remaining {
+                    Some(n) if n < u64::from(batch.count) => {
+                        (first_records(&batch.records, n, snaplen)?, n)
+                    }
+                    _ => (&batch.records[..], u64::from(batch.count)),
+                };
+                if out.records(bytes)? == Flow::ReaderGone {
+                    return Ok(());
+                }
+                if let Some(n) = remaining.as_mut() {
+                    *n -= count;
+                    if *n == 0 {
+                        break;
+                    }
+                }
+            }
             Some(Kind::Notice(n)) => notices.tell(n),
             // A repeated header or a kind newer than this pcap: nothing to write.
             Some(Kind::Header(_)) | None => {}
@@ -151,6 +170,17 @@ async fn pump(
     }
     out.finish()?;
     Ok(())
+}
+
+/// The first `n` whole records of a record batch.
+fn first_records(records: &[u8], n: u64, snaplen: u32) -> Result<&[u8]> {
+    let mut it = savefile::Records::new(records, snaplen);
+    for _ in 0..n {
+        if it.next().is_none() {
+            bail!("pcapd sent a record batch that does not hold whole savefile records");
+        }
+    }
+    Ok(&records[..it.consumed()])
 }
 
 /// Tells the stream's in-band notices on stderr, where they do not mix with the savefile.

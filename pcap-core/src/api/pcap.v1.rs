@@ -186,6 +186,10 @@ pub struct ReplayRequest {
     /// BPF filter applied to each record.
     #[prost(string, tag = "5")]
     pub filter: ::prost::alloc::string::String,
+    /// Send packets as RecordBatch (savefile records as stored, not re-encoded) instead of
+    /// PacketBatch. Fastest for clients that write a savefile.
+    #[prost(bool, tag = "6")]
+    pub raw_records: bool,
 }
 #[allow(clippy::all)]
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
@@ -195,12 +199,15 @@ pub struct ListenRequest {
     /// End after this many packets; 0 means until the capture stops.
     #[prost(uint64, tag = "2")]
     pub count: u64,
+    /// Send packets as RecordBatch instead of PacketBatch (see ReplayRequest.raw_records).
+    #[prost(bool, tag = "3")]
+    pub raw_records: bool,
 }
 /// One message of a Replay or Listen stream. The first is always a header.
 #[allow(clippy::all)]
 #[derive(Clone, PartialEq, ::prost::Message)]
 pub struct StreamMessage {
-    #[prost(oneof = "stream_message::Kind", tags = "1, 2, 3")]
+    #[prost(oneof = "stream_message::Kind", tags = "1, 2, 3, 4")]
     pub kind: ::core::option::Option<stream_message::Kind>,
 }
 /// Nested message and enum types in `StreamMessage`.
@@ -214,6 +221,9 @@ pub mod stream_message {
         Packets(super::PacketBatch),
         #[prost(message, tag = "3")]
         Notice(super::Notice),
+        /// Only when the request asked for raw_records.
+        #[prost(message, tag = "4")]
+        Records(super::RecordBatch),
     }
 }
 /// What a reader needs to write a savefile.
@@ -248,6 +258,23 @@ pub struct Packet {
     /// Position of the packet within its capture, from 1, never reused.
     #[prost(uint64, tag = "5")]
     pub sequence: u64,
+}
+/// Packets as pcap savefile records, back to back, exactly as a savefile holds them after its
+/// 24-byte file header: for each, a 16-byte little-endian header (seconds, microseconds,
+/// captured length, original length) and the captured bytes. Prepend the header built from
+/// StreamHeader (magic a1b2c3d4 in little-endian, version 2.4, snaplen, link type) and the
+/// bytes are a savefile.
+#[allow(clippy::all)]
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct RecordBatch {
+    /// How many records `records` holds.
+    #[prost(uint32, tag = "1")]
+    pub count: u32,
+    #[prost(bytes = "bytes", tag = "2")]
+    pub records: ::prost::bytes::Bytes,
+    /// Sequence number of the last record in the batch.
+    #[prost(uint64, tag = "3")]
+    pub last_sequence: u64,
 }
 /// In-band news about the stream.
 #[allow(clippy::all)]
