@@ -4,6 +4,7 @@
 
 use std::fs::File;
 use std::io::{self, BufWriter, IsTerminal, Write};
+use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context as _, Result};
@@ -12,6 +13,9 @@ use pcap_core::savefile::{self, FileHeader};
 
 /// Buffer between the stream and the output; large so that one batch is one write.
 const BUFFER: usize = 1 << 20;
+
+/// Size asked for the pipe on standard output (the most an unprivileged process may ask).
+const PIPE_BYTES: i32 = 1 << 20;
 
 /// Where the savefile goes, chosen before any call is made.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,7 +41,18 @@ impl Destination {
     /// Opens the destination; a file is created or truncated.
     pub fn open(&self) -> Result<PcapWriter> {
         let (out, name): (Box<dyn Write>, String) = match self {
-            Destination::Stdout => (Box::new(io::stdout().lock()), "standard output".into()),
+            // Standard output's own handle is line buffered, which would scan all the binary
+            // data for newlines and split writes at them; write to its descriptor directly.
+            Destination::Stdout => {
+                let fd = io::stdout()
+                    .as_fd()
+                    .try_clone_to_owned()
+                    .context("cannot use standard output")?;
+                // A pipe holds 64 KiB by default: the reader is woken for every 64 KiB.
+                // Best effort; fails harmlessly when standard output is not a pipe.
+                let _ = nix::fcntl::fcntl(&fd, nix::fcntl::FcntlArg::F_SETPIPE_SZ(PIPE_BYTES));
+                (Box::new(File::from(fd)), "standard output".into())
+            }
             Destination::File(path) => {
                 let file = File::create(path)
                     .with_context(|| format!("cannot create {}", path.display()))?;

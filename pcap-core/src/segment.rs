@@ -8,6 +8,8 @@ use std::io::{ErrorKind, Read, Seek, SeekFrom};
 use std::ops::ControlFlow;
 use std::path::Path;
 
+use bytes::Bytes;
+
 use crate::savefile::{FileHeader, RecordHeader, Records, Tail, FILE_HEADER_LEN};
 use crate::{Error, Result};
 
@@ -64,6 +66,48 @@ pub struct SegmentSummary {
     pub valid_len: u64,
     /// Length of the file on disk.
     pub file_len: u64,
+}
+
+/// Calls `f` with the segment's whole records in chunks: each chunk holds one or more
+/// records back to back, as read from disk in blocks of about `block` bytes, shared
+/// rather than copied (handing a chunk or a slice of it on costs nothing). Stops where
+/// `f` breaks or the records end; a trailing partial or corrupt record is left out, as
+/// [`for_each_record`] does. Returns the file header and how the records ended.
+pub fn for_each_chunk(
+    path: &Path,
+    block: usize,
+    mut f: impl FnMut(Bytes) -> ControlFlow<()>,
+) -> Result<(FileHeader, Tail)> {
+    let mut file = File::open(path).map_err(|e| Error::io(path, e))?;
+    let header = read_header(&mut file, path)?;
+    let max_caplen = header.snaplen.max(crate::DEFAULT_SNAPLEN);
+    let mut carry: Vec<u8> = Vec::new();
+    loop {
+        // A block after the partial record carried over (more if that record is larger).
+        let want = block.max(carry.len() * 2);
+        let mut buf = Vec::with_capacity(want);
+        buf.extend_from_slice(&carry);
+        // read_to_end fills spare capacity without zeroing it first; `take` bounds it.
+        let limit = (want - buf.len()) as u64;
+        let n = loop {
+            match file.by_ref().take(limit).read_to_end(&mut buf) {
+                Ok(n) => break n,
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                Err(e) => return Err(Error::io(path, e)),
+            }
+        };
+        let mut records = Records::new(&buf, max_caplen);
+        records.by_ref().for_each(drop);
+        let (whole, tail) = (records.consumed(), records.tail());
+        carry = buf[whole..].to_vec();
+        buf.truncate(whole);
+        if whole > 0 && f(Bytes::from(buf)).is_break() {
+            return Ok((header, Tail::Clean));
+        }
+        if tail == Tail::Corrupt || n == 0 {
+            return Ok((header, tail));
+        }
+    }
 }
 
 /// Reads a segment's file header.

@@ -1,6 +1,7 @@
 //! pcapd: a privileged daemon that keeps a registry of packet captures, spools them to
 //! disk with bounded retention, and serves them over one gRPC API.
 
+pub mod batch;
 pub mod capture;
 pub mod config;
 pub mod error;

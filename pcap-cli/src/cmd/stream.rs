@@ -63,7 +63,7 @@ pub async fn replay(args: ReplayArgs, ctx: &Context) -> Result<()> {
         since_unix_ns: args.since,
         until_unix_ns: args.until,
         filter: args.filter.unwrap_or_default().trim().to_owned(),
-        raw_records: false,
+        raw_records: true,
     };
     let mut client = ctx.targets.connect(&endpoint).await?;
     let stream = client
@@ -81,7 +81,7 @@ pub async fn listen(args: ListenArgs, ctx: &Context) -> Result<()> {
     let spec = ListenSpec {
         selector: super::manage::selector(false, name)?,
         count: args.count,
-        raw_records: false,
+        raw_records: true,
     };
     let mut client = ctx.targets.connect(&endpoint).await?;
     let stream = client

@@ -138,6 +138,7 @@ pub async fn connect_tls(host: &str, port: u16, files: &TlsFiles) -> Result<Clie
     let first = Arc::new(Mutex::new(Some(first)));
     let authority = format!("http://{}:{port}", bracketed(host));
     let endpoint = Endpoint::try_from(authority.clone())
+        .map(super::tuned)
         .map_err(|e| Error::Invalid(format!("{authority}: {e}")))?;
     let dial = Arc::new(dial);
     let channel = endpoint

@@ -11,13 +11,16 @@ use std::time::{Duration, Instant, SystemTime};
 use bytes::Bytes;
 use pcap::{Active, Capture};
 use pcap_core::domain::State;
-use pcap_core::savefile::FileHeader;
+use pcap_core::savefile::{encode_record, FileHeader};
 use tokio::sync::mpsc as tmpsc;
 
-use super::live::{Fanout, LivePacket};
+use super::live::{Fanout, LiveBatch};
 use super::open::{interface_up, open, retryable};
 use super::{CaptureParams, Control, Event, LiveCounters};
 use crate::spool::writer::Spool;
+
+/// Live readers get what one read produced, in batches of at most about this many bytes.
+const LIVE_BATCH: usize = 256 << 10;
 
 /// Longest wait in poll when nothing happens, so that housekeeping still runs.
 const POLL_MS: u16 = 200;
@@ -164,7 +167,7 @@ impl Engine {
             self.counters.dropped_kernel.load(Relaxed),
             self.counters.dropped_interface.load(Relaxed),
         );
-        let mut pending: Vec<LivePacket> = Vec::new();
+        let mut pending = Pending::default();
         let mut failure: Option<String> = None;
         let count_limit = self.p.stop.packet_count;
         loop {
@@ -175,6 +178,7 @@ impl Engine {
                 return End::Failed(format!("waiting for packets: {e}"));
             }
             let live = !self.fanout.is_empty();
+            let fanout = &mut self.fanout;
             let spool = &mut self.spool;
             let counters = &self.counters;
             let run_packets = &mut self.run_packets;
@@ -191,12 +195,10 @@ impl Engine {
                         spooled += 1;
                         bytes += len;
                         if live {
-                            pending.push(LivePacket {
-                                ts_ns,
-                                origlen: p.header.len,
-                                seq,
-                                data: Bytes::copy_from_slice(p.data),
-                            });
+                            pending.push(seq, ts_ns, p.header.len, p.data);
+                            if pending.records.len() >= LIVE_BATCH {
+                                fanout.publish(pending.take());
+                            }
                         }
                     }
                     Err(e) => failure = Some(describe_write_error(&e)),
@@ -208,8 +210,8 @@ impl Engine {
             if spooled > 0 {
                 self.publish_size();
             }
-            if !pending.is_empty() {
-                self.fanout.publish(Arc::new(std::mem::take(&mut pending)));
+            if pending.count > 0 {
+                self.fanout.publish(pending.take());
             }
             if let Some(why) = failure.take() {
                 return End::Failed(why);
@@ -374,6 +376,35 @@ impl Engine {
             state,
             reason,
         });
+    }
+}
+
+/// Records for live readers gathered during one read of the ring.
+#[derive(Default)]
+struct Pending {
+    records: Vec<u8>,
+    first_seq: u64,
+    count: u32,
+}
+
+impl Pending {
+    fn push(&mut self, seq: u64, ts_ns: i64, origlen: u32, data: &[u8]) {
+        if self.count == 0 {
+            self.first_seq = seq;
+            self.records.reserve(LIVE_BATCH + data.len());
+        }
+        self.count += 1;
+        encode_record(&mut self.records, ts_ns, origlen, data);
+    }
+
+    fn take(&mut self) -> LiveBatch {
+        let batch = LiveBatch {
+            records: Bytes::from(std::mem::take(&mut self.records)),
+            first_seq: self.first_seq,
+            count: self.count,
+        };
+        self.count = 0;
+        batch
     }
 }
 

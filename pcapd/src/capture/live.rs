@@ -15,19 +15,20 @@ pub const QUEUE_BATCHES: usize = 512;
 /// Packet bytes a reader may have queued before it starts losing packets.
 pub const QUEUE_BYTES: usize = 16 << 20;
 
-/// A packet as handed to live readers.
+/// Packets as handed to live readers: savefile records back to back (as the spool holds
+/// them), shared by every reader without copying.
 #[derive(Debug, Clone)]
-pub struct LivePacket {
-    pub ts_ns: i64,
-    pub origlen: u32,
-    pub seq: u64,
-    pub data: Bytes,
+pub struct LiveBatch {
+    pub records: Bytes,
+    /// Sequence number of the first record; the others follow one by one.
+    pub first_seq: u64,
+    pub count: u32,
 }
 
 /// What a live reader receives.
 #[derive(Debug, Clone)]
 pub enum LiveItem {
-    Packets(Arc<Vec<LivePacket>>),
+    Packets(LiveBatch),
     /// This many packets were skipped because the reader's queue was full.
     Gap(u64),
     /// The capture changed state; after a stopping state the queue closes.
@@ -81,8 +82,8 @@ impl Subscription {
     }
 }
 
-fn batch_bytes(batch: &[LivePacket]) -> usize {
-    batch.iter().map(|p| p.data.len()).sum()
+fn batch_bytes(batch: &LiveBatch) -> usize {
+    batch.records.len()
 }
 
 struct Reader {
@@ -121,8 +122,8 @@ impl Fanout {
     }
 
     /// Offers a batch to every reader without blocking; drops readers that went away.
-    pub fn publish(&mut self, batch: Arc<Vec<LivePacket>>) {
-        let n = batch.len() as u64;
+    pub fn publish(&mut self, batch: LiveBatch) {
+        let n = u64::from(batch.count);
         let bytes = batch_bytes(&batch);
         self.readers.retain_mut(|r| {
             if r.tx.is_closed() {
@@ -172,13 +173,12 @@ impl Fanout {
 mod tests {
     use super::*;
 
-    fn batch(seq: u64) -> Arc<Vec<LivePacket>> {
-        Arc::new(vec![LivePacket {
-            ts_ns: 0,
-            origlen: 1,
-            seq,
-            data: Bytes::from_static(b"x"),
-        }])
+    fn batch(seq: u64) -> LiveBatch {
+        LiveBatch {
+            records: Bytes::from_static(b"x"),
+            first_seq: seq,
+            count: 1,
+        }
     }
 
     #[test]
@@ -189,27 +189,24 @@ mod tests {
         let total = QUEUE_BATCHES as u64 + 10;
         for seq in 1..=total {
             f.publish(batch(seq));
-            assert!(matches!(fast.try_recv(), Ok(LiveItem::Packets(b)) if b[0].seq == seq));
+            assert!(matches!(fast.try_recv(), Ok(LiveItem::Packets(b)) if b.first_seq == seq));
         }
         for _ in 0..QUEUE_BATCHES {
             assert!(matches!(slow.try_recv(), Ok(LiveItem::Packets(_))));
         }
         f.publish(batch(total + 1));
         assert!(matches!(slow.try_recv(), Ok(LiveItem::Gap(10))));
-        assert!(matches!(slow.try_recv(), Ok(LiveItem::Packets(b)) if b[0].seq == total + 1));
+        assert!(matches!(slow.try_recv(), Ok(LiveItem::Packets(b)) if b.first_seq == total + 1));
     }
 
     #[test]
     fn a_reader_holds_at_most_its_byte_budget() {
         let mut f = Fanout::default();
         let mut slow = f.subscribe();
-        let big = |seq| {
-            Arc::new(vec![LivePacket {
-                ts_ns: 0,
-                origlen: 1 << 20,
-                seq,
-                data: Bytes::from(vec![0u8; 1 << 20]),
-            }])
+        let big = |seq| LiveBatch {
+            records: Bytes::from(vec![0u8; 1 << 20]),
+            first_seq: seq,
+            count: 1,
         };
         for seq in 1..=100 {
             f.publish(big(seq));

@@ -4,11 +4,13 @@
 
 use pcap_core::api::v1 as api;
 use pcap_core::domain::{ListenSpec, ReplaySpec};
+use pcap_core::savefile::RecordHeader;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
 use super::{domain, PcapdService};
+use crate::batch::{Batcher, Format, Pick};
 use crate::capture::live::{LiveItem, Subscription};
 use crate::spool::reader::{self, ReplayRange};
 
@@ -32,12 +34,6 @@ fn header(capture_id: u64, link_type: u32, snaplen: u32) -> Result<api::StreamMe
     }))
 }
 
-fn packets(packets: Vec<api::Packet>) -> Result<api::StreamMessage, Status> {
-    message(api::stream_message::Kind::Packets(api::PacketBatch {
-        packets,
-    }))
-}
-
 fn notice(kind: api::notice::Kind) -> Result<api::StreamMessage, Status> {
     message(api::stream_message::Kind::Notice(api::Notice {
         kind: Some(kind),
@@ -50,6 +46,7 @@ pub async fn replay(
     req: Request<api::ReplayRequest>,
 ) -> Result<Response<MessageStream>, Status> {
     let spec: ReplaySpec = domain(req.into_inner())?;
+    let format = Format::raw(spec.raw_records);
     let permit = s.stream_permit()?;
     let opened = spec.clone();
     let mut src = s.blocking(move |r| r.open_replay(&opened)).await?;
@@ -72,7 +69,8 @@ pub async fn replay(
                 &src.catalog,
                 range,
                 src.filter.as_ref(),
-                |batch| spool_tx.blocking_send(packets(batch)).is_ok(),
+                format,
+                |kind| spool_tx.blocking_send(message(kind)).is_ok(),
             );
             (r, src.filter)
         })
@@ -101,7 +99,7 @@ pub async fn replay(
                 filter,
                 count: None,
             };
-            forward(sub, tx, wanted).await;
+            forward(sub, tx, wanted, format).await;
         }
     });
     Ok(Response::new(ReceiverStream::new(rx)))
@@ -113,6 +111,7 @@ pub async fn listen(
     req: Request<api::ListenRequest>,
 ) -> Result<Response<MessageStream>, Status> {
     let spec: ListenSpec = domain(req.into_inner())?;
+    let format = Format::raw(spec.raw_records);
     let permit = s.stream_permit()?;
     let count = spec.count;
     let (id, link_type, snaplen, sub) = s.blocking(move |r| r.open_listen(&spec)).await?;
@@ -127,7 +126,7 @@ pub async fn listen(
     };
     tokio::spawn(async move {
         let _permit = permit;
-        forward(sub, tx, wanted).await
+        forward(sub, tx, wanted, format).await
     });
     Ok(Response::new(ReceiverStream::new(rx)))
 }
@@ -141,9 +140,30 @@ struct Wanted {
     count: Option<u64>,
 }
 
+impl Wanted {
+    fn pick(&mut self, seq: u64, h: &RecordHeader, data: &[u8]) -> Pick {
+        let ts_ns = h.ts_ns();
+        if self.count == Some(0) || self.until_ns.is_some_and(|u| ts_ns > u) {
+            return Pick::Stop;
+        }
+        if seq <= self.after_seq
+            || self.since_ns.is_some_and(|s| ts_ns < s)
+            || self.filter.as_ref().is_some_and(|f| !f.filter(data))
+        {
+            return Pick::Skip;
+        }
+        if let Some(left) = self.count.as_mut() {
+            *left -= 1;
+        }
+        Pick::Take
+    }
+}
+
 /// Passes live packets to the client until the capture stops, the client leaves, or the
 /// stream has what it wanted.
-async fn forward(mut sub: Subscription, tx: Tx, mut w: Wanted) {
+async fn forward(mut sub: Subscription, tx: Tx, mut w: Wanted, format: Format) {
+    let mut batcher = Batcher::new(format);
+    let mut out = Vec::new();
     loop {
         let item = tokio::select! {
             item = sub.recv() => item,
@@ -152,38 +172,24 @@ async fn forward(mut sub: Subscription, tx: Tx, mut w: Wanted) {
         let Some(item) = item else { return };
         let msg = match item {
             LiveItem::Packets(batch) => {
-                let mut out = Vec::with_capacity(batch.len());
-                let mut done = false;
-                for p in batch.iter() {
-                    if p.seq <= w.after_seq || w.since_ns.is_some_and(|s| p.ts_ns < s) {
-                        continue;
-                    }
-                    if w.until_ns.is_some_and(|u| p.ts_ns > u) {
-                        done = true;
-                        break;
-                    }
-                    if w.filter.as_ref().is_some_and(|f| !f.filter(&p.data)) {
-                        continue;
-                    }
-                    out.push(api::Packet {
-                        timestamp_ns: p.ts_ns,
-                        captured_length: p.data.len() as u32,
-                        original_length: p.origlen,
-                        data: p.data.clone(),
-                        sequence: p.seq,
-                    });
-                    if let Some(left) = w.count.as_mut() {
-                        *left -= 1;
-                        if *left == 0 {
-                            done = true;
-                            break;
-                        }
+                let mut gather = |kind| {
+                    out.push(kind);
+                    true
+                };
+                let more = batcher.walk(
+                    &batch.records,
+                    batch.first_seq,
+                    |seq, h, data| w.pick(seq, h, data),
+                    &mut gather,
+                );
+                // Live packets go out at once: a reader is waiting for them.
+                batcher.ship(&mut gather);
+                for kind in out.drain(..) {
+                    if tx.send(message(kind)).await.is_err() {
+                        return;
                     }
                 }
-                if !out.is_empty() && tx.send(packets(out)).await.is_err() {
-                    return;
-                }
-                if done {
+                if !more || w.count == Some(0) {
                     return;
                 }
                 continue;

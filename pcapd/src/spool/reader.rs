@@ -8,16 +8,16 @@ use std::path::Path;
 
 use bytes::Bytes;
 use pcap_core::api::v1 as api;
+use pcap_core::savefile::{RecordHeader, Records};
 use pcap_core::segment::{self, SegmentName};
 
+use crate::batch::{Batcher, Format, Pick};
 use crate::spool::list_segments;
 use crate::store::SegmentMeta;
 use crate::{Error, Result};
 
-/// Packets per batch at most.
-const BATCH_PACKETS: usize = 4096;
-/// Packet bytes per batch at most.
-const BATCH_BYTES: usize = 1 << 20;
+/// Bytes read from a segment at a time.
+const READ_BLOCK: usize = 256 << 10;
 
 /// Which records a replay wants.
 #[derive(Debug, Clone, Copy)]
@@ -40,22 +40,38 @@ impl ReplayRange {
 }
 
 /// Streams the records of the spool in `dir` that fall in `range` and pass `filter`, in
-/// batches handed to `sink`; `sink` returns false to stop (the reader went away).
-/// Returns the number of packets shipped.
+/// messages of the given `format` handed to `ship`; `ship` returns false to stop (the
+/// reader went away). Returns the number of packets shipped.
 pub fn replay(
     dir: &Path,
     catalog: &[SegmentMeta],
     range: ReplayRange,
     filter: Option<&pcap::BpfProgram>,
-    mut sink: impl FnMut(Vec<api::Packet>) -> bool,
+    format: Format,
+    mut ship: impl FnMut(api::stream_message::Kind) -> bool,
 ) -> Result<u64> {
     let catalog: HashMap<u64, &SegmentMeta> = catalog.iter().map(|s| (s.first_seq, s)).collect();
-    let mut batch = Vec::with_capacity(256);
-    let mut batch_bytes = 0usize;
+    let mut batcher = Batcher::new(format);
     let mut shipped = 0u64;
-    let mut stopped = false;
+    let mut counting = |kind: api::stream_message::Kind| {
+        shipped += match &kind {
+            api::stream_message::Kind::Records(b) => u64::from(b.count),
+            api::stream_message::Kind::Packets(b) => b.packets.len() as u64,
+            _ => 0,
+        };
+        ship(kind)
+    };
+    let pick = |seq: u64, h: &RecordHeader, data: &[u8]| {
+        if seq > range.upto_seq {
+            Pick::Stop
+        } else if !range.wants_time(h.ts_ns()) || filter.is_some_and(|f| !f.filter(data)) {
+            Pick::Skip
+        } else {
+            Pick::Take
+        }
+    };
     for (name, path) in list_segments(dir)? {
-        if name.first_seq > range.upto_seq || stopped {
+        if name.first_seq > range.upto_seq {
             break;
         }
         if let Some(meta) = catalog.get(&name.first_seq) {
@@ -64,32 +80,15 @@ pub fn replay(
             }
         }
         let mut seq = name.first_seq;
-        let mut visit = |h: &pcap_core::savefile::RecordHeader, data: &[u8]| {
-            let this = seq;
-            seq += 1;
-            if this > range.upto_seq {
-                return ControlFlow::Break(());
+        let mut more = true;
+        let mut visit = |chunk: Bytes| {
+            more = batcher.walk(&chunk, seq, pick, &mut counting);
+            seq += Records::new(&chunk, u32::MAX).count() as u64;
+            if more {
+                ControlFlow::Continue(())
+            } else {
+                ControlFlow::Break(())
             }
-            if !range.wants_time(h.ts_ns()) || filter.is_some_and(|f| !f.filter(data)) {
-                return ControlFlow::Continue(());
-            }
-            batch.push(api::Packet {
-                timestamp_ns: h.ts_ns(),
-                captured_length: h.caplen,
-                original_length: h.origlen,
-                data: Bytes::copy_from_slice(data),
-                sequence: this,
-            });
-            batch_bytes += data.len();
-            if batch.len() >= BATCH_PACKETS || batch_bytes >= BATCH_BYTES {
-                shipped += batch.len() as u64;
-                batch_bytes = 0;
-                if !sink(std::mem::take(&mut batch)) {
-                    stopped = true;
-                    return ControlFlow::Break(());
-                }
-            }
-            ControlFlow::Continue(())
         };
         match read_segment(&path, name, dir, &mut visit) {
             Ok(()) => {}
@@ -97,11 +96,11 @@ pub fn replay(
             Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(e),
         }
+        if !more {
+            break;
+        }
     }
-    if !stopped && !batch.is_empty() {
-        shipped += batch.len() as u64;
-        sink(batch);
-    }
+    batcher.ship(&mut counting);
     Ok(shipped)
 }
 
@@ -110,9 +109,9 @@ fn read_segment(
     path: &Path,
     name: SegmentName,
     dir: &Path,
-    visit: &mut impl FnMut(&pcap_core::savefile::RecordHeader, &[u8]) -> ControlFlow<()>,
+    visit: &mut impl FnMut(Bytes) -> ControlFlow<()>,
 ) -> Result<()> {
-    let first = segment::for_each_record(path, None, &mut *visit);
+    let first = segment::for_each_chunk(path, READ_BLOCK, &mut *visit);
     match first {
         Err(pcap_core::Error::Io { source, .. })
             if source.kind() == std::io::ErrorKind::NotFound && name.open =>
@@ -124,7 +123,7 @@ fn read_segment(
                 }
                 .file_name(),
             );
-            segment::for_each_record(&closed, None, visit)
+            segment::for_each_chunk(&closed, READ_BLOCK, visit)
                 .map(|_| ())
                 .map_err(Error::from)
         }
@@ -168,11 +167,57 @@ mod tests {
 
     fn collect(dir: &Path, store: &Store, range: ReplayRange) -> Vec<api::Packet> {
         let mut out = Vec::new();
-        replay(dir, &store.segments(1).unwrap(), range, None, |b| {
-            out.extend(b);
-            true
-        })
+        let n = replay(
+            dir,
+            &store.segments(1).unwrap(),
+            range,
+            None,
+            Format::Packets,
+            |b| {
+                match b {
+                    api::stream_message::Kind::Packets(b) => out.extend(b.packets),
+                    other => panic!("asked for packets, got {other:?}"),
+                }
+                true
+            },
+        )
         .unwrap();
+        assert_eq!(n, out.len() as u64);
+        // The same as savefile records, byte for byte what the packets encode to.
+        let mut raw = Vec::new();
+        let mut count = 0;
+        replay(
+            dir,
+            &store.segments(1).unwrap(),
+            range,
+            None,
+            Format::Records,
+            |b| {
+                match b {
+                    api::stream_message::Kind::Records(b) => {
+                        count += b.count as usize;
+                        raw.extend_from_slice(&b.records);
+                    }
+                    other => panic!("asked for records, got {other:?}"),
+                }
+                true
+            },
+        )
+        .unwrap();
+        let mut expected = Vec::new();
+        for p in &out {
+            pcap_core::savefile::encode_record(
+                &mut expected,
+                p.timestamp_ns,
+                p.original_length,
+                &p.data,
+            );
+        }
+        assert_eq!(count, out.len());
+        assert!(
+            raw == expected,
+            "records differ from the packets they carry"
+        );
         out
     }
 

@@ -18,7 +18,7 @@ use crate::store::{SegmentMeta, Store};
 use crate::{Error, Result};
 
 /// Bytes gathered before a write to the segment file.
-const WRITE_BLOCK: usize = 1 << 20;
+const WRITE_BLOCK: usize = 64 << 10;
 
 struct OpenSegment {
     first_seq: u64,
