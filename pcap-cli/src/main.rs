@@ -5,6 +5,7 @@
 
 mod cmd;
 mod output;
+mod progress;
 mod remotes;
 mod rpc;
 mod table;
@@ -38,6 +39,7 @@ async fn main() -> ExitCode {
     let ctx = cmd::Context {
         json: cli.json,
         targets: target::Targets::new(cli.socket),
+        cli: <Cli as clap::CommandFactory>::command,
     };
     match cmd::run(cli.command, &ctx).await {
         Ok(()) => ExitCode::SUCCESS,

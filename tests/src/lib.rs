@@ -27,6 +27,7 @@ mod python;
 mod savefile;
 mod time;
 mod traffic;
+mod tshark;
 mod wait;
 
 pub use bins::{pcap_bin, pcapd_bin};
@@ -40,4 +41,5 @@ pub use python::{generate_python_client, python_venv};
 pub use savefile::{read_pcap, tcpdump_count, udp_dst_ports, Packet, PcapFile, Tcp, Udp};
 pub use time::{rfc3339, unix_secs};
 pub use traffic::{payload, payload_seq, send_tcp, send_udp, send_udp_seq, PAYLOAD_MAGIC};
+pub use tshark::{capinfos_packets, tshark_count, tshark_file, tshark_stdin};
 pub use wait::{eventually, eventually_ok, DEFAULT_WAIT};

@@ -1,5 +1,6 @@
 //! The commands of `pcap`, one module per group, and what they share.
 
+mod docs;
 mod ifaces;
 mod init;
 mod list;
@@ -22,6 +23,8 @@ pub struct Context {
     pub json: bool,
     /// Where targets and selectors lead.
     pub targets: Targets,
+    /// The whole command line, for completions and the manual page.
+    pub cli: fn() -> clap::Command,
 }
 
 /// The subcommands.
@@ -52,6 +55,11 @@ pub enum Command {
     Remote(remote::RemoteCommand),
     /// Show the versions of pcap and of the daemon
     Version(RemoteArg),
+    /// Print a completion script: `pcap completions bash > /etc/bash_completion.d/pcap`
+    Completions(docs::CompletionsArgs),
+    /// Print the manual page (roff), or write a page per command with --dir
+    #[command(hide = true)]
+    Man(docs::ManArgs),
 }
 
 /// The optional daemon of commands that take no capture.
@@ -79,6 +87,8 @@ pub async fn run(command: Command, ctx: &Context) -> Result<()> {
         Command::Ifaces(args) => ifaces::run(args, ctx).await,
         Command::Remote(command) => remote::run(command, ctx),
         Command::Version(args) => version::run(args, ctx).await,
+        Command::Completions(args) => docs::completions(args, (ctx.cli)()),
+        Command::Man(args) => docs::man(args, (ctx.cli)()),
     }
 }
 

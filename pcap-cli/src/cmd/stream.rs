@@ -13,6 +13,7 @@ use tonic::Streaming;
 
 use super::Context;
 use crate::output::{Destination, Flow};
+use crate::progress::Progress;
 use crate::rpc::status_error;
 use crate::target::Endpoint;
 
@@ -71,7 +72,7 @@ pub async fn replay(args: ReplayArgs, ctx: &Context) -> Result<()> {
         .await
         .map_err(status_error(&endpoint))?
         .into_inner();
-    pump(stream, &dest, None, &endpoint).await
+    pump(stream, &dest, None, &endpoint, progress(&dest)).await
 }
 
 /// Runs `pcap listen`.
@@ -89,16 +90,26 @@ pub async fn listen(args: ListenArgs, ctx: &Context) -> Result<()> {
         .await
         .map_err(status_error(&endpoint))?
         .into_inner();
-    pump(stream, &dest, args.count, &endpoint).await
+    pump(stream, &dest, args.count, &endpoint, progress(&dest)).await
+}
+
+/// A progress line on the terminal for a savefile written with `-w FILE`; none for
+/// standard output, whose reader shows what it reads.
+fn progress(dest: &Destination) -> Progress {
+    match dest {
+        Destination::File(path) => Progress::on_stderr(&path.display().to_string()),
+        Destination::Stdout => Progress::silent(),
+    }
 }
 
 /// Copies the stream from `endpoint` into a savefile at `dest` until it ends, the reader
-/// goes away or `limit` packets are written.
+/// goes away or `limit` packets are written, counting what is written into `progress`.
 async fn pump(
     mut stream: Streaming<api::StreamMessage>,
     dest: &Destination,
     limit: Option<u64>,
     endpoint: &Endpoint,
+    mut progress: Progress,
 ) -> Result<()> {
     let header = match stream
         .message()
@@ -122,6 +133,7 @@ async fn pump(
     {
         return Ok(());
     }
+    progress.add(0, savefile::FILE_HEADER_LEN as u64);
     let mut remaining = limit;
     let mut notices = Notices {
         capture_id: header.capture_id,
@@ -136,9 +148,15 @@ async fn pump(
                         .len()
                         .min(usize::try_from(n).unwrap_or(usize::MAX))
                 });
-                if out.packets(&batch.packets[..take])? == Flow::ReaderGone {
+                let written = &batch.packets[..take];
+                if out.packets(written)? == Flow::ReaderGone {
                     return Ok(());
                 }
+                let bytes = written
+                    .iter()
+                    .map(|p| (savefile::RECORD_HEADER_LEN + p.data.len()) as u64)
+                    .sum();
+                progress.add(take as u64, bytes);
                 if let Some(n) = remaining.as_mut() {
                     *n -= take as u64;
                     if *n == 0 {
@@ -156,6 +174,7 @@ async fn pump(
                 if out.records(bytes)? == Flow::ReaderGone {
                     return Ok(());
                 }
+                progress.add(count, bytes.len() as u64);
                 if let Some(n) = remaining.as_mut() {
                     *n -= count;
                     if *n == 0 {
@@ -163,12 +182,16 @@ async fn pump(
                     }
                 }
             }
-            Some(Kind::Notice(n)) => notices.tell(n),
+            Some(Kind::Notice(n)) => {
+                progress.interrupt();
+                notices.tell(n);
+            }
             // A repeated header or a kind newer than this pcap: nothing to write.
             Some(Kind::Header(_)) | None => {}
         }
     }
     out.finish()?;
+    progress.finish();
     Ok(())
 }
 
