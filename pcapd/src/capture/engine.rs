@@ -21,6 +21,8 @@ use crate::spool::writer::Spool;
 
 /// Live readers get what one read produced, in batches of at most about this many bytes.
 const LIVE_BATCH: usize = 256 << 10;
+/// Room first made for them (it grows as needed).
+const LIVE_START: usize = 16 << 10;
 
 /// Longest wait in poll when nothing happens, so that housekeeping still runs.
 const POLL_MS: u16 = 200;
@@ -391,15 +393,20 @@ impl Pending {
     fn push(&mut self, seq: u64, ts_ns: i64, origlen: u32, data: &[u8]) {
         if self.count == 0 {
             self.first_seq = seq;
-            self.records.reserve(LIVE_BATCH + data.len());
+            self.records.reserve(LIVE_START);
         }
         self.count += 1;
         encode_record(&mut self.records, ts_ns, origlen, data);
     }
 
     fn take(&mut self) -> LiveBatch {
+        let mut records = std::mem::take(&mut self.records);
+        // Readers' queues are bounded by the bytes they hold: hold no more than that.
+        if records.capacity() > 2 * records.len() {
+            records.shrink_to_fit();
+        }
         let batch = LiveBatch {
-            records: Bytes::from(std::mem::take(&mut self.records)),
+            records: Bytes::from(records),
             first_seq: self.first_seq,
             count: self.count,
         };

@@ -13,7 +13,7 @@ use tokio::sync::mpsc;
 /// Batches a reader may have queued before it starts losing packets.
 pub const QUEUE_BATCHES: usize = 512;
 /// Packet bytes a reader may have queued before it starts losing packets.
-pub const QUEUE_BYTES: usize = 16 << 20;
+pub const QUEUE_BYTES: usize = 8 << 20;
 
 /// Packets as handed to live readers: savefile records back to back (as the spool holds
 /// them), shared by every reader without copying.

@@ -7,7 +7,7 @@ use super::CaptureParams;
 
 /// libpcap read timeout: the kernel hands over a partly filled block after this long, which
 /// bounds how late a packet reaches live readers.
-const READ_TIMEOUT_MS: i32 = 10;
+const READ_TIMEOUT_MS: i32 = 1;
 /// Kernel ring buffer per capture.
 const BUFFER_BYTES: i32 = 32 << 20;
 

@@ -18,7 +18,7 @@ use crate::spool::reader::{self, ReplayRange};
 pub type MessageStream = ReceiverStream<Result<api::StreamMessage, Status>>;
 
 /// Messages buffered towards one client.
-const CLIENT_QUEUE: usize = 16;
+const CLIENT_QUEUE: usize = 8;
 
 type Tx = mpsc::Sender<Result<api::StreamMessage, Status>>;
 
