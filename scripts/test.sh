@@ -6,10 +6,11 @@ cd "$(dirname "$0")/.."
 . scripts/deps.sh
 
 # libpcap-dev: the pcap crate links libpcap; protobuf-compiler: the test that regenerates
-# the API code; tcpdump: the tests cross-check savefiles with it; iproute2, util-linux:
-# network set-up, setpriv and script in the tests; gcc, libc6-dev: Rust's linker.
+# the API code; tcpdump: the tests cross-check savefiles with it; tcpreplay: the benchmark's
+# quick run; iproute2, util-linux: network set-up, setpriv and script in the tests; gcc,
+# libc6-dev: Rust's linker.
 # python3, python3-venv: the Python gRPC client test (grpcio comes from PyPI into a venv).
-ensure_packages libpcap-dev protobuf-compiler tcpdump pkg-config iproute2 util-linux gcc libc6-dev \
+ensure_packages libpcap-dev protobuf-compiler tcpdump tcpreplay pkg-config iproute2 util-linux gcc libc6-dev \
     python3 python3-venv
 ensure_rust
 
