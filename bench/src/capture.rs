@@ -123,14 +123,15 @@ pub fn with_tcpdump(lab: &Lab, pcap_file: &Path, dir: &Path) -> Result<CaptureFi
     })?;
 
     let sent = tcpreplay(lab, pcap_file)?;
-    // tcpdump is done when its file stops growing.
+    // tcpdump is done when its file stops growing for longer than its libpcap timeout
+    // (1 s): until then the last, partly filled ring block may not have reached it.
     let mut last = (0, Instant::now());
     guard::wait_for(DRAIN_LIMIT, "tcpdump to catch up", || {
         let len = std::fs::metadata(&file).map(|m| m.len()).unwrap_or(0);
         if len != last.0 {
             last = (len, Instant::now());
         }
-        Ok(last.1.elapsed() >= Duration::from_millis(500))
+        Ok(last.1.elapsed() >= Duration::from_secs(2))
     })?;
     let cpu_secs = procfs::cpu_seconds(proc.pid())?;
     let peak_rss = procfs::peak_rss(proc.pid())?;

@@ -41,7 +41,7 @@ pub fn render(cli: &Cli, bins: &Bins, generated: Generated, table: &str, runs: &
          - **tcpdump**: `tcpdump -i VETH -B {buffer} -w FILE` in `rx` (`-B` in KiB: the \
            32 MiB ring pcapd asks for; otherwise tcpdump's defaults: snaplen 262144, \
            promiscuous, no filter). Its CPU (utime+stime of /proc/PID/stat) and VmHWM are read \
-           once its file has stopped growing, just before SIGINT; drops are its \"dropped by \
+           once its file has not grown for 2 s (longer than its 1 s libpcap timeout, after which the last ring block reaches it), just before SIGINT; drops are its \"dropped by \
            kernel\" line.\n\
          - **pcapd**: a fresh `pcapd --socket DIR/pcapd.sock --data-dir DIR/data` in `rx`, \
            `pcap init VETH` (no filter), `pcap start`, send, wait until `spooled_packets` \

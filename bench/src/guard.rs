@@ -157,11 +157,16 @@ impl Proc {
     /// Starts `cmd` (stdin closed) as the leader of a new process group.
     pub fn spawn(cmd: &mut Command, what: &str) -> Result<Proc> {
         check()?;
-        let child = cmd
-            .stdin(Stdio::null())
-            .process_group(0)
-            .spawn()
-            .with_context(|| format!("cannot run {what}"))?;
+        cmd.stdin(Stdio::null()).process_group(0);
+        #[allow(unsafe_code)]
+        // SAFETY: the hook runs in the child between fork and exec and only calls
+        // pthread_sigmask, which is async-signal-safe; it allocates nothing and takes no lock.
+        unsafe {
+            // The child must not inherit the signals this program blocks for its signal
+            // thread: tcpdump and pcapd are stopped with SIGINT and SIGTERM.
+            cmd.pre_exec(|| SigSet::all().thread_unblock().map_err(std::io::Error::from));
+        }
+        let child = cmd.spawn().with_context(|| format!("cannot run {what}"))?;
         lock().groups.push(child.id() as i32);
         Ok(Proc {
             child,

@@ -18,6 +18,7 @@ mod report;
 mod savefile;
 mod stats;
 
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
@@ -115,6 +116,8 @@ fn bench(cli: &Cli) -> Result<()> {
         .tempdir()
         .context("make a temporary directory")?;
     guard::register_dir(tmp.path().to_owned());
+    // tcpdump writes its file as user tcpdump, below this directory.
+    std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755))?;
     let lab = Lab::create()?;
 
     let file = tmp.path().join("traffic.pcap");
