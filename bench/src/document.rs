@@ -49,8 +49,8 @@ pub fn render(cli: &Cli, bins: &Bins, generated: Generated, table: &str, runs: &
            (all threads) from before `pcap start` to after `pcap stop`; drops are \
            `counters.dropped_kernel` of `pcap --json list`.\n\
          - **captured**: the records of tcpdump's file and of every pcapd spool segment, read \
-           back with libpcap, counting those from the sender's MAC (any other record would be \
-           reported as extra; there were none).\n\
+           back with libpcap, counting those from the sender's MAC; records from anywhere else in \
+           these runs: {extra}. packets/s is bounded by how fast tcpreplay sends here.\n\
          - **replay**: `pcap replay ID | cat > /dev/null`, `cat SEGMENTS | cat > /dev/null` and \
            `tcpdump -r FILE -w - | cat > /dev/null` (FILE is tcpdump's capture of the same \
            packets), as `bash -c` pipelines with pipefail, after an untimed `cat` of all files; \
@@ -66,6 +66,10 @@ pub fn render(cli: &Cli, bins: &Bins, generated: Generated, table: &str, runs: &
            reads is connected for {stall} s; VmRSS is sampled every 100 ms. \"before\" is just \
            before the reader connects, \"after\" is 2 s after it is killed.\n\n",
         packets = generated.packets,
+        extra = runs
+            .iter()
+            .map(|r| r.tcpdump.other + r.pcapd.other)
+            .sum::<u64>(),
         mb = generated.file_bytes as f64 / 1e6,
         buffer = BUFFER_KIB,
         pps = cli.latency_pps,

@@ -109,7 +109,7 @@ pub fn table(runs: &[Run], captures: u16, listen_pps: u64) -> String {
     );
     let replay_ratio = m(&|r| r.replay.pcapd / r.replay.cat);
     row(
-        "replay: `pcap replay ID | cat` (MB/s)",
+        "replay: `pcap replay ID \\| cat` (MB/s)",
         int(m(&|r| r.replay.pcapd)),
         format!("cat: {}", int(m(&|r| r.replay.cat))),
         ratio(replay_ratio),
@@ -117,7 +117,7 @@ pub fn table(runs: &[Run], captures: u16, listen_pps: u64) -> String {
         pass(replay_ratio >= REPLAY_RATIO_MIN),
     );
     row(
-        "replay: `tcpdump -r FILE -w - | cat` (MB/s)",
+        "replay: `tcpdump -r FILE -w - \\| cat` (MB/s)",
         int(m(&|r| r.replay.tcpdump)),
         format!("cat: {}", int(m(&|r| r.replay.cat))),
         ratio(m(&|r| r.replay.tcpdump / r.replay.cat)),
@@ -175,6 +175,7 @@ pub fn table(runs: &[Run], captures: u16, listen_pps: u64) -> String {
         pass(growth <= STALL_GROWTH_MAX && late <= STALL_LATE_GROWTH_MAX),
     );
 
+    // A `|` inside a cell, even in code, must be escaped in a Markdown table.
     let mut out = String::from("| figure | pcapd | peer | ratio | target | result |\n");
     out.push_str("| --- | ---: | ---: | ---: | --- | --- |\n");
     for r in rows {
