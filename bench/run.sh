@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Measures pcapd on this machine: installs what is missing (tcpreplay, tcpdump, libpcap),
+# builds release binaries and runs pcapd-bench with the arguments given, for example
+#   bash bench/run.sh                              # prints the table
+#   bash bench/run.sh --out docs/BENCHMARKS.md     # and writes it down
+#   bash bench/run.sh --packets 200000 --runs 1    # a shorter run
+# Run it as root: it makes two network namespaces and captures in them.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. scripts/deps.sh
+
+ensure_packages libpcap-dev pkg-config gcc libc6-dev iproute2 tcpdump tcpreplay
+ensure_rust
+
+cargo build --release --locked -p pcapd -p pcap-cli -p pcapd-bench
+exec ./target/release/pcapd-bench "$@"

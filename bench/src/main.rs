@@ -1,0 +1,219 @@
+//! `pcapd-bench`: measures pcapd on this machine against the tools it replaces and prints
+//! the figures as a Markdown table: capture cost beside `tcpdump -w`, replay throughput
+//! beside `cat`, listen latency, and the daemon's memory. Run it as root (it makes network
+//! namespaces); `bash bench/run.sh` installs what is missing, builds and runs it.
+
+mod capture;
+mod daemon;
+mod document;
+mod guard;
+mod latency;
+mod machine;
+mod memory;
+mod netns;
+mod packets;
+mod procfs;
+mod replay;
+mod report;
+mod savefile;
+mod stats;
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use clap::{Parser, Subcommand};
+
+use crate::daemon::{Bins, Pcapd};
+use crate::netns::Lab;
+use crate::packets::Generated;
+use crate::report::Run;
+
+/// Measure pcapd against tcpdump and cat in two network namespaces of its own, and print
+/// the figures (medians over the runs) with the targets as a Markdown table.
+#[derive(Debug, Parser)]
+#[command(name = "pcapd-bench", version)]
+pub struct Cli {
+    /// Packets in the generated file each capture receives
+    #[arg(long, default_value_t = 1_000_000)]
+    pub packets: u64,
+    /// How many times to measure each figure
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
+    pub runs: u32,
+    /// Seconds of timed packets for the listen latency
+    #[arg(long, default_value_t = 3.0)]
+    pub latency_secs: f64,
+    /// Timed packets per second for the listen latency
+    #[arg(long, default_value_t = 1000)]
+    pub latency_pps: u64,
+    /// Captures defined for the idle memory figure
+    #[arg(long, default_value_t = 100)]
+    pub captures: u16,
+    /// Seconds a reader stays stalled for the memory figure
+    #[arg(long, default_value_t = 5.0)]
+    pub stall_secs: f64,
+    /// Datagrams per second (1000 bytes each) through the capture while the reader stalls
+    #[arg(long, default_value_t = 20_000)]
+    pub stall_pps: u64,
+    /// Also write the table, with the machine's description, to FILE
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    /// Where pcapd and pcap are (default: next to this program)
+    #[arg(long, value_name = "DIR")]
+    pub bin_dir: Option<PathBuf>,
+    /// Give up (and clean up) after this many seconds
+    #[arg(long, default_value_t = 1200, value_name = "SECS")]
+    pub timeout: u64,
+    #[command(subcommand)]
+    command: Option<Internal>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Internal {
+    /// Send timestamped UDP to 127.0.0.1:PORT (run by the benchmark inside a namespace)
+    #[command(hide = true)]
+    SendUdp {
+        #[arg(long)]
+        port: u16,
+        #[arg(long)]
+        pps: u64,
+        #[arg(long)]
+        secs: f64,
+        #[arg(long)]
+        size: usize,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Some(Internal::SendUdp {
+            port,
+            pps,
+            secs,
+            size,
+        }) => latency::send_udp(port, pps, secs, size),
+        None => guard::install(Duration::from_secs(cli.timeout)).and_then(|()| bench(&cli)),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("pcapd-bench: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn bench(cli: &Cli) -> Result<()> {
+    if !nix::unistd::geteuid().is_root() {
+        bail!("run this as root: it makes network namespaces and captures packets");
+    }
+    let bins = binaries(cli.bin_dir.as_deref())?;
+    let tmp = tempfile::Builder::new()
+        .prefix("pcapd-bench.")
+        .tempdir()
+        .context("make a temporary directory")?;
+    guard::register_dir(tmp.path().to_owned());
+    // tcpdump writes its file as user tcpdump, below this directory.
+    std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755))?;
+    let lab = Lab::create()?;
+
+    let file = tmp.path().join("traffic.pcap");
+    eprintln!("generating {} packets in {}", cli.packets, file.display());
+    let generated = packets::write_savefile(&file, &lab.endpoints(), cli.packets)?;
+    let mut runs = Vec::new();
+    for i in 1..=cli.runs {
+        let dir = tmp.path().join(format!("run{i}"));
+        let run = one_run(cli, &bins, &lab, &file, generated, &dir)
+            .with_context(|| format!("run {i}"))?;
+        eprintln!("{}", report::run_line(i as usize, &run));
+        runs.push(run);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    let table = report::table(&runs, cli.captures, cli.latency_pps);
+    println!("{table}");
+    if let Some(out) = &cli.out {
+        let text = document::render(cli, &bins, generated, &table, &runs);
+        std::fs::write(out, text).with_context(|| format!("write {}", out.display()))?;
+        eprintln!("wrote {}", out.display());
+    }
+    Ok(())
+}
+
+/// One measurement of every figure, each tool and each daemon fresh.
+fn one_run(
+    cli: &Cli,
+    bins: &Bins,
+    lab: &Lab,
+    file: &Path,
+    generated: Generated,
+    dir: &Path,
+) -> Result<Run> {
+    eprintln!("capturing with tcpdump");
+    let tcpdump_dir = dir.join("tcpdump");
+    let tcpdump = capture::with_tcpdump(lab, file, &tcpdump_dir)?;
+
+    eprintln!("capturing with pcapd");
+    let pcapd = Pcapd::start(bins, &lab.rx_ns, &dir.join("pcapd"))?;
+    let cap = capture::with_pcapd(lab, &pcapd, file, generated.file_bytes)?;
+    eprintln!("replaying");
+    let replay = replay::measure(
+        &pcapd,
+        cap.id,
+        &cap.segments,
+        &tcpdump_dir.join("tcpdump.pcap"),
+    )?;
+    eprintln!("listening");
+    let latency = latency::measure(bins, lab, &pcapd, cli.latency_pps, cli.latency_secs)?;
+    pcapd.shutdown()?;
+    std::fs::remove_dir_all(dir).context("remove the run's captures")?;
+
+    eprintln!("memory");
+    let pcapd = Pcapd::start(bins, &lab.rx_ns, &dir.join("pcapd-memory"))?;
+    let memory = memory::measure(
+        bins,
+        lab,
+        &pcapd,
+        cli.captures,
+        cli.stall_secs,
+        cli.stall_pps,
+    )?;
+    pcapd.shutdown()?;
+    Ok(Run {
+        tcpdump,
+        pcapd: cap.figures,
+        replay,
+        latency,
+        memory,
+    })
+}
+
+/// pcapd and pcap next to this program (or in `dir`).
+fn binaries(dir: Option<&Path>) -> Result<Bins> {
+    let bench = std::env::current_exe().context("find this program")?;
+    let dir = match dir {
+        Some(d) => d.to_path_buf(),
+        None => bench
+            .parent()
+            .context("this program's directory")?
+            .to_path_buf(),
+    };
+    let bins = Bins {
+        pcapd: dir.join("pcapd"),
+        pcap: dir.join("pcap"),
+        bench,
+    };
+    for b in [&bins.pcapd, &bins.pcap] {
+        if !b.is_file() {
+            bail!(
+                "{} is missing: build it with `cargo build --release -p pcapd -p pcap-cli`, \
+                 or say where it is with --bin-dir",
+                b.display()
+            );
+        }
+    }
+    Ok(bins)
+}

@@ -1,0 +1,79 @@
+//! Replay throughput on the spool a run just captured, against the pipe ceiling: the same
+//! bytes through `cat`, and tcpdump re-writing its own capture of the same packets. Each is
+//! a `bash -c` pipeline ending in `cat > /dev/null`, timed by the wall clock.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use anyhow::Result;
+
+use crate::daemon::Pcapd;
+use crate::guard::run_ok;
+use crate::savefile::total_bytes;
+
+const PIPELINE_LIMIT: Duration = Duration::from_secs(300);
+
+/// MB/s (10^6 bytes per second) of each pipeline.
+#[derive(Debug, Clone, Copy)]
+pub struct ReplayFigures {
+    /// `pcap replay ID | cat > /dev/null`.
+    pub pcapd: f64,
+    /// `cat SEGMENTS | cat > /dev/null`.
+    pub cat: f64,
+    /// `tcpdump -r FILE -w - | cat > /dev/null`.
+    pub tcpdump: f64,
+}
+
+/// Times the three pipelines once each, after one untimed `cat` that brings the files
+/// into the page cache.
+pub fn measure(
+    pcapd: &Pcapd,
+    id: u64,
+    segments: &[PathBuf],
+    tcpdump_file: &Path,
+) -> Result<ReplayFigures> {
+    let spool_bytes = total_bytes(segments)?;
+    let tcpdump_bytes = std::fs::metadata(tcpdump_file)?.len();
+    let cat = |warm: bool| -> Result<f64> {
+        let mut c = sh(r#"cat "$@" | cat > /dev/null"#);
+        c.args(segments);
+        let t = timed(&mut c, "cat SEGMENTS | cat")?;
+        Ok(if warm { 0.0 } else { mb_per_s(spool_bytes, t) })
+    };
+    cat(true)?;
+    let mut c = sh(r#"cat "$1" > /dev/null"#);
+    c.arg(tcpdump_file);
+    timed(&mut c, "cat FILE")?;
+
+    let cat_mbs = cat(false)?;
+    let mut c = sh(r#""$PCAP" replay "$1" | cat > /dev/null"#);
+    c.arg(id.to_string()).envs(pcapd.shell_env());
+    let pcapd_mbs = mb_per_s(spool_bytes, timed(&mut c, "pcap replay ID | cat")?);
+    let mut c = sh(r#"tcpdump -r "$1" -w - 2>/dev/null | cat > /dev/null"#);
+    c.arg(tcpdump_file);
+    let tcpdump_mbs = mb_per_s(tcpdump_bytes, timed(&mut c, "tcpdump -r FILE -w - | cat")?);
+    Ok(ReplayFigures {
+        pcapd: pcapd_mbs,
+        cat: cat_mbs,
+        tcpdump: tcpdump_mbs,
+    })
+}
+
+/// `bash -c 'set -o pipefail; SCRIPT' sh ...` (a pipeline fails if any part of it does);
+/// the arguments added next are `$1`, `$2`, ...
+fn sh(script: &str) -> Command {
+    let mut c = Command::new("bash");
+    c.args(["-c", &format!("set -o pipefail; {script}"), "sh"]);
+    c
+}
+
+fn timed(cmd: &mut Command, what: &str) -> Result<Duration> {
+    let t0 = Instant::now();
+    run_ok(cmd, what, PIPELINE_LIMIT)?;
+    Ok(t0.elapsed())
+}
+
+fn mb_per_s(bytes: u64, t: Duration) -> f64 {
+    bytes as f64 / 1e6 / t.as_secs_f64()
+}
