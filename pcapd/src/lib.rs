@@ -5,6 +5,7 @@ pub mod capture;
 pub mod config;
 pub mod error;
 pub mod listen;
+pub mod metrics;
 pub mod privileges;
 pub mod registry;
 pub mod server;

@@ -1,7 +1,7 @@
 //! Runs the daemon: open the registry, bind the socket, serve until a signal, then drain.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use pcap_core::api::v1::pcapd_server::PcapdServer;
 use tokio::signal::unix::{signal, SignalKind};
@@ -22,11 +22,15 @@ const PERSIST_EVERY: Duration = Duration::from_secs(10);
 pub struct Bound {
     unix: std::os::unix::net::UnixListener,
     remote: Option<(std::net::TcpListener, Arc<rustls::ServerConfig>)>,
+    metrics: Option<std::net::TcpListener>,
+    /// When the daemon started, for its uptime.
+    started: Instant,
 }
 
 /// Checks the TLS material and binds the UNIX socket and, if configured, the remote
 /// listener. Runs before the runtime starts, so that privileges can be dropped after it.
 pub fn bind(config: &Config) -> Result<Bound> {
+    let started = Instant::now();
     // Everything that can be refused is checked before the first socket is bound.
     let tls = config
         .remote
@@ -44,7 +48,19 @@ pub fn bind(config: &Config) -> Result<Bound> {
         },
         _ => None,
     };
-    Ok(Bound { unix, remote })
+    let metrics = match config.metrics.map(crate::metrics::bind).transpose() {
+        Ok(m) => m,
+        Err(e) => {
+            let _ = std::fs::remove_file(&config.socket);
+            return Err(e);
+        }
+    };
+    Ok(Bound {
+        unix,
+        remote,
+        metrics,
+        started,
+    })
 }
 
 /// Serves until SIGTERM or SIGINT; SIGHUP reloads the config file.
@@ -71,10 +87,13 @@ pub async fn run(config: Config, flags: Flags, bound: Bound) -> Result<()> {
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let service = PcapdServer::new(PcapdService::new(registry.clone(), limits.max_streams))
         .max_decoding_message_size(limits.max_request_bytes);
+    let (reflection_v1, reflection_v1alpha) = reflection()?;
 
     let mut servers = vec![tokio::spawn(
         tonic::transport::Server::builder()
             .add_service(service.clone())
+            .add_service(reflection_v1.clone())
+            .add_service(reflection_v1alpha.clone())
             .serve_with_incoming_shutdown(
                 UnixListenerStream::new(listener).map(|c| c.map(crate::listen::authority::wrap)),
                 stopped(stop_rx.clone()),
@@ -86,12 +105,24 @@ pub async fn run(config: Config, flags: Flags, bound: Bound) -> Result<()> {
         servers.push(tokio::spawn(
             tonic::transport::Server::builder()
                 .add_service(service)
+                .add_service(reflection_v1)
+                .add_service(reflection_v1alpha)
                 .serve_with_incoming_shutdown(
                     crate::listen::tls::incoming(tcp, tls),
-                    stopped(stop_rx),
+                    stopped(stop_rx.clone()),
                 ),
         ));
     }
+    let metrics = bound.metrics.map(|tcp| {
+        tracing::info!(listen = %tcp.local_addr().map(|a| a.to_string()).unwrap_or_default(),
+            "serving Prometheus metrics at /metrics");
+        tokio::spawn(crate::metrics::serve(
+            tcp,
+            registry.clone(),
+            bound.started,
+            stopped(stop_rx.clone()),
+        ))
+    });
 
     let mut persist = tokio::time::interval(PERSIST_EVERY);
     loop {
@@ -110,6 +141,9 @@ pub async fn run(config: Config, flags: Flags, bound: Bound) -> Result<()> {
     let r = registry.clone();
     let _ = tokio::task::spawn_blocking(move || r.shutdown()).await;
     let _ = stop_tx.send(true);
+    if let Some(m) = metrics {
+        let _ = m.await;
+    }
     let drained = futures_join(servers);
     if tokio::time::timeout(DRAIN_TIMEOUT, drained).await.is_err() {
         tracing::warn!("calls still running after {DRAIN_TIMEOUT:?}; exiting anyway");
@@ -117,6 +151,29 @@ pub async fn run(config: Config, flags: Flags, bound: Bound) -> Result<()> {
     let _ = std::fs::remove_file(&socket);
     tracing::info!("stopped");
     Ok(())
+}
+
+/// gRPC server reflection of `pcap.v1` in both protocol versions: v1 (grpcurl, recent
+/// clients) and v1alpha (grpcio's reflection client and older tools).
+fn reflection() -> Result<(
+    tonic_reflection::server::v1::ServerReflectionServer<
+        impl tonic_reflection::server::v1::ServerReflection,
+    >,
+    tonic_reflection::server::v1alpha::ServerReflectionServer<
+        impl tonic_reflection::server::v1alpha::ServerReflection,
+    >,
+)> {
+    let builder = || {
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(pcap_core::api::FILE_DESCRIPTOR_SET)
+    };
+    let failed = |e: tonic_reflection::server::Error| {
+        crate::Error::Unavailable(format!("cannot set up gRPC server reflection: {e}"))
+    };
+    Ok((
+        builder().build_v1().map_err(failed)?,
+        builder().build_v1alpha().map_err(failed)?,
+    ))
 }
 
 fn tokio_listener(l: std::os::unix::net::UnixListener) -> Result<tokio::net::UnixListener> {
