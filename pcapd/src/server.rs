@@ -203,7 +203,7 @@ fn reload(registry: &Arc<Registry>, flags: &Flags) {
     match Config::load(flags) {
         Ok(new) => {
             tracing::info!(
-                "configuration reloaded; changes to the socket, data directory and remote listener take effect at the next start"
+                "configuration reloaded; changes to the socket, data directory, remote listener and metrics endpoint take effect at the next start"
             );
             registry.reload(new);
         }
