@@ -68,7 +68,11 @@ pub async fn run(config: Config, flags: Flags, bound: Bound) -> Result<()> {
     let socket = config.socket.clone();
     let listener = tokio_listener(bound.unix)?;
     let remote = match bound.remote {
-        Some((tcp, tls)) => Some((tokio_tcp(tcp)?, tls)),
+        Some((tcp, tls)) => Some((tokio_tcp(tcp, "remote listener")?, tls)),
+        None => None,
+    };
+    let metrics_listener = match bound.metrics {
+        Some(tcp) => Some(tokio_tcp(tcp, "metrics listener")?),
         None => None,
     };
     let limits = config.clone();
@@ -87,7 +91,13 @@ pub async fn run(config: Config, flags: Flags, bound: Bound) -> Result<()> {
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let service = PcapdServer::new(PcapdService::new(registry.clone(), limits.max_streams))
         .max_decoding_message_size(limits.max_request_bytes);
-    let (reflection_v1, reflection_v1alpha) = reflection()?;
+    let (reflection_v1, reflection_v1alpha) = match reflection() {
+        Ok(r) => r,
+        Err(e) => {
+            let _ = std::fs::remove_file(&socket);
+            return Err(e);
+        }
+    };
 
     let mut servers = vec![tokio::spawn(
         tonic::transport::Server::builder()
@@ -113,7 +123,7 @@ pub async fn run(config: Config, flags: Flags, bound: Bound) -> Result<()> {
                 ),
         ));
     }
-    let metrics = bound.metrics.map(|tcp| {
+    let metrics = metrics_listener.map(|tcp| {
         tracing::info!(listen = %tcp.local_addr().map(|a| a.to_string()).unwrap_or_default(),
             "serving Prometheus metrics at /metrics");
         tokio::spawn(crate::metrics::serve(
@@ -182,10 +192,10 @@ fn tokio_listener(l: std::os::unix::net::UnixListener) -> Result<tokio::net::Uni
         .map_err(|e| crate::Error::io("unix socket", e))
 }
 
-fn tokio_tcp(l: std::net::TcpListener) -> Result<tokio::net::TcpListener> {
+fn tokio_tcp(l: std::net::TcpListener, what: &str) -> Result<tokio::net::TcpListener> {
     l.set_nonblocking(true)
         .and_then(|()| tokio::net::TcpListener::from_std(l))
-        .map_err(|e| crate::Error::io("remote listener", e))
+        .map_err(|e| crate::Error::io(what, e))
 }
 
 /// Resolves once shutdown is asked for.

@@ -39,15 +39,11 @@ pub fn bind(addr: SocketAddr) -> Result<std::net::TcpListener> {
 
 /// Serves scrapes of `registry` until `stop` resolves.
 pub async fn serve(
-    listener: std::net::TcpListener,
+    listener: TcpListener,
     registry: Arc<Registry>,
     started: Instant,
     stop: impl std::future::Future<Output = ()>,
-) -> Result<()> {
-    let listener = listener
-        .set_nonblocking(true)
-        .and_then(|()| TcpListener::from_std(listener))
-        .map_err(|e| Error::io("metrics listener", e))?;
+) {
     let mut metrics = prometheus_client::registry::Registry::default();
     metrics.register_collector(Box::new(PcapdCollector::new(registry, started)));
     let metrics = Arc::new(metrics);
@@ -55,7 +51,7 @@ pub async fn serve(
     tokio::pin!(stop);
     loop {
         let Ok(permit) = permits.clone().acquire_owned().await else {
-            return Ok(());
+            return;
         };
         let (tcp, peer) = tokio::select! {
             r = listener.accept() => match r {
@@ -66,7 +62,7 @@ pub async fn serve(
                     continue;
                 }
             },
-            () = &mut stop => return Ok(()),
+            () = &mut stop => return,
         };
         let metrics = metrics.clone();
         tokio::spawn(async move {
