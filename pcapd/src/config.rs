@@ -45,6 +45,10 @@ pub struct Flags {
     /// CA (PEM) that client certificates must be signed by.
     #[arg(long, value_name = "FILE")]
     pub client_ca: Option<PathBuf>,
+    /// Serve Prometheus metrics over plain HTTP at http://ADDR:PORT/metrics (off unless
+    /// given; e.g. 127.0.0.1:9477).
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub metrics: Option<String>,
     #[command(subcommand)]
     pub command: Option<Command>,
 }
@@ -91,6 +95,8 @@ pub struct FileConfig {
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
     pub client_ca: Option<PathBuf>,
+    /// Address of the Prometheus metrics endpoint, `ADDR:PORT`.
+    pub metrics: Option<String>,
     /// Spool bytes kept per capture unless it says otherwise, e.g. "1G".
     pub default_max_size: Option<String>,
     /// Percentage of the data filesystem that is always left free.
@@ -120,6 +126,8 @@ pub struct Config {
     pub max_request_bytes: usize,
     /// The remote listener, when remote access is on.
     pub remote: Option<RemoteListen>,
+    /// Where Prometheus metrics are served over plain HTTP, when they are.
+    pub metrics: Option<SocketAddr>,
 }
 
 /// Where and with what certificates the API is served over mutual TLS.
@@ -152,6 +160,12 @@ impl Config {
             flags.tls_key.clone().or(file.tls_key),
             flags.client_ca.clone().or(file.client_ca),
         )?;
+        let metrics = flags
+            .metrics
+            .clone()
+            .or(file.metrics)
+            .map(|m| parse_metrics(&m))
+            .transpose()?;
         let default_max_bytes = match &file.default_max_size {
             Some(s) => pcap_core::parse::size(s)
                 .map_err(|e| Error::Config(format!("default_max_size: {e}")))?,
@@ -193,6 +207,7 @@ impl Config {
             max_filter_len,
             max_request_bytes,
             remote,
+            metrics,
         })
     }
 }
@@ -259,6 +274,17 @@ fn parse_listen(s: &str) -> Result<SocketAddr> {
                 "--listen {s:?} is not an address: use ADDR:PORT, e.g. 0.0.0.0:2020 or [::]:2020"
             ))
         })
+}
+
+/// `ADDR:PORT` or `[V6]:PORT` of the metrics endpoint; the port is required, there is no
+/// customary one.
+fn parse_metrics(s: &str) -> Result<SocketAddr> {
+    s.parse::<SocketAddr>().map_err(|_| {
+        Error::Config(format!(
+            "--metrics {s:?} is not an address and port: use ADDR:PORT, e.g. 127.0.0.1:9477 \
+             or [::1]:9477"
+        ))
+    })
 }
 
 fn read_file(path: &Path) -> Result<FileConfig> {
@@ -383,5 +409,29 @@ mod tests {
         assert!(Config::merge(file, &flags(&[])).is_err());
         let file: FileConfig = toml::from_str("default_max_size = \"lots\"").unwrap();
         assert!(Config::merge(file, &flags(&[])).is_err());
+    }
+
+    #[test]
+    fn metrics_are_off_unless_asked_for_and_the_flag_wins() {
+        assert_eq!(
+            Config::merge(FileConfig::default(), &flags(&[]))
+                .unwrap()
+                .metrics,
+            None
+        );
+        let file: FileConfig = toml::from_str("metrics = \"127.0.0.1:9100\"").unwrap();
+        let c = Config::merge(file.clone(), &flags(&[])).unwrap();
+        assert_eq!(c.metrics, Some("127.0.0.1:9100".parse().unwrap()));
+        let c = Config::merge(file, &flags(&["--metrics", "[::1]:9200"])).unwrap();
+        assert_eq!(c.metrics, Some("[::1]:9200".parse().unwrap()));
+        for bad in ["9100", "localhost:9100", "127.0.0.1", "127.0.0.1:99999"] {
+            let err = Config::merge(FileConfig::default(), &flags(&["--metrics", bad]))
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains("--metrics") && err.contains("ADDR:PORT"),
+                "{err}"
+            );
+        }
     }
 }

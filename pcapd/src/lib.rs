@@ -6,6 +6,7 @@ pub mod capture;
 pub mod config;
 pub mod error;
 pub mod listen;
+pub mod metrics;
 pub mod privileges;
 pub mod registry;
 pub mod server;

@@ -1,7 +1,7 @@
 //! Runs the daemon: open the registry, bind the socket, serve until a signal, then drain.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use pcap_core::api::v1::pcapd_server::PcapdServer;
 use tokio::signal::unix::{signal, SignalKind};
@@ -22,11 +22,15 @@ const PERSIST_EVERY: Duration = Duration::from_secs(10);
 pub struct Bound {
     unix: std::os::unix::net::UnixListener,
     remote: Option<(std::net::TcpListener, Arc<rustls::ServerConfig>)>,
+    metrics: Option<std::net::TcpListener>,
+    /// When the daemon started, for its uptime.
+    started: Instant,
 }
 
 /// Checks the TLS material and binds the UNIX socket and, if configured, the remote
 /// listener. Runs before the runtime starts, so that privileges can be dropped after it.
 pub fn bind(config: &Config) -> Result<Bound> {
+    let started = Instant::now();
     // Everything that can be refused is checked before the first socket is bound.
     let tls = config
         .remote
@@ -44,7 +48,19 @@ pub fn bind(config: &Config) -> Result<Bound> {
         },
         _ => None,
     };
-    Ok(Bound { unix, remote })
+    let metrics = match config.metrics.map(crate::metrics::bind).transpose() {
+        Ok(m) => m,
+        Err(e) => {
+            let _ = std::fs::remove_file(&config.socket);
+            return Err(e);
+        }
+    };
+    Ok(Bound {
+        unix,
+        remote,
+        metrics,
+        started,
+    })
 }
 
 /// Serves until SIGTERM or SIGINT; SIGHUP reloads the config file.
@@ -52,7 +68,11 @@ pub async fn run(config: Config, flags: Flags, bound: Bound) -> Result<()> {
     let socket = config.socket.clone();
     let listener = tokio_listener(bound.unix)?;
     let remote = match bound.remote {
-        Some((tcp, tls)) => Some((tokio_tcp(tcp)?, tls)),
+        Some((tcp, tls)) => Some((tokio_tcp(tcp, "remote listener")?, tls)),
+        None => None,
+    };
+    let metrics_listener = match bound.metrics {
+        Some(tcp) => Some(tokio_tcp(tcp, "metrics listener")?),
         None => None,
     };
     let limits = config.clone();
@@ -71,10 +91,19 @@ pub async fn run(config: Config, flags: Flags, bound: Bound) -> Result<()> {
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let service = PcapdServer::new(PcapdService::new(registry.clone(), limits.max_streams))
         .max_decoding_message_size(limits.max_request_bytes);
+    let (reflection_v1, reflection_v1alpha) = match reflection() {
+        Ok(r) => r,
+        Err(e) => {
+            let _ = std::fs::remove_file(&socket);
+            return Err(e);
+        }
+    };
 
     let mut servers = vec![tokio::spawn(
         tonic::transport::Server::builder()
             .add_service(service.clone())
+            .add_service(reflection_v1.clone())
+            .add_service(reflection_v1alpha.clone())
             .serve_with_incoming_shutdown(
                 UnixListenerStream::new(listener).map(|c| c.map(crate::listen::authority::wrap)),
                 stopped(stop_rx.clone()),
@@ -86,12 +115,24 @@ pub async fn run(config: Config, flags: Flags, bound: Bound) -> Result<()> {
         servers.push(tokio::spawn(
             tonic::transport::Server::builder()
                 .add_service(service)
+                .add_service(reflection_v1)
+                .add_service(reflection_v1alpha)
                 .serve_with_incoming_shutdown(
                     crate::listen::tls::incoming(tcp, tls),
-                    stopped(stop_rx),
+                    stopped(stop_rx.clone()),
                 ),
         ));
     }
+    let metrics = metrics_listener.map(|tcp| {
+        tracing::info!(listen = %tcp.local_addr().map(|a| a.to_string()).unwrap_or_default(),
+            "serving Prometheus metrics at /metrics");
+        tokio::spawn(crate::metrics::serve(
+            tcp,
+            registry.clone(),
+            bound.started,
+            stopped(stop_rx.clone()),
+        ))
+    });
 
     let mut persist = tokio::time::interval(PERSIST_EVERY);
     loop {
@@ -110,6 +151,9 @@ pub async fn run(config: Config, flags: Flags, bound: Bound) -> Result<()> {
     let r = registry.clone();
     let _ = tokio::task::spawn_blocking(move || r.shutdown()).await;
     let _ = stop_tx.send(true);
+    if let Some(m) = metrics {
+        let _ = m.await;
+    }
     let drained = futures_join(servers);
     if tokio::time::timeout(DRAIN_TIMEOUT, drained).await.is_err() {
         tracing::warn!("calls still running after {DRAIN_TIMEOUT:?}; exiting anyway");
@@ -119,16 +163,39 @@ pub async fn run(config: Config, flags: Flags, bound: Bound) -> Result<()> {
     Ok(())
 }
 
+/// gRPC server reflection of `pcap.v1` in both protocol versions: v1 (grpcurl, recent
+/// clients) and v1alpha (grpcio's reflection client and older tools).
+fn reflection() -> Result<(
+    tonic_reflection::server::v1::ServerReflectionServer<
+        impl tonic_reflection::server::v1::ServerReflection,
+    >,
+    tonic_reflection::server::v1alpha::ServerReflectionServer<
+        impl tonic_reflection::server::v1alpha::ServerReflection,
+    >,
+)> {
+    let builder = || {
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(pcap_core::api::FILE_DESCRIPTOR_SET)
+    };
+    let failed = |e: tonic_reflection::server::Error| {
+        crate::Error::Unavailable(format!("cannot set up gRPC server reflection: {e}"))
+    };
+    Ok((
+        builder().build_v1().map_err(failed)?,
+        builder().build_v1alpha().map_err(failed)?,
+    ))
+}
+
 fn tokio_listener(l: std::os::unix::net::UnixListener) -> Result<tokio::net::UnixListener> {
     l.set_nonblocking(true)
         .and_then(|()| tokio::net::UnixListener::from_std(l))
         .map_err(|e| crate::Error::io("unix socket", e))
 }
 
-fn tokio_tcp(l: std::net::TcpListener) -> Result<tokio::net::TcpListener> {
+fn tokio_tcp(l: std::net::TcpListener, what: &str) -> Result<tokio::net::TcpListener> {
     l.set_nonblocking(true)
         .and_then(|()| tokio::net::TcpListener::from_std(l))
-        .map_err(|e| crate::Error::io("remote listener", e))
+        .map_err(|e| crate::Error::io(what, e))
 }
 
 /// Resolves once shutdown is asked for.
@@ -146,7 +213,7 @@ fn reload(registry: &Arc<Registry>, flags: &Flags) {
     match Config::load(flags) {
         Ok(new) => {
             tracing::info!(
-                "configuration reloaded; changes to the socket, data directory and remote listener take effect at the next start"
+                "configuration reloaded; changes to the socket, data directory, remote listener and metrics endpoint take effect at the next start"
             );
             registry.reload(new);
         }

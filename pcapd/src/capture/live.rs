@@ -42,9 +42,17 @@ pub struct Subscription {
     /// Packets skipped and not reported yet; reported here when the queue closes, since
     /// the capture may stop while this reader's queue is still full.
     skipped: Arc<AtomicU64>,
+    /// Every packet ever skipped for this reader, reported or not (for metrics).
+    lost: Arc<AtomicU64>,
 }
 
 impl Subscription {
+    /// A running count of the packets skipped for this reader so far, which the capture
+    /// thread keeps adding to while the reader is connected.
+    pub fn lost_counter(&self) -> Arc<AtomicU64> {
+        self.lost.clone()
+    }
+
     /// The next item; `None` once the capture has stopped and everything was read.
     pub async fn recv(&mut self) -> Option<LiveItem> {
         let Some(item) = self.rx.recv().await else {
@@ -90,6 +98,7 @@ struct Reader {
     tx: mpsc::Sender<LiveItem>,
     queued: Arc<AtomicUsize>,
     skipped: Arc<AtomicU64>,
+    lost: Arc<AtomicU64>,
 }
 
 /// The live readers of one capture.
@@ -104,15 +113,18 @@ impl Fanout {
         let (tx, rx) = mpsc::channel(QUEUE_BATCHES);
         let queued = Arc::new(AtomicUsize::new(0));
         let skipped = Arc::new(AtomicU64::new(0));
+        let lost = Arc::new(AtomicU64::new(0));
         self.readers.push(Reader {
             tx,
             queued: queued.clone(),
             skipped: skipped.clone(),
+            lost: lost.clone(),
         });
         Subscription {
             rx,
             queued,
             skipped,
+            lost,
         }
     }
 
@@ -131,6 +143,7 @@ impl Fanout {
             }
             if r.queued.load(Ordering::Relaxed) + bytes > QUEUE_BYTES {
                 r.skipped.fetch_add(n, Ordering::Relaxed);
+                r.lost.fetch_add(n, Ordering::Relaxed);
                 return true;
             }
             let missed = r.skipped.swap(0, Ordering::Relaxed);
@@ -139,6 +152,7 @@ impl Fanout {
                     Ok(()) => {}
                     Err(mpsc::error::TrySendError::Full(_)) => {
                         r.skipped.fetch_add(missed + n, Ordering::Relaxed);
+                        r.lost.fetch_add(n, Ordering::Relaxed);
                         return true;
                     }
                     Err(mpsc::error::TrySendError::Closed(_)) => return false,
@@ -151,6 +165,7 @@ impl Fanout {
                 }
                 Err(mpsc::error::TrySendError::Full(_)) => {
                     r.skipped.fetch_add(n, Ordering::Relaxed);
+                    r.lost.fetch_add(n, Ordering::Relaxed);
                     true
                 }
                 Err(mpsc::error::TrySendError::Closed(_)) => false,
@@ -240,6 +255,26 @@ mod tests {
             }
         }
         assert_eq!((packets, gap), (QUEUE_BATCHES, 7));
+    }
+
+    #[test]
+    fn the_lost_counter_counts_every_skipped_packet_once() {
+        let mut f = Fanout::default();
+        let mut slow = f.subscribe();
+        let lost = slow.lost_counter();
+        for seq in 1..=(QUEUE_BATCHES as u64 + 10) {
+            f.publish(batch(seq));
+        }
+        assert_eq!(lost.load(Ordering::Relaxed), 10);
+        // The gap cannot be queued either: only the new packet is lost on top.
+        f.publish(batch(QUEUE_BATCHES as u64 + 11));
+        assert_eq!(lost.load(Ordering::Relaxed), 11);
+        while slow.try_recv().is_ok() {}
+        assert_eq!(
+            lost.load(Ordering::Relaxed),
+            11,
+            "reading does not change it"
+        );
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! Methods block (file and database I/O, joining threads): call them off the async runtime.
 
 mod ops;
+mod readers;
 mod streams;
 
 use std::collections::BTreeMap;
@@ -18,6 +19,7 @@ use crate::spool::{self, catalog, retention::RetentionPolicy};
 use crate::store::Store;
 use crate::{Error, Result};
 
+pub use readers::{ReaderGuard, ReaderKind, ReaderStats};
 pub use streams::ReplaySource;
 
 /// Name of the database file in the data directory.
@@ -30,6 +32,8 @@ pub struct Registry {
     data_dir: PathBuf,
     config: RwLock<Config>,
     events: mpsc::UnboundedSender<Event>,
+    /// The Replay and Listen streams being served, for metrics.
+    readers: Arc<readers::Readers>,
 }
 
 struct Inner {
@@ -107,6 +111,7 @@ impl Registry {
             data_dir,
             config: RwLock::new(config),
             events,
+            readers: Arc::default(),
         });
         tokio::spawn(registry.clone().apply_events(rx));
         registry.resume();

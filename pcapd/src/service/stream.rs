@@ -12,6 +12,7 @@ use tonic::{Request, Response, Status};
 use super::{domain, PcapdService};
 use crate::batch::{Batcher, Format, Pick};
 use crate::capture::live::{LiveItem, Subscription};
+use crate::registry::ReaderKind;
 use crate::spool::reader::{self, ReplayRange};
 
 /// The stream type of both calls.
@@ -50,12 +51,16 @@ pub async fn replay(
     let permit = s.stream_permit()?;
     let opened = spec.clone();
     let mut src = s.blocking(move |r| r.open_replay(&opened)).await?;
+    let reader = s
+        .registry
+        .reader_opened(src.id, ReaderKind::Replay, src.live.as_ref());
     let (tx, rx) = mpsc::channel(CLIENT_QUEUE);
     tx.send(header(src.id, src.link_type, src.snaplen))
         .await
         .ok();
     tokio::spawn(async move {
         let _permit = permit;
+        let _reader = reader;
         let range = ReplayRange {
             since_ns: spec.since_unix_ns,
             until_ns: spec.until_unix_ns,
@@ -115,6 +120,7 @@ pub async fn listen(
     let permit = s.stream_permit()?;
     let count = spec.count;
     let (id, link_type, snaplen, sub) = s.blocking(move |r| r.open_listen(&spec)).await?;
+    let reader = s.registry.reader_opened(id, ReaderKind::Listen, Some(&sub));
     let (tx, rx) = mpsc::channel(CLIENT_QUEUE);
     tx.send(header(id, link_type, snaplen)).await.ok();
     let wanted = Wanted {
@@ -126,6 +132,7 @@ pub async fn listen(
     };
     tokio::spawn(async move {
         let _permit = permit;
+        let _reader = reader;
         forward(sub, tx, wanted, format).await
     });
     Ok(Response::new(ReceiverStream::new(rx)))
