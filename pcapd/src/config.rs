@@ -188,6 +188,18 @@ impl Config {
         let max_streams = limit("max_streams", file.max_streams, 256, 1)?;
         let max_filter_len = limit("max_filter_len", file.max_filter_len, 8192, 16)?;
         let max_request_bytes = limit("max_request_bytes", file.max_request_bytes, 1 << 20, 4096)?;
+        let data_dir = flags
+            .data_dir
+            .clone()
+            .or(file.data_dir)
+            .unwrap_or_else(|| PathBuf::from("/var/lib/pcapd"));
+        if data_dir.exists() && !data_dir.is_dir() {
+            return Err(Error::Config(format!(
+                "data directory {} exists and is not a directory: give --data-dir a directory \
+                 (it is created if missing)",
+                data_dir.display()
+            )));
+        }
         Ok(Config {
             socket: flags
                 .socket
@@ -195,11 +207,7 @@ impl Config {
                 .or(file.socket)
                 .unwrap_or_else(|| PathBuf::from(pcap_core::DEFAULT_SOCKET)),
             socket_group: flags.socket_group.clone().or(file.socket_group),
-            data_dir: flags
-                .data_dir
-                .clone()
-                .or(file.data_dir)
-                .unwrap_or_else(|| PathBuf::from("/var/lib/pcapd")),
+            data_dir,
             default_max_bytes,
             free_space_floor_percent: floor,
             max_captures,
@@ -310,6 +318,20 @@ mod tests {
         assert_eq!(c.socket, PathBuf::from("/b.sock"));
         assert_eq!(c.data_dir, PathBuf::from("/d"));
         assert_eq!(c.default_max_bytes, 2 << 20);
+    }
+
+    #[test]
+    fn a_data_dir_that_is_a_file_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("not-a-dir");
+        std::fs::write(&file, "x").unwrap();
+        let path = file.display().to_string();
+        let err = Config::merge(FileConfig::default(), &flags(&["--data-dir", &path]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("is not a directory"), "{err}");
+        let missing = dir.path().join("new").display().to_string();
+        Config::merge(FileConfig::default(), &flags(&["--data-dir", &missing])).unwrap();
     }
 
     #[test]

@@ -94,7 +94,7 @@ const CASES: &[Case] = &[
     (D, 64, &["--config", "DIR/floor.toml"], "free_space_floor_percent = 120 is out of range"),
     (D, 64, &["--socket-group", "nosuchgroup"], "group \"nosuchgroup\" does not exist"),
     (D, 64, &["--socket", "SOCK"], "already serving SOCK"),
-    (D, 1, &["--data-dir", "DIR/garbage.pem"], "DIR/garbage.pem"),
+    (D, 64, &["--data-dir", "DIR/garbage.pem"], "DIR/garbage.pem exists and is not a directory"),
     (D, 64, &["--listen", "127.0.0.1:0"], "needs --tls-cert, --tls-key, --client-ca"),
     (D, 64, &["--listen", "nonsense", "--tls-cert", "DIR/tls/server.pem", "--tls-key",
         "DIR/tls/server-key.pem", "--client-ca", "DIR/tls/ca.pem"], "is not an address"),
