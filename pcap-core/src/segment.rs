@@ -274,6 +274,52 @@ mod tests {
     }
 
     #[test]
+    fn chunks_hold_whole_records_in_order_and_leave_a_partial_one_out() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("00000000000000000001.pcap.part");
+        let mut bytes = FileHeader {
+            link_type: 1,
+            snaplen: 262_144,
+        }
+        .encode()
+        .to_vec();
+        let sizes = [10usize, 5000, 70, 3000, 1, 9000, 64];
+        for (i, n) in sizes.iter().enumerate() {
+            encode_record(&mut bytes, i as i64 * 1_000, *n as u32, &vec![i as u8; *n]);
+        }
+        let whole = bytes[FILE_HEADER_LEN..].to_vec();
+        let mut partial = Vec::new();
+        encode_record(&mut partial, 9_000, 100, &[7u8; 100]);
+        bytes.extend_from_slice(&partial[..50]); // a record being written
+        File::create(&path).unwrap().write_all(&bytes).unwrap();
+        // Blocks smaller than some records: those must still come whole.
+        for block in [16, 100, 4096, 1 << 20] {
+            let mut got = Vec::new();
+            let mut chunks = 0;
+            let (_, tail) = for_each_chunk(&path, block, |c| {
+                assert!(Records::new(&c, 262_144).count() > 0);
+                got.extend_from_slice(&c);
+                chunks += 1;
+                ControlFlow::Continue(())
+            })
+            .unwrap();
+            assert_eq!(got, whole, "block {block}");
+            assert_eq!(tail, Tail::Partial);
+            if block == 1 << 20 {
+                assert_eq!(chunks, 1);
+            }
+        }
+        // Breaking stops the reading.
+        let mut seen = 0;
+        for_each_chunk(&path, 16, |_| {
+            seen += 1;
+            ControlFlow::Break(())
+        })
+        .unwrap();
+        assert_eq!(seen, 1);
+    }
+
+    #[test]
     fn records_larger_than_a_block_are_read() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("00000000000000000001.pcap");

@@ -223,3 +223,136 @@ impl Batcher {
         Some(kind)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use api::stream_message::Kind;
+    use pcap_core::savefile::encode_record;
+
+    /// `n` records numbered from 0, of `len` bytes each (the first byte is the number).
+    fn chunk(n: u64, len: usize) -> Bytes {
+        let mut b = Vec::new();
+        for i in 0..n {
+            let mut data = vec![0u8; len];
+            data[0] = i as u8;
+            encode_record(&mut b, i as i64 * 1_000, len as u32, &data);
+        }
+        Bytes::from(b)
+    }
+
+    fn run(format: Format, chunk: &Bytes, mut pick: impl FnMut(u64) -> Pick) -> (Vec<Kind>, bool) {
+        let mut b = Batcher::new(format);
+        let mut out = Vec::new();
+        let mut ship = |k| {
+            out.push(k);
+            true
+        };
+        let more = b.walk(chunk, 1, |seq, _, _| pick(seq), &mut ship);
+        b.ship(&mut ship);
+        (out, more)
+    }
+
+    fn records(kinds: &[Kind]) -> (Vec<u8>, u32, u64) {
+        let mut bytes = Vec::new();
+        let (mut count, mut last) = (0, 0);
+        for k in kinds {
+            let Kind::Records(r) = k else { panic!("{k:?}") };
+            assert_eq!(Records::new(&r.records, CHECKED).count(), r.count as usize);
+            bytes.extend_from_slice(&r.records);
+            count += r.count;
+            last = r.last_sequence;
+        }
+        (bytes, count, last)
+    }
+
+    #[test]
+    fn everything_taken_is_the_chunk_itself() {
+        let c = chunk(100, 100);
+        let (out, more) = run(Format::Records, &c, |_| Pick::Take);
+        assert!(more);
+        assert_eq!(out.len(), 1);
+        let Kind::Records(r) = &out[0] else { panic!() };
+        assert_eq!((r.count, r.last_sequence), (100, 100));
+        // Not a copy: the same memory.
+        assert_eq!(r.records.as_ptr(), c.as_ptr());
+        assert_eq!(r.records.len(), c.len());
+    }
+
+    #[test]
+    fn skipped_records_are_left_out_and_the_rest_joined() {
+        let c = chunk(10, 50);
+        let (out, more) = run(Format::Records, &c, |seq| {
+            if seq % 3 == 0 {
+                Pick::Skip
+            } else {
+                Pick::Take
+            }
+        });
+        assert!(more);
+        let (bytes, count, last) = records(&out);
+        let kept: Vec<u8> = Records::new(&bytes, CHECKED).map(|(_, d)| d[0]).collect();
+        // Sequence numbers start at 1 for record 0.
+        assert_eq!(kept, vec![0, 1, 3, 4, 6, 7, 9]);
+        assert_eq!((count, last), (7, 10));
+    }
+
+    #[test]
+    fn stop_ends_the_walk_after_what_was_taken() {
+        let c = chunk(10, 50);
+        let (out, more) = run(Format::Records, &c, |seq| {
+            if seq > 4 {
+                Pick::Stop
+            } else {
+                Pick::Take
+            }
+        });
+        assert!(!more);
+        let (_, count, last) = records(&out);
+        assert_eq!((count, last), (4, 4));
+    }
+
+    #[test]
+    fn messages_stay_near_the_batch_size() {
+        let c = chunk(2000, 1000); // about 2 MB
+        let (out, _) = run(Format::Records, &c, |seq| {
+            if seq % 2 == 0 {
+                Pick::Skip
+            } else {
+                Pick::Take
+            }
+        });
+        assert!(out.len() >= 3, "{} messages", out.len());
+        for k in &out {
+            let Kind::Records(r) = k else { panic!() };
+            assert!(r.records.len() <= BATCH_BYTES + 1016, "{}", r.records.len());
+        }
+        assert_eq!(records(&out).1, 1000);
+    }
+
+    #[test]
+    fn packets_carry_their_sequence_and_data() {
+        let c = chunk(10, 64);
+        let (out, _) = run(Format::Packets, &c, |seq| {
+            if seq == 5 {
+                Pick::Skip
+            } else {
+                Pick::Take
+            }
+        });
+        let packets: Vec<&api::Packet> = out
+            .iter()
+            .flat_map(|k| match k {
+                Kind::Packets(b) => b.packets.iter(),
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        let seqs: Vec<u64> = packets.iter().map(|p| p.sequence).collect();
+        assert_eq!(seqs, vec![1, 2, 3, 4, 6, 7, 8, 9, 10]);
+        for p in packets {
+            assert_eq!(p.data[0] as u64, p.sequence - 1);
+            assert_eq!((p.captured_length, p.original_length), (64, 64));
+            assert_eq!(p.timestamp_ns, (p.sequence as i64 - 1) * 1_000);
+        }
+    }
+}
