@@ -177,16 +177,23 @@ fn request_seeds() -> Vec<Vec<u8>> {
         since_unix_ns: Some(10),
         until_unix_ns: Some(5),
         filter: "tcp".into(),
+        raw_records: true,
     };
     let listen = api::ListenRequest {
         selector: sel(api::selector::Kind::Id(7)),
         count: 3,
+        raw_records: false,
     };
     let all = api::SelectRequest {
         selector: sel(api::selector::Kind::All(true)),
+        stop: None,
     };
     let alias = api::SelectRequest {
         selector: sel(api::selector::Kind::Alias("007".into())),
+        stop: Some(api::StopConditions {
+            duration_secs: 0,
+            packet_count: 5,
+        }),
     };
     let capture = api::Capture {
         id: 3,
