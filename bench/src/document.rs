@@ -8,6 +8,14 @@ use crate::packets::Generated;
 use crate::report::{run_line, Run};
 use crate::Cli;
 
+/// `path` relative to the current directory (the checkout) when it is under it.
+fn relative(path: &std::path::Path) -> &std::path::Path {
+    std::env::current_dir()
+        .ok()
+        .and_then(|cwd| path.strip_prefix(cwd).ok())
+        .unwrap_or(path)
+}
+
 /// The whole Markdown page.
 pub fn render(cli: &Cli, bins: &Bins, generated: Generated, table: &str, runs: &[Run]) -> String {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -24,8 +32,8 @@ pub fn render(cli: &Cli, bins: &Bins, generated: Generated, table: &str, runs: &
         args = args.join(" "),
         runs = runs.len(),
         machine = crate::machine::describe(),
-        pcapd = bins.pcapd.display(),
-        pcap = bins.pcap.display(),
+        pcapd = relative(&bins.pcapd).display(),
+        pcap = relative(&bins.pcap).display(),
     );
     let _ = write!(
         s,
