@@ -99,6 +99,8 @@ pub struct FileConfig {
     pub metrics: Option<String>,
     /// Spool bytes kept per capture unless it says otherwise, e.g. "1G".
     pub default_max_size: Option<String>,
+    /// Kernel ring buffer of each running capture, e.g. "32M" (tcpdump's -B).
+    pub capture_buffer: Option<String>,
     /// Percentage of the data filesystem that is always left free.
     pub free_space_floor_percent: Option<f64>,
     /// Most captures the registry holds.
@@ -119,6 +121,8 @@ pub struct Config {
     pub socket_group: Option<String>,
     pub data_dir: PathBuf,
     pub default_max_bytes: u64,
+    /// Bytes of kernel ring buffer per running capture.
+    pub capture_buffer_bytes: u32,
     pub free_space_floor_percent: f64,
     pub max_captures: usize,
     pub max_streams: usize,
@@ -138,6 +142,12 @@ pub struct RemoteListen {
     pub key: PathBuf,
     pub client_ca: PathBuf,
 }
+
+/// Kernel ring buffer per running capture unless the config says otherwise: at top speed on
+/// a 2-core machine it absorbs the moments the capture thread is not running.
+pub const DEFAULT_CAPTURE_BUFFER: u32 = 32 << 20;
+const CAPTURE_BUFFER_MIN: u64 = 1 << 20;
+const CAPTURE_BUFFER_MAX: u64 = 1 << 30;
 
 /// Default TCP port of the remote listener.
 pub const DEFAULT_PORT: u16 = 2020;
@@ -170,6 +180,19 @@ impl Config {
             Some(s) => pcap_core::parse::size(s)
                 .map_err(|e| Error::Config(format!("default_max_size: {e}")))?,
             None => 1 << 30,
+        };
+        let capture_buffer_bytes = match &file.capture_buffer {
+            Some(s) => {
+                let n = pcap_core::parse::size(s)
+                    .map_err(|e| Error::Config(format!("capture_buffer: {e}")))?;
+                if !(CAPTURE_BUFFER_MIN..=CAPTURE_BUFFER_MAX).contains(&n) {
+                    return Err(Error::Config(format!(
+                        "capture_buffer = {s:?} is out of range: use 1M to 1G (default 32M)"
+                    )));
+                }
+                n as u32
+            }
+            None => DEFAULT_CAPTURE_BUFFER,
         };
         let floor = file.free_space_floor_percent.unwrap_or(5.0);
         if !(0.0..=90.0).contains(&floor) {
@@ -209,6 +232,7 @@ impl Config {
             socket_group: flags.socket_group.clone().or(file.socket_group),
             data_dir,
             default_max_bytes,
+            capture_buffer_bytes,
             free_space_floor_percent: floor,
             max_captures,
             max_streams,
@@ -318,6 +342,23 @@ mod tests {
         assert_eq!(c.socket, PathBuf::from("/b.sock"));
         assert_eq!(c.data_dir, PathBuf::from("/d"));
         assert_eq!(c.default_max_bytes, 2 << 20);
+    }
+
+    #[test]
+    fn capture_buffer_is_a_size_within_bounds() {
+        let with = |v: &str| {
+            let file: FileConfig = toml::from_str(&format!("capture_buffer = {v:?}")).unwrap();
+            Config::merge(file, &flags(&[]))
+        };
+        assert_eq!(with("8M").unwrap().capture_buffer_bytes, 8 << 20);
+        assert!(with("4K").unwrap_err().to_string().contains("out of range"));
+        assert!(with("2G").unwrap_err().to_string().contains("out of range"));
+        assert!(with("lots")
+            .unwrap_err()
+            .to_string()
+            .contains("capture_buffer"));
+        let default = Config::merge(FileConfig::default(), &flags(&[])).unwrap();
+        assert_eq!(default.capture_buffer_bytes, DEFAULT_CAPTURE_BUFFER);
     }
 
     #[test]

@@ -318,3 +318,33 @@ fn pcapd_keeps_only_the_capabilities_capturing_needs_and_private_files() {
     let socket_mode = std::fs::metadata(d.socket()).unwrap().permissions().mode();
     assert_eq!(socket_mode & 0o777, 0o660);
 }
+
+#[test]
+fn capture_buffer_sets_the_kernel_ring_of_each_capture() {
+    if !require_root() {
+        return;
+    }
+    let d = Daemon::builder()
+        .config("capture_buffer = \"4M\"\n")
+        .start();
+    let id = d.init_started(&["lo", "udp port 23807"]);
+    // libpcap maps the ring into pcapd: a shared mapping of the packet socket.
+    let maps = std::fs::read_to_string(format!("/proc/{}/maps", d.pid())).expect("maps");
+    let rings: Vec<u64> = maps
+        .lines()
+        .filter(|l| l.ends_with(']') && l.contains(" rw-s ") && l.contains("socket:["))
+        .map(|l| {
+            let (from, to) = l
+                .split_whitespace()
+                .next()
+                .unwrap()
+                .split_once('-')
+                .unwrap();
+            u64::from_str_radix(to, 16).unwrap() - u64::from_str_radix(from, 16).unwrap()
+        })
+        .collect();
+    assert_eq!(rings, vec![4 << 20], "one 4 MiB ring mapped:\n{maps}");
+    send_udp(23807, 20, 64);
+    d.wait_spooled(id, 20);
+    assert_eq!(d.replay(&[&id.to_string()]).packets.len(), 20);
+}

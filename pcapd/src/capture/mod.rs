@@ -36,6 +36,8 @@ pub struct CaptureParams {
     pub filter: String,
     pub snaplen: u32,
     pub promisc: bool,
+    /// Bytes of kernel ring buffer.
+    pub buffer_bytes: u32,
     pub all_interfaces: bool,
     pub link_type: u32,
     pub stop: StopConditions,

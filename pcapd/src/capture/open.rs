@@ -8,8 +8,6 @@ use super::CaptureParams;
 /// libpcap read timeout: the kernel hands over a partly filled block after this long, which
 /// bounds how late a packet reaches live readers.
 const READ_TIMEOUT_MS: i32 = 1;
-/// Kernel ring buffer per capture.
-const BUFFER_BYTES: i32 = 32 << 20;
 
 /// Opens and configures the device; errors are libpcap's words.
 pub fn open(p: &CaptureParams) -> std::result::Result<Capture<Active>, String> {
@@ -18,7 +16,7 @@ pub fn open(p: &CaptureParams) -> std::result::Result<Capture<Active>, String> {
         .snaplen(p.snaplen as i32)
         .promisc(p.promisc)
         .timeout(READ_TIMEOUT_MS)
-        .buffer_size(BUFFER_BYTES)
+        .buffer_size(p.buffer_bytes as i32)
         .open()
         .and_then(|c| c.setnonblock())
         .map_err(|e| e.to_string())?;

@@ -300,6 +300,11 @@ impl Registry {
             filter: info.applied_filter.clone(),
             snaplen: info.snaplen,
             promisc: info.promisc,
+            buffer_bytes: self
+                .config
+                .read()
+                .expect("config lock")
+                .capture_buffer_bytes,
             all_interfaces: info.target.interface.is_none(),
             link_type: info.link_type,
             stop: info.stop,
