@@ -142,9 +142,17 @@ impl Batcher {
         run: Run,
         ship: &mut impl FnMut(api::stream_message::Kind) -> bool,
     ) -> bool {
+        // A slice keeps its whole chunk in memory until the client has it: worth it only
+        // for a run that is a good part of the chunk. Small runs (a selective filter) are
+        // copied, so that a batch never pins many chunks for a few records each.
+        let share = run.bytes.len() * 2 >= chunk.len();
         match self.format {
             Format::Records => {
-                let bytes = chunk.slice(run.bytes);
+                let bytes = if share {
+                    chunk.slice(run.bytes)
+                } else {
+                    Bytes::copy_from_slice(&chunk[run.bytes])
+                };
                 if self.bytes > 0 && self.bytes + bytes.len() > BATCH_BYTES && !self.ship(ship) {
                     return false;
                 }
@@ -163,7 +171,11 @@ impl Batcher {
                         timestamp_ns: h.ts_ns(),
                         captured_length: h.caplen,
                         original_length: h.origlen,
-                        data: chunk.slice(start..offset),
+                        data: if share {
+                            chunk.slice(start..offset)
+                        } else {
+                            Bytes::copy_from_slice(data)
+                        },
                         sequence: seq,
                     });
                     self.last_seq = seq;
@@ -328,6 +340,49 @@ mod tests {
             assert!(r.records.len() <= BATCH_BYTES + 1016, "{}", r.records.len());
         }
         assert_eq!(records(&out).1, 1000);
+    }
+
+    #[test]
+    fn small_runs_are_copied_so_they_do_not_pin_their_chunk() {
+        let c = chunk(100, 100);
+        let within = |b: &Bytes| {
+            let start = c.as_ptr() as usize;
+            (start..start + c.len()).contains(&(b.as_ptr() as usize))
+        };
+        // Most of the chunk: shared.
+        let (out, _) = run(Format::Records, &c, |seq| {
+            if seq == 1 {
+                Pick::Skip
+            } else {
+                Pick::Take
+            }
+        });
+        let Kind::Records(r) = &out[0] else { panic!() };
+        assert!(within(&r.records));
+        // A record here and there: copied, for records and for packets alike.
+        let (out, _) = run(Format::Records, &c, |seq| {
+            if seq % 10 == 0 {
+                Pick::Take
+            } else {
+                Pick::Skip
+            }
+        });
+        let Kind::Records(r) = &out[0] else { panic!() };
+        assert_eq!(r.count, 10);
+        assert!(!within(&r.records));
+        let (out, _) = run(Format::Packets, &c, |seq| {
+            if seq % 10 == 0 {
+                Pick::Take
+            } else {
+                Pick::Skip
+            }
+        });
+        let Kind::Packets(b) = &out[0] else { panic!() };
+        assert_eq!(b.packets.len(), 10);
+        assert!(b.packets.iter().all(|p| !within(&p.data)));
+        let (out, _) = run(Format::Packets, &c, |_| Pick::Take);
+        let Kind::Packets(b) = &out[0] else { panic!() };
+        assert!(b.packets.iter().all(|p| within(&p.data)));
     }
 
     #[test]
