@@ -31,6 +31,25 @@ fn binaries() -> &'static Binaries {
     }
 }
 
+/// Whether cargo sets `name` for the package being built or tested (rather than it being
+/// the user's own setting, such as CARGO_HOME or CARGO_TARGET_DIR).
+fn package_variable(name: &str) -> bool {
+    name.starts_with("CARGO_PKG_")
+        || name.starts_with("CARGO_BIN_")
+        || name.starts_with("CARGO_CFG_")
+        || matches!(
+            name,
+            "CARGO_MANIFEST_DIR"
+                | "CARGO_MANIFEST_PATH"
+                | "CARGO_MANIFEST_LINKS"
+                | "CARGO_CRATE_NAME"
+                | "CARGO_PRIMARY_PACKAGE"
+                | "CARGO_TARGET_TMPDIR"
+                | "CARGO_RUSTC_CURRENT_DIR"
+                | "OUT_DIR"
+        )
+}
+
 /// Runs `cargo build --workspace --all-targets` into the directory this test binary lives in.
 fn build() -> Result<Binaries, String> {
     let exe = std::env::current_exe().map_err(|e| format!("cannot find the test binary: {e}"))?;
@@ -49,6 +68,16 @@ fn build() -> Result<Binaries, String> {
 
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut cmd = Command::new(&cargo);
+    // Cargo gives this test process the variables of the package under test; build scripts
+    // that watch some of them (ring's watches CARGO_PKG_NAME and others) would see them
+    // change and rebuild, with everything above them, on every switch between this build
+    // and a plain `cargo build`.
+    for (name, _) in std::env::vars_os() {
+        let Some(name) = name.to_str() else { continue };
+        if package_variable(name) {
+            cmd.env_remove(name);
+        }
+    }
     cmd.current_dir(workspace_root())
         .args([
             "build",
