@@ -1,7 +1,9 @@
 //! Prometheus metrics over plain HTTP: `GET /metrics` answers with the OpenMetrics text
-//! format (which Prometheus asks for and parses), encoded by the `prometheus-client` crate
-//! from what the registry knows at that moment. Off unless `--metrics ADDR:PORT` is given.
+//! format when the scraper asks for it (Prometheus does), else with the classic Prometheus
+//! text format; encoded by the `prometheus-client` crate from what the registry knows at
+//! that moment. Off unless `--metrics ADDR:PORT` is given.
 
+mod classic;
 mod collector;
 
 use std::convert::Infallible;
@@ -103,6 +105,11 @@ async fn respond<B>(
             .insert(header::ALLOW, header::HeaderValue::from_static("GET, HEAD"));
         return r;
     }
+    let openmetrics = classic::wants_openmetrics(
+        req.headers()
+            .get(header::ACCEPT)
+            .and_then(|v| v.to_str().ok()),
+    );
     // The registry's lock can be held while a capture starts: encode off the runtime.
     let encoded = tokio::task::spawn_blocking(move || {
         let mut text = String::with_capacity(16 << 10);
@@ -110,9 +117,13 @@ async fn respond<B>(
     })
     .await;
     match encoded {
-        Ok(Ok(text)) => Response::builder()
+        Ok(Ok(text)) if openmetrics => Response::builder()
             .header(header::CONTENT_TYPE, OPENMETRICS)
             .body(Full::new(Bytes::from(text)))
+            .expect("a valid response"),
+        Ok(Ok(text)) => Response::builder()
+            .header(header::CONTENT_TYPE, classic::CONTENT_TYPE)
+            .body(Full::new(Bytes::from(classic::from_openmetrics(&text))))
             .expect("a valid response"),
         _ => plain(
             StatusCode::INTERNAL_SERVER_ERROR,
