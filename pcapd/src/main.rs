@@ -27,7 +27,7 @@ fn main() -> ExitCode {
     match pcapd::privileges::drop_privileges(&config.data_dir) {
         Ok(d) => tracing::info!(privileges = ?d, "keeping only CAP_NET_RAW and CAP_NET_ADMIN"),
         Err(e) => {
-            let _ = std::fs::remove_file(&config.socket);
+            bound.remove_socket();
             return fail(e);
         }
     }

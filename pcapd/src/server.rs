@@ -21,10 +21,22 @@ const PERSIST_EVERY: Duration = Duration::from_secs(10);
 /// The listening sockets, bound before privileges are dropped.
 pub struct Bound {
     unix: std::os::unix::net::UnixListener,
+    /// The socket file pcapd made and removes at exit; `None` when systemd passed the
+    /// socket (it owns the file).
+    socket_file: Option<std::path::PathBuf>,
     remote: Option<(std::net::TcpListener, Arc<rustls::ServerConfig>)>,
     metrics: Option<std::net::TcpListener>,
     /// When the daemon started, for its uptime.
     started: Instant,
+}
+
+impl Bound {
+    /// Removes the socket file if pcapd made it (when start-up fails after binding).
+    pub fn remove_socket(&self) {
+        if let Some(f) = &self.socket_file {
+            let _ = std::fs::remove_file(f);
+        }
+    }
 }
 
 /// Checks the TLS material and binds the UNIX socket and, if configured, the remote
@@ -37,26 +49,34 @@ pub fn bind(config: &Config) -> Result<Bound> {
         .as_ref()
         .map(crate::tls::server::server_config)
         .transpose()?;
-    let unix = crate::listen::unix::bind(&config.socket, config.socket_group.as_deref())?;
+    let (unix, socket_file) = match crate::listen::unix::inherited()? {
+        Some(l) => {
+            tracing::info!("serving the socket passed by systemd");
+            (l, None)
+        }
+        None => (
+            crate::listen::unix::bind(&config.socket, config.socket_group.as_deref())?,
+            Some(config.socket.clone()),
+        ),
+    };
+    let cleanup = |e| {
+        if let Some(f) = &socket_file {
+            let _ = std::fs::remove_file(f);
+        }
+        e
+    };
     let remote = match (&config.remote, tls) {
-        (Some(r), Some(tls)) => match crate::listen::tls::bind(r.addr) {
-            Ok(tcp) => Some((tcp, tls)),
-            Err(e) => {
-                let _ = std::fs::remove_file(&config.socket);
-                return Err(e);
-            }
-        },
+        (Some(r), Some(tls)) => Some((crate::listen::tls::bind(r.addr).map_err(cleanup)?, tls)),
         _ => None,
     };
-    let metrics = match config.metrics.map(crate::metrics::bind).transpose() {
-        Ok(m) => m,
-        Err(e) => {
-            let _ = std::fs::remove_file(&config.socket);
-            return Err(e);
-        }
-    };
+    let metrics = config
+        .metrics
+        .map(crate::metrics::bind)
+        .transpose()
+        .map_err(cleanup)?;
     Ok(Bound {
         unix,
+        socket_file,
         remote,
         metrics,
         started,
@@ -66,6 +86,12 @@ pub fn bind(config: &Config) -> Result<Bound> {
 /// Serves until SIGTERM or SIGINT; SIGHUP reloads the config file.
 pub async fn run(config: Config, flags: Flags, bound: Bound) -> Result<()> {
     let socket = config.socket.clone();
+    let socket_file = bound.socket_file.clone();
+    let remove_socket = move || {
+        if let Some(f) = &socket_file {
+            let _ = std::fs::remove_file(f);
+        }
+    };
     let listener = tokio_listener(bound.unix)?;
     let remote = match bound.remote {
         Some((tcp, tls)) => Some((tokio_tcp(tcp, "remote listener")?, tls)),
@@ -79,7 +105,7 @@ pub async fn run(config: Config, flags: Flags, bound: Bound) -> Result<()> {
     let registry = match Registry::open(config) {
         Ok(r) => r,
         Err(e) => {
-            let _ = std::fs::remove_file(&socket);
+            remove_socket();
             return Err(e);
         }
     };
@@ -94,7 +120,7 @@ pub async fn run(config: Config, flags: Flags, bound: Bound) -> Result<()> {
     let (reflection_v1, reflection_v1alpha) = match reflection() {
         Ok(r) => r,
         Err(e) => {
-            let _ = std::fs::remove_file(&socket);
+            remove_socket();
             return Err(e);
         }
     };
@@ -158,7 +184,7 @@ pub async fn run(config: Config, flags: Flags, bound: Bound) -> Result<()> {
     if tokio::time::timeout(DRAIN_TIMEOUT, drained).await.is_err() {
         tracing::warn!("calls still running after {DRAIN_TIMEOUT:?}; exiting anyway");
     }
-    let _ = std::fs::remove_file(&socket);
+    remove_socket();
     tracing::info!("stopped");
     Ok(())
 }

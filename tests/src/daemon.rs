@@ -28,6 +28,7 @@ pub struct DaemonBuilder {
     config: Option<String>,
     socket_group: Option<String>,
     tmpfs_data: Option<u64>,
+    socket_activated: bool,
 }
 
 /// A running `pcapd` in a temporary directory: `pcapd.sock`, `data/`, `pcapd.log`.
@@ -36,6 +37,8 @@ pub struct DaemonBuilder {
 pub struct Daemon {
     child: Option<Child>,
     args: Vec<OsString>,
+    /// Started as systemd's socket activation starts it, with the socket already open.
+    socket_activated: bool,
     socket: PathBuf,
     data: PathBuf,
     log: PathBuf,
@@ -51,6 +54,13 @@ impl DaemonBuilder {
     /// Adds a command-line argument.
     pub fn arg(mut self, a: impl AsRef<OsStr>) -> Self {
         self.args.push(a.as_ref().to_owned());
+        self
+    }
+
+    /// Starts pcapd as systemd's socket activation does: the socket is made by someone
+    /// else and passed as file descriptor 3 with LISTEN_FDS/LISTEN_PID.
+    pub fn socket_activated(mut self) -> Self {
+        self.socket_activated = true;
         self
     }
 
@@ -123,6 +133,7 @@ impl DaemonBuilder {
         let mut d = Daemon {
             child: None,
             args,
+            socket_activated: self.socket_activated,
             socket,
             data,
             log,
@@ -164,7 +175,15 @@ impl Daemon {
             .open(&self.log)
             .expect("log");
         writeln!(log, "=== pcapd {:?}", self.args).expect("write log");
-        let child = Command::new(pcapd_bin())
+        let mut command = if self.socket_activated {
+            let launcher = Path::new(env!("CARGO_MANIFEST_DIR")).join("python/socket_activate.py");
+            let mut c = Command::new("python3");
+            c.arg(launcher).arg(&self.socket).arg(pcapd_bin());
+            c
+        } else {
+            Command::new(pcapd_bin())
+        };
+        let child = command
             .args(&self.args)
             .stdin(Stdio::null())
             .stdout(Stdio::from(log.try_clone().expect("clone log")))

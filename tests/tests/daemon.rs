@@ -348,3 +348,29 @@ fn capture_buffer_sets_the_kernel_ring_of_each_capture() {
     d.wait_spooled(id, 20);
     assert_eq!(d.replay(&[&id.to_string()]).packets.len(), 20);
 }
+
+#[test]
+fn a_socket_passed_by_systemd_is_served_and_left_in_place() {
+    if !require_root() {
+        return;
+    }
+    let mut d = Daemon::builder().socket_activated().start();
+    let version = d.ok(&["version"]);
+    assert!(version.contains("pcapd"), "{version}");
+    let id = d.init_started(&["lo", "udp port 23808"]);
+    send_udp(23808, 15, 64);
+    d.wait_spooled(id, 15);
+    assert_eq!(d.replay(&[&id.to_string()]).packets.len(), 15);
+    assert!(
+        d.log().contains("serving the socket passed by systemd"),
+        "{}",
+        d.log()
+    );
+    let status = d.stop();
+    assert!(status.success(), "SIGTERM ends pcapd with 0: {status}");
+    // The socket belongs to systemd (pcapd.socket), which keeps it for the next start.
+    assert!(
+        d.socket().exists(),
+        "pcapd removed a socket it did not make"
+    );
+}

@@ -13,6 +13,21 @@ use crate::{Error, Result};
 /// Group that is given the socket when none is configured and it exists.
 pub const DEFAULT_GROUP: &str = "pcap";
 
+/// The API socket handed over by systemd socket activation (`pcapd.socket`), if pcapd was
+/// started that way: systemd made it, with its path, mode and group, and removes it.
+pub fn inherited() -> Result<Option<UnixListener>> {
+    let mut fds = listenfd::ListenFd::from_env();
+    if fds.len() == 0 {
+        return Ok(None);
+    }
+    fds.take_unix_listener(0).map_err(|e| {
+        Error::Config(format!(
+            "the socket passed by systemd (LISTEN_FDS) is not a listening UNIX socket: {e}; \
+             pcapd.socket must have ListenStream=/run/pcapd/pcapd.sock"
+        ))
+    })
+}
+
 /// Binds the API socket at `path`, owned by `group`.
 pub fn bind(path: &Path, group: Option<&str>) -> Result<UnixListener> {
     let gid = match group {
