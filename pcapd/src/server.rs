@@ -127,6 +127,7 @@ pub async fn run(config: Config, flags: Flags, bound: Bound) -> Result<()> {
 
     let mut servers = vec![tokio::spawn(
         tonic::transport::Server::builder()
+            .layer(explain_oversized())
             .add_service(service.clone())
             .add_service(reflection_v1.clone())
             .add_service(reflection_v1alpha.clone())
@@ -140,6 +141,7 @@ pub async fn run(config: Config, flags: Flags, bound: Bound) -> Result<()> {
             "serving remote clients over mutual TLS");
         servers.push(tokio::spawn(
             tonic::transport::Server::builder()
+                .layer(explain_oversized())
                 .add_service(service)
                 .add_service(reflection_v1)
                 .add_service(reflection_v1alpha)
@@ -212,6 +214,46 @@ fn reflection() -> Result<(
     ))
 }
 
+/// tonic refuses a request above max_request_bytes with its own words ("Error, decoded
+/// message length too large: ...") and OUT_OF_RANGE; this says what the limit is called
+/// and answers INVALID_ARGUMENT, as other bad requests are.
+fn explain_oversized() -> tower::util::MapResponseLayer<
+    fn(http::Response<tonic::body::Body>) -> http::Response<tonic::body::Body>,
+> {
+    tower::util::MapResponseLayer::new(|mut response: http::Response<tonic::body::Body>| {
+        rewrite_oversized(response.headers_mut());
+        response
+    })
+}
+
+fn rewrite_oversized(headers: &mut http::HeaderMap) {
+    let Some(status) = tonic::Status::from_header_map(headers) else {
+        return;
+    };
+    let Some(sizes) = status
+        .message()
+        .strip_prefix("Error, decoded message length too large: found ")
+    else {
+        return;
+    };
+    // "N bytes, the limit is: M bytes"
+    let numbers: Vec<&str> = sizes
+        .split(|c: char| !c.is_ascii_digit())
+        .filter(|s| !s.is_empty())
+        .collect();
+    let [found, limit] = numbers[..] else {
+        return;
+    };
+    let explained = tonic::Status::invalid_argument(format!(
+        "the request is {found} bytes, more than the {limit} bytes pcapd accepts \
+         (max_request_bytes in its config file): send less at once"
+    ));
+    for name in ["grpc-status", "grpc-message", "grpc-status-details-bin"] {
+        headers.remove(name);
+    }
+    let _ = explained.add_header(headers);
+}
+
 fn tokio_listener(l: std::os::unix::net::UnixListener) -> Result<tokio::net::UnixListener> {
     l.set_nonblocking(true)
         .and_then(|()| tokio::net::UnixListener::from_std(l))
@@ -246,5 +288,37 @@ fn reload(registry: &Arc<Registry>, flags: &Flags) {
         Err(e) => {
             tracing::error!(error = %e, "configuration not reloaded; keeping the current one")
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tonics_size_refusal_is_explained() {
+        let mut headers = http::HeaderMap::new();
+        tonic::Status::out_of_range(
+            "Error, decoded message length too large: found 1105022 bytes, the limit is: \
+             1048576 bytes",
+        )
+        .add_header(&mut headers)
+        .unwrap();
+        rewrite_oversized(&mut headers);
+        let s = tonic::Status::from_header_map(&headers).unwrap();
+        assert_eq!(s.code(), tonic::Code::InvalidArgument);
+        assert!(s.message().contains("1105022 bytes"), "{}", s.message());
+        assert!(s.message().contains("max_request_bytes"), "{}", s.message());
+        // Anything else passes untouched.
+        let mut other = http::HeaderMap::new();
+        tonic::Status::not_found("no capture")
+            .add_header(&mut other)
+            .unwrap();
+        rewrite_oversized(&mut other);
+        let s = tonic::Status::from_header_map(&other).unwrap();
+        assert_eq!(
+            (s.code(), s.message()),
+            (tonic::Code::NotFound, "no capture")
+        );
     }
 }

@@ -183,7 +183,7 @@ fn bad_input_gets_a_clear_error_and_leaves_the_daemon_serving() {
         huge.extend(["--alias".into(), "b".repeat(63).into()]);
     }
     let what = "pcap init lo 'udp port 5' --alias bbb…(63 b) ×17000 (a 1.1 MB request)";
-    r.judge(what, &d.pcap(&huge), 1, "too large");
+    r.judge(what, &d.pcap(&huge), 1, "max_request_bytes");
     let long = "x".repeat(9_000);
     let what = "pcap init lo xxx…(a 9000-byte filter)";
     r.judge(what, &d.pcap(&["init", "lo", &long]), 1, "max_filter_len");
