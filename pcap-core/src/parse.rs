@@ -64,15 +64,50 @@ pub fn time(s: &str, now: SystemTime) -> Result<i64> {
                  or how long ago (30s, 5m, 2h)"
             ))
         })?;
-        return Ok(unix_ns(at));
+        return checked_unix_ns(at, s);
     }
     if !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
-        let secs: f64 = t.parse().map_err(|_| bad_time(s))?;
-        return Ok((secs * 1e9) as i64);
+        // Exact: whole seconds and up to nine digits of fraction, no float rounding.
+        let (whole, frac) = t.split_once('.').unwrap_or((t, ""));
+        if frac.contains('.') || (whole.is_empty() && frac.is_empty()) {
+            return Err(bad_time(s));
+        }
+        let secs: i64 = match whole {
+            "" => 0,
+            w => w.parse().map_err(|_| out_of_range(s))?,
+        };
+        let digits = &frac[..frac.len().min(9)];
+        let nanos: i64 = format!("{digits:0<9}").parse().map_err(|_| bad_time(s))?;
+        return secs
+            .checked_mul(1_000_000_000)
+            .and_then(|ns| ns.checked_add(nanos))
+            .ok_or_else(|| out_of_range(s));
     }
     let ago = humantime::parse_duration(t).map_err(|_| bad_time(s))?;
     let at = now.checked_sub(ago).ok_or_else(|| bad_time(s))?;
-    Ok(unix_ns(at))
+    checked_unix_ns(at, s)
+}
+
+/// [`unix_ns`], refusing times that nanoseconds in an i64 cannot hold (before 1677, after 2262).
+fn checked_unix_ns(t: SystemTime, s: &str) -> Result<i64> {
+    let fits = match t.duration_since(UNIX_EPOCH) {
+        Ok(d) => d.as_nanos() <= i64::MAX as u128,
+        Err(e) => e.duration().as_nanos() <= i64::MAX as u128,
+    };
+    if fits {
+        Ok(unix_ns(t))
+    } else {
+        Err(Error::Invalid(format!(
+            "time {s:?} is out of range: use a time between the years 1678 and 2262"
+        )))
+    }
+}
+
+fn out_of_range(s: &str) -> Error {
+    Error::Invalid(format!(
+        "time {s:?} is out of range: unix seconds go up to {} (the year 2262)",
+        i64::MAX / 1_000_000_000
+    ))
 }
 
 fn bad_time(s: &str) -> Error {
@@ -93,6 +128,29 @@ pub fn unix_ns(t: SystemTime) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn times_beyond_what_nanoseconds_hold_are_refused() {
+        let now = SystemTime::now();
+        for bad in [
+            "99999999999999999999999",
+            "9999999999.5e9",
+            "9999-01-01T00:00:00Z",
+            "300000y",
+        ] {
+            let e = time(bad, now).unwrap_err().to_string();
+            assert!(e.contains(bad), "{bad}: {e}");
+        }
+        assert_eq!(time("9223372035", now).unwrap(), 9_223_372_035_000_000_000);
+        assert_eq!(
+            time("1795000000.000000001", now).unwrap(),
+            1_795_000_000_000_000_001
+        );
+        assert_eq!(time("1.5", now).unwrap(), 1_500_000_000);
+        assert!(time("1.2.3", now).is_err());
+        assert!(time(".", now).is_err());
+        assert!(time("2262-01-01T00:00:00Z", now).is_ok());
+    }
 
     #[test]
     fn sizes() {

@@ -65,6 +65,7 @@ const CASES: &[Case] = &[
     (P, 2, &["init", "lo", "udp", "--count", "0"], "'0' for '--count <N>'"),
     (P, 2, &["listen", "taken", "--count", "0"], "'0' for '--count <N>'"),
     (P, 2, &["replay", "taken", "--since", "garbage"], "invalid time \"garbage\""),
+    (P, 2, &["replay", "taken", "--since", "99999999999999999999999"], "out of range"),
     (P, 1, &["replay", "taken", "--since", "2026-11-22T14:05:00Z", "--until", "2026-11-22T14:00:00Z"],
         "--since is later than --until"),
     (P, 1, &["replay", "taken", "--filter", "udp prot 1"], "syntax error"),
