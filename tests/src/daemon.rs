@@ -146,6 +146,16 @@ impl DaemonBuilder {
     }
 }
 
+/// Runs `pcapd tls ARGS` (the certificate helper) and asserts it succeeded.
+pub fn pcapd_tls(args: &[&str]) {
+    let out = run_bounded(
+        Command::new(pcapd_bin()).arg("tls").args(args),
+        "pcapd tls",
+        Duration::from_secs(30),
+    );
+    assert!(out.status.success(), "pcapd tls {args:?}: {}", out.stderr);
+}
+
 /// Name of the group with gid 0 (`root` on Linux).
 fn root_group() -> String {
     nix::unistd::Group::from_gid(0.into())

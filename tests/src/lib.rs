@@ -33,13 +33,15 @@ mod wait;
 pub use bins::{pcap_bin, pcapd_bin};
 pub use captures::list_json;
 pub use cli::{run_bounded, Output, Pcap, Running};
-pub use daemon::{Daemon, DaemonBuilder};
+pub use daemon::{pcapd_tls, Daemon, DaemonBuilder};
 pub use expect::{assert_unknown_capture, has_word};
 pub use netns::VethPair;
 pub use privilege::require_root;
 pub use python::{generate_python_client, python_venv};
 pub use savefile::{read_pcap, tcpdump_count, udp_dst_ports, Packet, PcapFile, Tcp, Udp};
 pub use time::{rfc3339, unix_secs};
-pub use traffic::{payload, payload_seq, send_tcp, send_udp, send_udp_seq, PAYLOAD_MAGIC};
+pub use traffic::{
+    free_port, payload, payload_seq, send_tcp, send_udp, send_udp_seq, PAYLOAD_MAGIC,
+};
 pub use tshark::{capinfos_packets, tshark_count, tshark_file, tshark_stdin};
 pub use wait::{eventually, eventually_ok, DEFAULT_WAIT};

@@ -84,3 +84,11 @@ pub fn send_tcp(port: u16, n_messages: usize) -> usize {
     );
     received
 }
+
+/// A TCP port on 127.0.0.1 that nothing listens on right now.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port on 127.0.0.1")
+        .port()
+}

@@ -11,15 +11,6 @@ use std::time::Duration;
 use pcapd_e2e::*;
 use serde_json::{json, Value};
 
-/// A TCP port on 127.0.0.1 that nothing listens on right now.
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// What Prometheus sends to ask for OpenMetrics.
 const OPENMETRICS_ACCEPT: &str =
     "application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";

@@ -2,7 +2,6 @@
 //! Python) discovers pcap.v1.Pcapd and its methods, over the UNIX socket and over mutual
 //! TLS, in both protocol versions (v1alpha for grpcio, v1 for grpcurl).
 
-use std::net::TcpListener;
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
@@ -55,15 +54,6 @@ fn check_reflection(python: &Path, args: &[&str]) {
     );
 }
 
-fn pcapd_tls(args: &[&str]) {
-    let out = run_bounded(
-        Command::new(pcapd_bin()).arg("tls").args(args),
-        "pcapd tls",
-        Duration::from_secs(30),
-    );
-    assert!(out.status.success(), "pcapd tls {args:?}: {}", out.stderr);
-}
-
 #[test]
 fn reflection_describes_the_api_over_the_unix_socket_and_mutual_tls() {
     if !require_root() {
@@ -74,11 +64,7 @@ fn reflection_describes_the_api_over_the_unix_socket_and_mutual_tls() {
     let tls = certs.path().to_str().unwrap();
     pcapd_tls(&["init", "--out", tls, "--host", "localhost"]);
     pcapd_tls(&["client", "--out", tls, "--name", "alice"]);
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let file = |name: &str| certs.path().join(name);
     let d = Daemon::builder()
         .arg("--listen")

@@ -5,7 +5,6 @@
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -76,24 +75,6 @@ impl Certs {
 
 fn s(p: &Path) -> &str {
     p.to_str().unwrap()
-}
-
-fn pcapd_tls(args: &[&str]) {
-    let out = run_bounded(
-        Command::new(pcapd_bin()).arg("tls").args(args),
-        "pcapd tls",
-        Duration::from_secs(30),
-    );
-    assert!(out.status.success(), "pcapd tls {args:?}: {}", out.stderr);
-}
-
-/// A TCP port on 127.0.0.1 that nothing listens on right now.
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 #[test]
