@@ -146,6 +146,21 @@ impl DaemonBuilder {
     }
 }
 
+/// Runs `pcapd --socket DIR/s.sock --data-dir DIR/data ARGS` to completion: for start-ups
+/// that must be refused (one that serves instead fails the test after 10 s).
+pub fn pcapd_once<S: AsRef<OsStr>>(dir: &Path, args: &[S]) -> Output {
+    run_bounded(
+        Command::new(pcapd_bin())
+            .arg("--socket")
+            .arg(dir.join("s.sock"))
+            .arg("--data-dir")
+            .arg(dir.join("data"))
+            .args(args),
+        "pcapd",
+        Duration::from_secs(10),
+    )
+}
+
 /// Runs `pcapd tls ARGS` (the certificate helper) and asserts it succeeded.
 pub fn pcapd_tls(args: &[&str]) {
     let out = run_bounded(

@@ -33,7 +33,7 @@ mod wait;
 pub use bins::{pcap_bin, pcapd_bin};
 pub use captures::list_json;
 pub use cli::{run_bounded, Output, Pcap, Running};
-pub use daemon::{pcapd_tls, Daemon, DaemonBuilder};
+pub use daemon::{pcapd_once, pcapd_tls, Daemon, DaemonBuilder};
 pub use expect::{assert_unknown_capture, has_word};
 pub use netns::VethPair;
 pub use privilege::require_root;

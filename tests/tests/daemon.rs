@@ -1,6 +1,7 @@
 //! The daemon's own contract: configuration checked before anything binds, SIGHUP reloads
 //! it, stop conditions end captures by themselves, and listening needs a running capture.
 
+use std::ffi::OsStr;
 use std::process::Command;
 use std::time::Duration;
 
@@ -21,17 +22,7 @@ fn a_bad_config_file_is_refused_with_status_64() {
     for (toml, expected) in cases {
         let config = dir.path().join("pcapd.toml");
         std::fs::write(&config, toml).unwrap();
-        let out = run_bounded(
-            Command::new(pcapd_bin())
-                .arg("--config")
-                .arg(&config)
-                .arg("--socket")
-                .arg(dir.path().join("s.sock"))
-                .arg("--data-dir")
-                .arg(dir.path().join("data")),
-            "pcapd with a bad config",
-            Duration::from_secs(10),
-        );
+        let out = pcapd_once(dir.path(), &[OsStr::new("--config"), config.as_os_str()]);
         assert_eq!(out.status.code(), Some(64), "{toml:?}: {}", out.stderr);
         assert!(
             out.stderr.contains(expected),
@@ -60,15 +51,13 @@ fn a_bad_config_file_is_refused_with_status_64() {
 fn remote_access_without_usable_tls_files_is_refused_at_start_up() {
     let dir = tempfile::tempdir().unwrap();
     let tls = dir.path().join("tls");
-    let made = run_bounded(
-        Command::new(pcapd_bin())
-            .args(["tls", "init", "--out"])
-            .arg(&tls)
-            .args(["--host", "localhost"]),
-        "pcapd tls init",
-        Duration::from_secs(30),
-    );
-    assert!(made.status.success(), "{}", made.stderr);
+    pcapd_tls(&[
+        "init",
+        "--out",
+        tls.to_str().unwrap(),
+        "--host",
+        "localhost",
+    ]);
     let not_pem = dir.path().join("not.pem");
     std::fs::write(&not_pem, "this is not a certificate\n").unwrap();
     let f = |name: &str| tls.join(name).display().to_string();
@@ -120,17 +109,9 @@ fn remote_access_without_usable_tls_files_is_refused_at_start_up() {
     ];
     for (args, expected) in cases {
         let socket = dir.path().join("s.sock");
-        let out = run_bounded(
-            Command::new(pcapd_bin())
-                .arg("--socket")
-                .arg(&socket)
-                .arg("--data-dir")
-                .arg(dir.path().join("data"))
-                .args(["--listen", "127.0.0.1:0"])
-                .args(&args),
-            "pcapd with bad TLS files",
-            Duration::from_secs(10),
-        );
+        let mut argv = vec!["--listen".to_owned(), "127.0.0.1:0".to_owned()];
+        argv.extend(args.iter().cloned());
+        let out = pcapd_once(dir.path(), &argv);
         assert_eq!(out.status.code(), Some(64), "{args:?}: {}", out.stderr);
         assert!(
             out.stderr.contains(expected),

@@ -2,6 +2,7 @@
 //! read here as Prometheus would and parsed with the reference parsers (Python
 //! prometheus-client), against what `pcap --json list` says about real loopback traffic.
 
+use std::ffi::OsStr;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::Path;
@@ -267,16 +268,7 @@ fn a_bad_metrics_address_or_a_port_in_use_is_refused_with_status_64() {
     ];
     for (value, expected) in &cases {
         let socket = dir.path().join("s.sock");
-        let out = run_bounded(
-            Command::new(pcapd_bin())
-                .arg("--socket")
-                .arg(&socket)
-                .arg("--data-dir")
-                .arg(dir.path().join("data"))
-                .args(["--metrics", value]),
-            "pcapd with a bad --metrics",
-            Duration::from_secs(10),
-        );
+        let out = pcapd_once(dir.path(), &["--metrics", value.as_str()]);
         assert_eq!(out.status.code(), Some(64), "{value}: {}", out.stderr);
         assert!(
             out.stderr.contains(expected) && out.stderr.contains(value.as_str()),
@@ -288,15 +280,7 @@ fn a_bad_metrics_address_or_a_port_in_use_is_refused_with_status_64() {
     // The config file's key is checked the same way.
     let config = dir.path().join("pcapd.toml");
     std::fs::write(&config, "metrics = \"not an address\"\n").unwrap();
-    let out = run_bounded(
-        Command::new(pcapd_bin())
-            .arg("--config")
-            .arg(&config)
-            .arg("--socket")
-            .arg(dir.path().join("s.sock")),
-        "pcapd with a bad metrics key",
-        Duration::from_secs(10),
-    );
+    let out = pcapd_once(dir.path(), &[OsStr::new("--config"), config.as_os_str()]);
     assert_eq!(out.status.code(), Some(64), "{}", out.stderr);
     assert!(out.stderr.contains("not an address"), "{}", out.stderr);
     drop(taken);
