@@ -28,18 +28,7 @@ fn a_capture_retries_while_its_interface_is_gone_and_resumes_when_it_is_back() {
     assert_eq!(before.seqs_to(PORT), (0..N).collect::<Vec<_>>());
 
     veth.delete_link();
-    let retrying = wait_for_state(&d, id, "RETRYING", DEFAULT_WAIT);
-    let reason = retrying["reason"].as_str().unwrap_or("");
-    println!(
-        "interface deleted: {} ({reason})",
-        retrying["state"].as_str().unwrap_or("")
-    );
-    assert!(
-        !reason.trim().is_empty(),
-        "a RETRYING capture says why: {retrying}"
-    );
-    stays_in_state(&d, id, "RETRYING", AWAY);
-    daemon_answers(&d, id, "RETRYING");
+    retrying_with_a_reason(&d, id, "interface deleted");
     assert_eq!(
         d.replay(&[id.to_string()]),
         before,
@@ -102,18 +91,7 @@ fn a_capture_retries_while_its_interface_is_down_and_resumes_when_it_is_up() {
     d.wait_spooled(id, N);
 
     veth.set_up(false);
-    let retrying = wait_for_state(&d, id, "RETRYING", DEFAULT_WAIT);
-    let reason = retrying["reason"].as_str().unwrap_or("");
-    println!(
-        "interface down: {} ({reason})",
-        retrying["state"].as_str().unwrap_or("")
-    );
-    assert!(
-        !reason.trim().is_empty(),
-        "a RETRYING capture says why: {retrying}"
-    );
-    stays_in_state(&d, id, "RETRYING", AWAY);
-    daemon_answers(&d, id, "RETRYING");
+    retrying_with_a_reason(&d, id, "interface down");
 
     veth.set_up(true);
     let back = Instant::now();
@@ -141,18 +119,7 @@ fn a_capture_started_on_a_down_interface_waits_for_it_to_come_up() {
     let d = Daemon::start();
     let id = d.init(&[veth.host(), &format!("udp port {PORT}")]);
     d.ok(&["start", &id.to_string()]);
-    let retrying = wait_for_state(&d, id, "RETRYING", DEFAULT_WAIT);
-    let reason = retrying["reason"].as_str().unwrap_or("");
-    println!(
-        "started while down: {} ({reason})",
-        retrying["state"].as_str().unwrap_or("")
-    );
-    assert!(
-        !reason.trim().is_empty(),
-        "a RETRYING capture says why: {retrying}"
-    );
-    stays_in_state(&d, id, "RETRYING", AWAY);
-    daemon_answers(&d, id, "RETRYING");
+    retrying_with_a_reason(&d, id, "started while down");
 
     veth.set_up(true);
     let back = Instant::now();
@@ -181,6 +148,20 @@ fn wait_for_state(d: &Daemon, id: u64, state: &str, timeout: Duration) -> Value 
 }
 
 /// Asserts that the capture is listed in `state` all through the next `span`.
+/// Waits for `id` to be RETRYING with a reason, and checks it stays so while the daemon
+/// keeps answering; `what` names the outage in the test's output.
+fn retrying_with_a_reason(d: &Daemon, id: u64, what: &str) {
+    let retrying = wait_for_state(d, id, "RETRYING", DEFAULT_WAIT);
+    let reason = retrying["reason"].as_str().unwrap_or("");
+    println!("{what}: RETRYING ({reason})");
+    assert!(
+        !reason.trim().is_empty(),
+        "a RETRYING capture says why: {retrying}"
+    );
+    stays_in_state(d, id, "RETRYING", AWAY);
+    daemon_answers(d, id, "RETRYING");
+}
+
 fn stays_in_state(d: &Daemon, id: u64, state: &str, span: Duration) {
     let until = Instant::now() + span;
     while Instant::now() < until {
