@@ -81,20 +81,20 @@ impl Batcher {
 
     /// Walks the whole records in `chunk`, the first of which has sequence number
     /// `first_seq`, asks `pick` about each, and gathers those taken; every full message
-    /// goes to `ship`, which returns false when the reader is gone. Returns false if the
-    /// walk ended early: `pick` said stop or `ship` said the reader is gone.
+    /// goes to `ship`, which returns false when the reader is gone. Returns the sequence
+    /// number after the chunk's last record, or `None` if the walk ended early: `pick`
+    /// said stop or `ship` said the reader is gone.
     pub fn walk(
         &mut self,
         chunk: &Bytes,
         first_seq: u64,
         mut pick: impl FnMut(u64, &RecordHeader, &[u8]) -> Pick,
         ship: &mut impl FnMut(api::stream_message::Kind) -> bool,
-    ) -> bool {
+    ) -> Option<u64> {
         let mut run: Option<Run> = None;
         let mut seq = first_seq;
         let mut records = Records::new(chunk, CHECKED);
         let mut at = 0usize;
-        let mut stopped = false;
         while let Some((h, data)) = records.next() {
             let end = records.consumed();
             let this = seq;
@@ -116,23 +116,25 @@ impl Batcher {
                 Pick::Skip => {
                     if let Some(r) = run.take() {
                         if !self.add(chunk, r, ship) {
-                            return false;
+                            return None;
                         }
                     }
                 }
                 Pick::Stop => {
-                    stopped = true;
-                    break;
+                    if let Some(r) = run.take() {
+                        self.add(chunk, r, ship);
+                    }
+                    return None;
                 }
             }
             at = end;
         }
         if let Some(r) = run.take() {
             if !self.add(chunk, r, ship) {
-                return false;
+                return None;
             }
         }
-        !stopped
+        Some(seq)
     }
 
     /// Adds a run of consecutive records of `chunk`.
@@ -253,7 +255,11 @@ mod tests {
         Bytes::from(b)
     }
 
-    fn run(format: Format, chunk: &Bytes, mut pick: impl FnMut(u64) -> Pick) -> (Vec<Kind>, bool) {
+    fn run(
+        format: Format,
+        chunk: &Bytes,
+        mut pick: impl FnMut(u64) -> Pick,
+    ) -> (Vec<Kind>, Option<u64>) {
         let mut b = Batcher::new(format);
         let mut out = Vec::new();
         let mut ship = |k| {
@@ -282,7 +288,7 @@ mod tests {
     fn everything_taken_is_the_chunk_itself() {
         let c = chunk(100, 100);
         let (out, more) = run(Format::Records, &c, |_| Pick::Take);
-        assert!(more);
+        assert_eq!(more, Some(101));
         assert_eq!(out.len(), 1);
         let Kind::Records(r) = &out[0] else { panic!() };
         assert_eq!((r.count, r.last_sequence), (100, 100));
@@ -301,7 +307,7 @@ mod tests {
                 Pick::Take
             }
         });
-        assert!(more);
+        assert_eq!(more, Some(11));
         let (bytes, count, last) = records(&out);
         let kept: Vec<u8> = Records::new(&bytes, CHECKED).map(|(_, d)| d[0]).collect();
         // Sequence numbers start at 1 for record 0.
@@ -319,7 +325,7 @@ mod tests {
                 Pick::Take
             }
         });
-        assert!(!more);
+        assert_eq!(more, None);
         let (_, count, last) = records(&out);
         assert_eq!((count, last), (4, 4));
     }

@@ -196,7 +196,7 @@ async fn forward(mut sub: Subscription, tx: Tx, mut w: Wanted, format: Format) {
                         return;
                     }
                 }
-                if !more || w.count == Some(0) {
+                if more.is_none() || w.count == Some(0) {
                     return;
                 }
                 continue;

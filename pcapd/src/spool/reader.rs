@@ -8,7 +8,7 @@ use std::path::Path;
 
 use bytes::Bytes;
 use pcap_core::api::v1 as api;
-use pcap_core::savefile::{RecordHeader, Records};
+use pcap_core::savefile::RecordHeader;
 use pcap_core::segment::{self, SegmentName};
 
 use crate::batch::{Batcher, Format, Pick};
@@ -79,16 +79,17 @@ pub fn replay(
                 continue;
             }
         }
-        let mut seq = name.first_seq;
-        let mut more = true;
-        let mut visit = |chunk: Bytes| {
-            more = batcher.walk(&chunk, seq, pick, &mut counting);
-            seq += Records::new(&chunk, u32::MAX).count() as u64;
-            if more {
-                ControlFlow::Continue(())
-            } else {
-                ControlFlow::Break(())
+        let mut next_seq = Some(name.first_seq);
+        let mut visit = |chunk: Bytes| match next_seq {
+            Some(seq) => {
+                next_seq = batcher.walk(&chunk, seq, pick, &mut counting);
+                if next_seq.is_some() {
+                    ControlFlow::Continue(())
+                } else {
+                    ControlFlow::Break(())
+                }
             }
+            None => ControlFlow::Break(()),
         };
         match read_segment(&path, name, dir, &mut visit) {
             Ok(()) => {}
@@ -96,7 +97,7 @@ pub fn replay(
             Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(e),
         }
-        if !more {
+        if next_seq.is_none() {
             break;
         }
     }
