@@ -8,21 +8,15 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant, SystemTime};
 
-use bytes::Bytes;
 use pcap::{Active, Capture};
 use pcap_core::domain::State;
-use pcap_core::savefile::{encode_record, FileHeader};
+use pcap_core::savefile::FileHeader;
 use tokio::sync::mpsc as tmpsc;
 
-use super::live::{Fanout, LiveBatch};
+use super::live::{Fanout, PendingBatch};
 use super::open::{interface_up, open, retryable};
 use super::{CaptureParams, Control, Event, LiveCounters};
 use crate::spool::writer::Spool;
-
-/// Live readers get what one read produced, in batches of at most about this many bytes.
-const LIVE_BATCH: usize = 256 << 10;
-/// Room first made for them (it grows as needed).
-const LIVE_START: usize = 16 << 10;
 
 /// Longest wait in poll when nothing happens, so that housekeeping still runs.
 const POLL_MS: u16 = 200;
@@ -169,7 +163,7 @@ impl Engine {
             self.counters.dropped_kernel.load(Relaxed),
             self.counters.dropped_interface.load(Relaxed),
         );
-        let mut pending = Pending::default();
+        let mut pending = PendingBatch::default();
         let mut failure: Option<String> = None;
         let count_limit = self.p.stop.packet_count;
         loop {
@@ -198,7 +192,7 @@ impl Engine {
                         bytes += len;
                         if live {
                             pending.push(seq, ts_ns, p.header.len, p.data);
-                            if pending.records.len() >= LIVE_BATCH {
+                            if pending.is_full() {
                                 fanout.publish(pending.take());
                             }
                         }
@@ -212,7 +206,7 @@ impl Engine {
             if spooled > 0 {
                 self.publish_size();
             }
-            if pending.count > 0 {
+            if !pending.is_empty() {
                 self.fanout.publish(pending.take());
             }
             if let Some(why) = failure.take() {
@@ -378,40 +372,6 @@ impl Engine {
             state,
             reason,
         });
-    }
-}
-
-/// Records for live readers gathered during one read of the ring.
-#[derive(Default)]
-struct Pending {
-    records: Vec<u8>,
-    first_seq: u64,
-    count: u32,
-}
-
-impl Pending {
-    fn push(&mut self, seq: u64, ts_ns: i64, origlen: u32, data: &[u8]) {
-        if self.count == 0 {
-            self.first_seq = seq;
-            self.records.reserve(LIVE_START);
-        }
-        self.count += 1;
-        encode_record(&mut self.records, ts_ns, origlen, data);
-    }
-
-    fn take(&mut self) -> LiveBatch {
-        let mut records = std::mem::take(&mut self.records);
-        // Readers' queues are bounded by the bytes they hold: hold no more than that.
-        if records.capacity() > 2 * records.len() {
-            records.shrink_to_fit();
-        }
-        let batch = LiveBatch {
-            records: Bytes::from(records),
-            first_seq: self.first_seq,
-            count: self.count,
-        };
-        self.count = 0;
-        batch
     }
 }
 

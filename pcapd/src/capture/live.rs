@@ -8,12 +8,18 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use pcap_core::domain::State;
+use pcap_core::savefile::encode_record;
 use tokio::sync::mpsc;
 
 /// Batches a reader may have queued before it starts losing packets.
 pub const QUEUE_BATCHES: usize = 512;
 /// Packet bytes a reader may have queued before it starts losing packets.
 pub const QUEUE_BYTES: usize = 8 << 20;
+
+/// Live readers get what one read produced, in batches of at most about this many bytes.
+const LIVE_BATCH: usize = 256 << 10;
+/// Room first made for them (it grows as needed).
+const LIVE_START: usize = 16 << 10;
 
 /// Packets as handed to live readers: savefile records back to back (as the spool holds
 /// them), shared by every reader without copying.
@@ -33,6 +39,49 @@ pub enum LiveItem {
     Gap(u64),
     /// The capture changed state; after a stopping state the queue closes.
     State(State, String),
+}
+
+/// Records for live readers gathered during one read of the ring.
+#[derive(Default)]
+pub struct PendingBatch {
+    records: Vec<u8>,
+    first_seq: u64,
+    count: u32,
+}
+
+impl PendingBatch {
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// Whether it is time to hand the batch over, even in the middle of a read.
+    pub fn is_full(&self) -> bool {
+        self.records.len() >= LIVE_BATCH
+    }
+
+    pub fn push(&mut self, seq: u64, ts_ns: i64, origlen: u32, data: &[u8]) {
+        if self.count == 0 {
+            self.first_seq = seq;
+            self.records.reserve(LIVE_START);
+        }
+        self.count += 1;
+        encode_record(&mut self.records, ts_ns, origlen, data);
+    }
+
+    pub fn take(&mut self) -> LiveBatch {
+        let mut records = std::mem::take(&mut self.records);
+        // Readers' queues are bounded by the bytes they hold: hold no more than that.
+        if records.capacity() > 2 * records.len() {
+            records.shrink_to_fit();
+        }
+        let batch = LiveBatch {
+            records: Bytes::from(records),
+            first_seq: self.first_seq,
+            count: self.count,
+        };
+        self.count = 0;
+        batch
+    }
 }
 
 /// Receiving end of a live reader's queue.
