@@ -3,10 +3,14 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use clap::Parser;
 use serde::Deserialize;
 
+use pcap_core::domain::Retention;
+
+use crate::spool::retention::RetentionPolicy;
 use crate::{Error, Result};
 
 /// Where the config file is read from when `--config` is not given.
@@ -111,6 +115,11 @@ pub struct FileConfig {
     pub max_filter_len: Option<usize>,
     /// Largest request message accepted, in bytes.
     pub max_request_bytes: Option<usize>,
+    /// Group whose members may start, stop and delete every capture (default `pcap-admin`
+    /// when that group exists).
+    pub admin_group: Option<String>,
+    /// Client certificate names that may start, stop and delete every capture.
+    pub admin_clients: Option<Vec<String>>,
 }
 
 /// The configuration in force, after merging file and flags and validating.
@@ -132,6 +141,10 @@ pub struct Config {
     pub remote: Option<RemoteListen>,
     /// Where Prometheus metrics are served over plain HTTP, when they are.
     pub metrics: Option<SocketAddr>,
+    /// The group of admins and its gid, when there is one.
+    pub admin_group: Option<(String, u32)>,
+    /// Certificate names of admin clients.
+    pub admin_clients: Vec<String>,
 }
 
 /// Where and with what certificates the API is served over mutual TLS.
@@ -223,6 +236,14 @@ impl Config {
                 data_dir.display()
             )));
         }
+        let admin_group = admin_group(file.admin_group)?;
+        let admin_clients = file.admin_clients.unwrap_or_default();
+        if let Some(bad) = admin_clients.iter().find(|n| n.is_empty() || n.len() > 255) {
+            return Err(Error::Config(format!(
+                "admin_clients: {bad:?} is not a certificate name: give the names of client \
+                 certificates, as `pcapd tls client --name NAME` made them"
+            )));
+        }
         Ok(Config {
             socket: flags
                 .socket
@@ -240,7 +261,102 @@ impl Config {
             max_request_bytes,
             remote,
             metrics,
+            admin_group,
+            admin_clients,
         })
+    }
+
+    /// The filter a capture with the user's `filter` really runs with: without pcapd's
+    /// own remote connections. Looks up the host's addresses (blocking).
+    pub fn applied_filter(&self, filter: &str) -> String {
+        use crate::capture::{device, exclusion};
+        let own = self
+            .remote
+            .as_ref()
+            .and_then(|r| exclusion::own_traffic(Some(r.addr), &device::host_addresses()));
+        exclusion::applied_filter(filter, own.as_deref())
+    }
+
+    /// The retention of a capture that asked for `r`, with the daemon's defaults.
+    pub fn retention_for(&self, r: &Retention) -> RetentionPolicy {
+        RetentionPolicy {
+            max_bytes: r.max_bytes.unwrap_or(self.default_max_bytes),
+            // Ages are bounded where requests enter; saturate rather than trust that here.
+            max_age_ns: r.max_age_secs.map(|s| {
+                i64::try_from(s)
+                    .unwrap_or(i64::MAX)
+                    .saturating_mul(1_000_000_000)
+            }),
+            floor_percent: self.free_space_floor_percent,
+        }
+    }
+
+    /// The settings of `new` that differ from these and only take effect at a restart
+    /// (the sockets bound and the files opened before privileges were dropped).
+    pub fn needs_restart(&self, new: &Config) -> Vec<&'static str> {
+        let mut changed = Vec::new();
+        if self.socket != new.socket {
+            changed.push("socket");
+        }
+        if self.socket_group != new.socket_group {
+            changed.push("socket_group");
+        }
+        if self.data_dir != new.data_dir {
+            changed.push("data_dir");
+        }
+        if self.metrics != new.metrics {
+            changed.push("metrics");
+        }
+        if self.max_request_bytes != new.max_request_bytes {
+            changed.push("max_request_bytes");
+        }
+        changed
+    }
+}
+
+/// The configuration in force, shared by everything that reads it and replaced as a
+/// whole on reload: a reader gets one consistent configuration, never half of two.
+#[derive(Debug)]
+pub struct Current(std::sync::RwLock<Arc<Config>>);
+
+impl Current {
+    pub fn new(config: Config) -> Self {
+        Current(std::sync::RwLock::new(Arc::new(config)))
+    }
+
+    /// The configuration now.
+    pub fn get(&self) -> Arc<Config> {
+        self.0.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Puts `config` in force.
+    pub fn set(&self, config: Config) {
+        *self.0.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(config);
+    }
+}
+
+/// Name of the admin group used when the config names none and it exists.
+pub const DEFAULT_ADMIN_GROUP: &str = "pcap-admin";
+
+/// The admin group: the one the config names, which must exist, or `pcap-admin` if it
+/// exists.
+fn admin_group(named: Option<String>) -> Result<Option<(String, u32)>> {
+    use nix::unistd::Group;
+    match named {
+        Some(name) => match Group::from_name(&name) {
+            Ok(Some(g)) => Ok(Some((name, g.gid.as_raw()))),
+            Ok(None) => Err(Error::Config(format!(
+                "admin_group = {name:?}: there is no such group; create it (`groupadd {name}`) \
+                 or leave the key out"
+            ))),
+            Err(e) => Err(Error::Config(format!(
+                "admin_group = {name:?}: cannot look the group up: {e}"
+            ))),
+        },
+        None => Ok(Group::from_name(DEFAULT_ADMIN_GROUP)
+            .ok()
+            .flatten()
+            .map(|g| (DEFAULT_ADMIN_GROUP.to_owned(), g.gid.as_raw()))),
     }
 }
 
@@ -326,8 +442,13 @@ fn read_file(path: &Path) -> Result<FileConfig> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+
+    /// The configuration with no file and no flags.
+    pub(crate) fn plain() -> Config {
+        Config::merge(FileConfig::default(), &flags(&[])).unwrap()
+    }
 
     fn flags(args: &[&str]) -> Flags {
         Flags::parse_from(std::iter::once("pcapd").chain(args.iter().copied()))

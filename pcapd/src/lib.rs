@@ -9,6 +9,7 @@ pub mod listen;
 pub mod metrics;
 pub mod privileges;
 pub mod registry;
+pub mod reload;
 pub mod server;
 pub mod service;
 pub mod spool;

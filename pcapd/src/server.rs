@@ -10,13 +10,12 @@ use tokio_stream::StreamExt;
 
 use crate::config::{Config, Flags};
 use crate::registry::Registry;
+use crate::reload::Reloader;
 use crate::service::PcapdService;
 use crate::Result;
 
 /// How long in-flight calls get to finish at exit.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
-/// How often running captures' counters are saved.
-const PERSIST_EVERY: Duration = Duration::from_secs(10);
 
 /// The listening sockets, bound before privileges are dropped.
 pub struct Bound {
@@ -101,7 +100,7 @@ pub async fn run(config: Config, flags: Flags, bound: Bound) -> Result<()> {
         Some(tcp) => Some(tokio_tcp(tcp, "metrics listener")?),
         None => None,
     };
-    let limits = config.clone();
+    let max_request_bytes = config.max_request_bytes;
     let registry = match Registry::open(config) {
         Ok(r) => r,
         Err(e) => {
@@ -115,8 +114,8 @@ pub async fn run(config: Config, flags: Flags, bound: Bound) -> Result<()> {
     let mut int = signal(SignalKind::interrupt()).map_err(|e| crate::Error::io("signal", e))?;
     let mut hup = signal(SignalKind::hangup()).map_err(|e| crate::Error::io("signal", e))?;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let service = PcapdServer::new(PcapdService::new(registry.clone(), limits.max_streams))
-        .max_decoding_message_size(limits.max_request_bytes);
+    let service = PcapdServer::new(PcapdService::new(registry.clone()))
+        .max_decoding_message_size(max_request_bytes);
     let (reflection_v1, reflection_v1alpha) = match reflection() {
         Ok(r) => r,
         Err(e) => {
@@ -125,7 +124,7 @@ pub async fn run(config: Config, flags: Flags, bound: Bound) -> Result<()> {
         }
     };
 
-    let mut servers = vec![tokio::spawn(
+    let local = tokio::spawn(
         tonic::transport::Server::builder()
             .layer(explain_oversized())
             .add_service(service.clone())
@@ -135,22 +134,34 @@ pub async fn run(config: Config, flags: Flags, bound: Bound) -> Result<()> {
                 UnixListenerStream::new(listener).map(|c| c.map(crate::listen::authority::wrap)),
                 stopped(stop_rx.clone()),
             ),
-    )];
-    if let Some((tcp, tls)) = remote {
-        tracing::info!(listen = %tcp.local_addr().map(|a| a.to_string()).unwrap_or_default(),
-            "serving remote clients over mutual TLS");
-        servers.push(tokio::spawn(
-            tonic::transport::Server::builder()
+    );
+    let serve_remote: crate::reload::ServeRemote = {
+        let stop_rx = stop_rx.clone();
+        Arc::new(move |tcp, tls: crate::reload::RemoteTls| {
+            let shutdown = stopped(stop_rx.clone());
+            let retired = stopped(tls.stop.clone());
+            let server = tonic::transport::Server::builder()
                 .layer(explain_oversized())
-                .add_service(service)
-                .add_service(reflection_v1)
-                .add_service(reflection_v1alpha)
+                .add_service(service.clone())
+                .add_service(reflection_v1.clone())
+                .add_service(reflection_v1alpha.clone())
                 .serve_with_incoming_shutdown(
-                    crate::listen::tls::incoming(tcp, tls),
-                    stopped(stop_rx.clone()),
-                ),
-        ));
-    }
+                    crate::listen::tls::incoming(tcp, tls.config, tls.stop),
+                    async move {
+                        tokio::select! {
+                            _ = shutdown => {}
+                            _ = retired => {}
+                        }
+                    },
+                );
+            tokio::spawn(async move {
+                if let Err(e) = server.await {
+                    tracing::error!(error = %e, "remote listener failed");
+                }
+            })
+        })
+    };
+    let mut reloader = Reloader::new(registry.clone(), flags, serve_remote, remote);
     let metrics = metrics_listener.map(|tcp| {
         tracing::info!(listen = %tcp.local_addr().map(|a| a.to_string()).unwrap_or_default(),
             "serving Prometheus metrics at /metrics");
@@ -162,27 +173,27 @@ pub async fn run(config: Config, flags: Flags, bound: Bound) -> Result<()> {
         ))
     });
 
-    let mut persist = tokio::time::interval(PERSIST_EVERY);
     loop {
         tokio::select! {
             _ = term.recv() => break,
             _ = int.recv() => break,
-            _ = hup.recv() => reload(&registry, &flags),
-            _ = persist.tick() => {
-                let r = registry.clone();
-                let _ = tokio::task::spawn_blocking(move || r.persist_counters()).await;
-            }
+            _ = hup.recv() => reloader.reload().await,
         }
     }
     tracing::info!("shutting down: closing segments");
     // Stopping the capture threads first also ends live streams, so the server can drain.
-    let r = registry.clone();
-    let _ = tokio::task::spawn_blocking(move || r.shutdown()).await;
+    registry.shutdown().await;
     let _ = stop_tx.send(true);
     if let Some(m) = metrics {
         let _ = m.await;
     }
-    let drained = futures_join(servers);
+    let remote_servers = reloader.close();
+    let drained = async move {
+        let _ = local.await;
+        for h in remote_servers {
+            let _ = h.await;
+        }
+    };
     if tokio::time::timeout(DRAIN_TIMEOUT, drained).await.is_err() {
         tracing::warn!("calls still running after {DRAIN_TIMEOUT:?}; exiting anyway");
     }
@@ -244,10 +255,10 @@ fn rewrite_oversized(headers: &mut http::HeaderMap) {
     let [found, limit] = numbers[..] else {
         return;
     };
-    let explained = tonic::Status::invalid_argument(format!(
+    let explained = tonic::Status::from(crate::Error::Invalid(format!(
         "the request is {found} bytes, more than the {limit} bytes pcapd accepts \
          (max_request_bytes in its config file): send less at once"
-    ));
+    )));
     for name in ["grpc-status", "grpc-message", "grpc-status-details-bin"] {
         headers.remove(name);
     }
@@ -269,26 +280,6 @@ fn tokio_tcp(l: std::net::TcpListener, what: &str) -> Result<tokio::net::TcpList
 /// Resolves once shutdown is asked for.
 async fn stopped(mut rx: tokio::sync::watch::Receiver<bool>) {
     let _ = rx.wait_for(|stop| *stop).await;
-}
-
-async fn futures_join<T>(handles: Vec<tokio::task::JoinHandle<T>>) {
-    for h in handles {
-        let _ = h.await;
-    }
-}
-
-fn reload(registry: &Arc<Registry>, flags: &Flags) {
-    match Config::load(flags) {
-        Ok(new) => {
-            tracing::info!(
-                "configuration reloaded; changes to the socket, data directory, remote listener and metrics endpoint take effect at the next start"
-            );
-            registry.reload(new);
-        }
-        Err(e) => {
-            tracing::error!(error = %e, "configuration not reloaded; keeping the current one")
-        }
-    }
 }
 
 #[cfg(test)]

@@ -62,17 +62,28 @@ impl Store {
         Ok(out)
     }
 
-    /// Takes the next capture id; ids are never reused, even after a delete.
-    pub fn allocate_id(&self) -> Result<CaptureId> {
+    /// The id the next capture gets; ids are never reused, even after a delete.
+    pub fn next_id(&self) -> Result<CaptureId> {
+        let tx = self.db.begin_read()?;
+        let meta = tx.open_table(META)?;
+        let next = meta.get(NEXT_ID)?.map(|v| v.value()).unwrap_or(1);
+        let captures = tx.open_table(CAPTURES)?;
+        let after_last = captures.last()?.map(|(k, _)| k.value() + 1).unwrap_or(1);
+        Ok(next.max(after_last))
+    }
+
+    /// Writes a new capture's record, and takes its id for good.
+    pub fn create_capture(&self, info: &CaptureInfo) -> Result<()> {
         let tx = self.db.begin_write()?;
-        let id = {
+        {
             let mut meta = tx.open_table(META)?;
-            let id = meta.get(NEXT_ID)?.map(|v| v.value()).unwrap_or(1);
-            meta.insert(NEXT_ID, id + 1)?;
-            id
-        };
+            let next = meta.get(NEXT_ID)?.map(|v| v.value()).unwrap_or(1);
+            meta.insert(NEXT_ID, next.max(info.id + 1))?;
+            let mut table = tx.open_table(CAPTURES)?;
+            table.insert(info.id, serde_json::to_vec(info)?.as_slice())?;
+        }
         tx.commit()?;
-        Ok(id)
+        Ok(())
     }
 
     /// Writes one capture's record.
@@ -166,8 +177,15 @@ mod tests {
         let path = dir.path().join("registry.redb");
         {
             let store = Store::open(&path).unwrap();
-            assert_eq!(store.allocate_id().unwrap(), 1);
-            assert_eq!(store.allocate_id().unwrap(), 2);
+            assert_eq!(store.next_id().unwrap(), 1);
+            for id in [1, 2] {
+                let info = CaptureInfo {
+                    id,
+                    ..crate::registry::tests_support::capture_info()
+                };
+                store.create_capture(&info).unwrap();
+            }
+            assert_eq!(store.next_id().unwrap(), 3);
             let seg = |first_seq| SegmentMeta {
                 first_seq,
                 packets: 10,
@@ -185,6 +203,10 @@ mod tests {
             assert_eq!(store.segments(1).unwrap()[0].first_seq, 11);
         }
         let store = Store::open(&path).unwrap();
-        assert_eq!(store.allocate_id().unwrap(), 3);
+        assert_eq!(
+            store.next_id().unwrap(),
+            3,
+            "2 was deleted, and is not given again"
+        );
     }
 }

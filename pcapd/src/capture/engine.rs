@@ -11,7 +11,7 @@ use std::time::{Duration, Instant, SystemTime};
 use pcap::{Active, Capture};
 use pcap_core::domain::State;
 use pcap_core::savefile::FileHeader;
-use tokio::sync::mpsc as tmpsc;
+use tokio::sync::{mpsc as tmpsc, oneshot};
 
 use super::live::{Fanout, PendingBatch};
 use super::open::{interface_up, open, retryable};
@@ -44,8 +44,10 @@ struct Engine {
     spool: Spool,
     fanout: Fanout,
     state: State,
-    /// Told the first state reached, once: the thread that started us waits for it.
-    ready: Option<mpsc::SyncSender<(State, String)>>,
+    /// Told the first state reached, once: the capture's owner waits for it.
+    ready: Option<oneshot::Sender<(State, String)>>,
+    /// A new filter to put into the kernel, and who waits to hear that it is in place.
+    refilter: Option<(String, oneshot::Sender<std::result::Result<(), String>>)>,
     /// Packets spooled in this run, for the count stop condition.
     run_packets: u64,
     deadline: Option<Instant>,
@@ -58,7 +60,7 @@ pub fn run(
     woken: UnixDatagram,
     counters: Arc<LiveCounters>,
     events: tmpsc::UnboundedSender<Event>,
-    ready: mpsc::SyncSender<(State, String)>,
+    ready: oneshot::Sender<(State, String)>,
 ) {
     let (id, generation) = (p.id, p.generation);
     let header = FileHeader {
@@ -86,10 +88,12 @@ pub fn run(
             return;
         }
     };
+    // Durations are bounded where requests enter; a deadline beyond what the clock holds
+    // is no deadline at all.
     let deadline = p
         .stop
         .duration_secs
-        .map(|s| Instant::now() + Duration::from_secs(s));
+        .and_then(|s| Instant::now().checked_add(Duration::from_secs(s)));
     let mut engine = Engine {
         p,
         control,
@@ -100,6 +104,7 @@ pub fn run(
         fanout: Fanout::default(),
         state: State::Active,
         ready: Some(ready),
+        refilter: None,
         run_packets: 0,
         deadline,
     };
@@ -169,6 +174,15 @@ impl Engine {
         loop {
             if let Some(end) = self.poll_control() {
                 return end;
+            }
+            if let Some((filter, reply)) = self.refilter.take() {
+                let r = cap.filter(&filter, true).map_err(|e| e.to_string());
+                if let Err(e) = &r {
+                    tracing::error!(capture.id = self.p.id, error = %e, "the new filter was refused; the old one stays");
+                } else {
+                    self.p.filter = filter;
+                }
+                let _ = reply.send(r);
             }
             if let Err(e) = self.wait_readable(&cap) {
                 return End::Failed(format!("waiting for packets: {e}"));
@@ -336,6 +350,10 @@ impl Engine {
                     if let Some(end) = self.handle(c) {
                         return Some(end);
                     }
+                    if let Some((filter, reply)) = self.refilter.take() {
+                        self.p.filter = filter;
+                        let _ = reply.send(Ok(()));
+                    }
                 }
                 Err(mpsc::RecvTimeoutError::Timeout) => return None,
                 Err(mpsc::RecvTimeoutError::Disconnected) => return Some(End::Shutdown),
@@ -353,6 +371,18 @@ impl Engine {
                 }
                 let sub = self.fanout.subscribe();
                 let _ = reply.send((self.spool.last_seq(), sub));
+                None
+            }
+            Control::Reconfigure {
+                filter,
+                policy,
+                reply,
+            } => {
+                self.p.policy = policy;
+                self.spool.set_policy(policy);
+                // The read loop puts the filter into the kernel; while retrying there is no
+                // handle, and the next one is opened with it.
+                self.refilter = Some((filter, reply));
                 None
             }
         }

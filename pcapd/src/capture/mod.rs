@@ -22,9 +22,6 @@ use crate::store::{SegmentMeta, Store};
 use crate::{Error, Result};
 use live::Subscription;
 
-/// How long starting a capture may take before the caller is answered anyway.
-const READY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
-
 /// What a capture thread needs to run.
 pub struct CaptureParams {
     pub id: CaptureId,
@@ -57,6 +54,13 @@ pub enum Control {
     /// Flush the spool and add a live reader; replies with the last sequence number on
     /// disk, so that the reader's queue starts exactly after it.
     Subscribe(oneshot::Sender<(u64, Subscription)>),
+    /// Capture with this filter and keep the spool within this policy from now on (a
+    /// reloaded configuration); replies once the kernel has the new filter, or why not.
+    Reconfigure {
+        filter: String,
+        policy: RetentionPolicy,
+        reply: oneshot::Sender<std::result::Result<(), String>>,
+    },
 }
 
 /// What a capture thread tells the registry.
@@ -121,25 +125,37 @@ impl LiveCounters {
     }
 }
 
-/// The registry's handle on a running capture thread.
+/// The registry's handle on a running capture thread: the thread itself, which only the
+/// capture's owner joins, and a [`Controller`] that readers may clone to talk to it.
 pub struct CaptureHandle {
     pub generation: u64,
     pub counters: Arc<LiveCounters>,
-    control: mpsc::Sender<Control>,
-    /// Wakes the thread from its poll so that a request is seen at once.
-    waker: UnixDatagram,
+    pub controller: Controller,
     thread: Option<JoinHandle<()>>,
 }
 
+/// Sends requests to a capture thread; cheap to clone, so that readers subscribe without
+/// going through the capture's owner.
+#[derive(Clone)]
+pub struct Controller {
+    control: mpsc::Sender<Control>,
+    /// Wakes the thread from its poll so that a request is seen at once.
+    waker: Arc<UnixDatagram>,
+}
+
+/// The first state a new capture thread reaches (ACTIVE, RETRYING, or why it could not
+/// start), told once.
+pub type Ready = oneshot::Receiver<(State, String)>;
+
 impl CaptureHandle {
-    /// Starts a capture thread and waits until it is capturing (device open, filter set) or
-    /// knows it cannot, so that a caller told ACTIVE can rely on packets being captured.
-    /// Returns the handle and the state the thread reached.
+    /// Starts a capture thread. It reports the first state it reaches on the returned
+    /// [`Ready`], and everything after that as [`Event`]s. A thread that panics reports
+    /// FAILED with the panic's message, like any other end.
     pub fn spawn(
         params: CaptureParams,
         counters: Counters,
         events: tmpsc::UnboundedSender<Event>,
-    ) -> Result<(CaptureHandle, State, String)> {
+    ) -> Result<(CaptureHandle, Ready)> {
         let counters = Arc::new(LiveCounters::from_counters(&counters));
         let (control, rx) = mpsc::channel();
         let (waker, woken) = UnixDatagram::pair()
@@ -149,40 +165,46 @@ impl CaptureHandle {
                 Ok((a, b))
             })
             .map_err(|e| Error::Unavailable(format!("cannot start a capture thread: {e}")))?;
-        let generation = params.generation;
+        let (id, generation) = (params.id, params.generation);
         let shared = counters.clone();
-        let (ready_tx, ready_rx) = mpsc::sync_channel(1);
+        let (ready_tx, ready_rx) = oneshot::channel();
         let thread = std::thread::Builder::new()
-            .name(format!("capture-{}", params.id))
-            .spawn(move || engine::run(params, rx, woken, shared, events, ready_tx))
+            .name(format!("capture-{id}"))
+            .spawn(move || {
+                let crashed = events.clone();
+                let run = std::panic::AssertUnwindSafe(|| {
+                    engine::run(params, rx, woken, shared, events, ready_tx)
+                });
+                if let Err(panic) = std::panic::catch_unwind(run) {
+                    let what = panic
+                        .downcast_ref::<&str>()
+                        .map(|s| s.to_string())
+                        .or_else(|| panic.downcast_ref::<String>().cloned())
+                        .unwrap_or_else(|| "no message".into());
+                    let reason = format!(
+                        "the capture thread crashed ({what}); the spool is kept. This is a bug \
+                         in pcapd: please report it with pcapd's log"
+                    );
+                    tracing::error!(capture.id = id, reason = %reason, "capture thread crashed");
+                    let _ = crashed.send(Event::Exited {
+                        id,
+                        generation,
+                        state: State::Failed,
+                        reason,
+                    });
+                }
+            })
             .map_err(|e| Error::Unavailable(format!("cannot start a capture thread: {e}")))?;
-        let (state, reason) = match ready_rx.recv_timeout(READY_TIMEOUT) {
-            Ok(r) => r,
-            Err(mpsc::RecvTimeoutError::Disconnected) => (
-                State::Failed,
-                "the capture thread ended before capturing".to_owned(),
-            ),
-            Err(mpsc::RecvTimeoutError::Timeout) => (
-                State::Retrying,
-                "opening the interface takes unusually long".to_owned(),
-            ),
-        };
         let handle = CaptureHandle {
             generation,
             counters,
-            control,
-            waker,
+            controller: Controller {
+                control,
+                waker: Arc::new(waker),
+            },
             thread: Some(thread),
         };
-        Ok((handle, state, reason))
-    }
-
-    /// Sends a request to the thread and wakes it.
-    pub fn request(&self, c: Control) -> bool {
-        let sent = self.control.send(c).is_ok();
-        // A full socket means a wake-up is pending already.
-        let _ = self.waker.send(&[1]);
-        sent
+        Ok((handle, ready_rx))
     }
 
     /// Waits for the thread to end (blocking).
@@ -190,6 +212,16 @@ impl CaptureHandle {
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
+    }
+}
+
+impl Controller {
+    /// Sends a request to the thread and wakes it; false if the thread has ended.
+    pub fn request(&self, c: Control) -> bool {
+        let sent = self.control.send(c).is_ok();
+        // A full socket means a wake-up is pending already.
+        let _ = self.waker.send(&[1]);
+        sent
     }
 
     /// Asks for a live reader (see [`Control::Subscribe`]); the answer comes on the

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio_rustls::server::TlsStream;
 use tokio_rustls::TlsAcceptor;
 use tokio_stream::wrappers::ReceiverStream;
@@ -45,13 +45,16 @@ pub fn bind(addr: SocketAddr) -> Result<std::net::TcpListener> {
     })
 }
 
-/// Accepts connections and yields those whose TLS handshake succeeds.
+/// Accepts connections and yields those whose TLS handshake succeeds, each with the TLS
+/// configuration `config` holds when it connects (certificates replaced by a reload apply
+/// to new connections). Stops accepting, and closes the listening socket, once `stop`
+/// turns true.
 pub fn incoming(
     listener: TcpListener,
-    config: Arc<rustls::ServerConfig>,
+    config: watch::Receiver<Arc<rustls::ServerConfig>>,
+    mut stop: watch::Receiver<bool>,
 ) -> ReceiverStream<std::io::Result<TlsConn>> {
     let (tx, rx) = mpsc::channel(16);
-    let acceptor = TlsAcceptor::from(config);
     let permits = Arc::new(tokio::sync::Semaphore::new(MAX_HANDSHAKES));
     tokio::spawn(async move {
         loop {
@@ -68,8 +71,9 @@ pub fn incoming(
                     }
                 },
                 _ = tx.closed() => return,
+                _ = stopped(&mut stop) => return,
             };
-            let acceptor = acceptor.clone();
+            let acceptor = TlsAcceptor::from(config.borrow().clone());
             let tx = tx.clone();
             tokio::spawn(async move {
                 let _permit = permit;
@@ -97,6 +101,11 @@ pub fn incoming(
         }
     });
     ReceiverStream::new(rx)
+}
+
+/// Resolves once `stop` turns true (or its sender is gone).
+async fn stopped(stop: &mut watch::Receiver<bool>) {
+    let _ = stop.wait_for(|s| *s).await;
 }
 
 // === impl TlsConn ===

@@ -1,195 +1,216 @@
-//! The registry's commands: init, start, stop, delete, list.
+//! The registry's commands: init, start, stop, delete. Each resolves its selector, checks
+//! that the caller may act on every capture it names, then hands the work to the
+//! captures' owners and waits for their answers; several captures are worked on at once.
 
-use pcap_core::domain::{CaptureInfo, CaptureSpec, Counters, Selector, State, StopConditions};
+use pcap_core::domain::{CaptureInfo, CaptureSpec, Counters, State, StopConditions};
 
-use super::{Entry, Registry};
-use crate::capture::{device, Control};
-use crate::{spool, Error, Result};
+use super::access::{denied, Caller};
+use super::actor::{blocking, label, CaptureRef, Command};
+use super::{Registry, Selector};
+use crate::capture::device;
+use crate::{Error, Result};
 
 impl Registry {
     /// Defines a capture, or adds the aliases to the capture that has the same target and
     /// filter already. Returns the capture and whether it was created.
-    pub fn init(&self, spec: CaptureSpec, owner: &str) -> Result<(CaptureInfo, bool)> {
+    pub async fn init(&self, spec: CaptureSpec, caller: &Caller) -> Result<(CaptureInfo, bool)> {
         self.check_filter_len(&spec.filter)?;
-        device::check_exists(&spec.target)?;
-        device::probe(&spec.target, &spec.filter, spec.snaplen)?;
-        let applied_filter = self.applied_filter(&spec.filter);
-        let link_type = device::probe(&spec.target, &applied_filter, spec.snaplen)?;
-        let mut inner = self.lock();
-        for alias in &spec.aliases {
-            if let Some(other) = inner.captures.values().find(|e| {
-                e.info.aliases.contains(alias)
-                    && (e.info.target != spec.target || e.info.filter != spec.filter)
-            }) {
-                return Err(Error::AlreadyExists(format!(
-                    "alias \"{alias}\" is already used by {} on {} with filter {:?}; choose another \
-                     alias, or remove it with `pcap delete {alias}`",
-                    other.label(),
-                    other.info.target,
-                    other.info.filter
-                )));
+        let config = self.settings();
+        let (target, filter, snaplen) = (spec.target.clone(), spec.filter.clone(), spec.snaplen);
+        let (link_type, applied_filter) = blocking(move || {
+            device::check_exists(&target)?;
+            // The user's filter first, so that a mistake in it is reported as theirs.
+            device::probe(&target, &filter, snaplen)?;
+            let applied = config.applied_filter(&filter);
+            Ok((device::probe(&target, &applied, snaplen)?, applied))
+        })
+        .await?;
+        let (capture, created) = {
+            let mut captures = self.lock();
+            if captures.shutting_down {
+                return Err(Error::Unavailable("pcapd is shutting down".into()));
             }
-        }
-        if let Some(entry) = inner
-            .captures
-            .values_mut()
-            .find(|e| e.info.target == spec.target && e.info.filter == spec.filter)
-        {
-            for alias in spec.aliases {
-                if !entry.info.aliases.contains(&alias) {
-                    entry.info.aliases.push(alias);
+            for alias in &spec.aliases {
+                let taken = captures.by_id.values().find_map(|c| {
+                    c.view.with(|i| {
+                        (i.aliases.contains(alias)
+                            && (i.target != spec.target || i.filter != spec.filter))
+                            .then(|| (label(i), i.target.to_string(), i.filter.clone()))
+                    })
+                });
+                if let Some((other, target, filter)) = taken {
+                    return Err(Error::AlreadyExists(format!(
+                        "alias \"{alias}\" is already used by {other} on {target} with filter \
+                         {filter:?}; choose another alias, or remove it with `pcap delete {alias}`"
+                    )));
                 }
             }
-            let info = entry.snapshot();
-            self.store.put_capture(&info)?;
-            tracing::info!(capture.id = info.id, owner, aliases = ?info.aliases, "aliases added");
-            return Ok((info, false));
-        }
-        let max = self.config.read().expect("config lock").max_captures;
-        if inner.captures.len() >= max {
-            return Err(Error::Unavailable(format!(
-                "pcapd holds {max} captures already (max_captures): delete some with `pcap delete`"
-            )));
-        }
-        let id = self.store.allocate_id()?;
-        let info = CaptureInfo {
-            id,
-            aliases: spec.aliases,
-            applied_filter,
-            target: spec.target,
-            filter: spec.filter,
-            snaplen: spec.snaplen,
-            promisc: spec.promisc,
-            stop: spec.stop,
-            retention: spec.retention,
-            owner: owner.to_owned(),
-            state: State::Pending,
-            reason: String::new(),
-            counters: Counters::default(),
-            link_type,
-            created_unix_ns: pcap_core::parse::unix_ns(std::time::SystemTime::now()),
-            started_unix_ns: 0,
+            let same = captures
+                .by_id
+                .values()
+                .find(|c| {
+                    c.view
+                        .with(|i| i.target == spec.target && i.filter == spec.filter)
+                })
+                .cloned();
+            match same {
+                Some(capture) => {
+                    capture.view.update(|i| {
+                        for alias in &spec.aliases {
+                            if !i.aliases.contains(alias) {
+                                i.aliases.push(alias.clone());
+                            }
+                        }
+                    });
+                    (capture, false)
+                }
+                None => {
+                    let max = self.settings().max_captures;
+                    if captures.by_id.len() >= max {
+                        return Err(Error::Unavailable(format!(
+                            "pcapd holds {max} captures already (max_captures): delete some \
+                             with `pcap delete`"
+                        )));
+                    }
+                    let id = captures.next_id;
+                    captures.next_id += 1;
+                    let info = CaptureInfo {
+                        id,
+                        aliases: spec.aliases,
+                        applied_filter,
+                        target: spec.target,
+                        filter: spec.filter,
+                        snaplen: spec.snaplen,
+                        promisc: spec.promisc,
+                        stop: spec.stop,
+                        retention: spec.retention,
+                        owner: caller.name.clone(),
+                        state: State::Pending,
+                        reason: String::new(),
+                        counters: Counters::default(),
+                        link_type,
+                        created_unix_ns: pcap_core::parse::unix_ns(std::time::SystemTime::now()),
+                        started_unix_ns: 0,
+                    };
+                    let capture = CaptureRef::spawn(info, self.shared.clone());
+                    captures.by_id.insert(id, capture.clone());
+                    (capture, true)
+                }
+            }
         };
-        self.store.put_capture(&info)?;
-        tracing::info!(capture.id = id, owner, target = %info.target, filter = %info.filter, "capture defined");
-        inner.captures.insert(
-            id,
-            Entry {
-                info: info.clone(),
-                run: None,
-            },
-        );
-        Ok((info, true))
+        let saved = if created {
+            capture.ask(Command::Create).await.and_then(|r| r)
+        } else {
+            capture.ask(Command::Persist).await.and_then(|r| r)
+        };
+        let info = capture.view.snapshot();
+        if let Err(e) = saved {
+            if created {
+                self.lock().by_id.remove(&info.id);
+            }
+            return Err(e);
+        }
+        if created {
+            tracing::info!(capture.id = info.id, owner = %caller.name, target = %info.target, filter = %info.filter, "capture defined");
+        } else {
+            tracing::info!(capture.id = info.id, caller = %caller.name, aliases = ?info.aliases, "aliases added");
+        }
+        Ok((info, created))
     }
 
-    /// Starts (or resumes) the selected captures.
-    /// With `stop`, the captures take these stop conditions from now on.
-    pub fn start(
+    /// Starts (or resumes) the selected captures; with `stop`, they take these stop
+    /// conditions from now on.
+    pub async fn start(
         &self,
         sel: &Selector,
-        caller: &str,
+        caller: &Caller,
         stop: Option<StopConditions>,
     ) -> Result<Vec<CaptureInfo>> {
-        let mut inner = self.lock();
-        let ids = Self::resolve(&inner, sel)?;
-        if let Some(stop) = stop {
-            if let Some(running) = ids.iter().find(|id| inner.captures[id].run.is_some()) {
-                return Err(Error::Precondition(format!(
-                    "{} is running; stop it first to give it new stop conditions",
-                    inner.captures[running].label()
-                )));
-            }
-            for id in &ids {
-                let entry = inner.captures.get_mut(id).expect("resolved");
-                entry.info.stop = stop;
-                self.store.put_capture(&entry.info)?;
-            }
+        if self.lock().shutting_down {
+            return Err(Error::Unavailable("pcapd is shutting down".into()));
         }
-        let mut out = Vec::new();
-        for id in ids {
-            self.start_locked(&mut inner, id)?;
-            tracing::info!(capture.id = id, caller, "started");
-            out.push(inner.captures[&id].snapshot());
+        let captures = self.allowed(sel, caller, "start")?;
+        let infos = each(&captures, |reply| Command::Start { stop, reply }).await?;
+        for info in &infos {
+            tracing::info!(capture.id = info.id, caller = %caller.name, state = %info.state, "start");
         }
-        Ok(out)
+        Ok(infos)
     }
 
     /// Pauses the selected captures, waiting until their segments are closed.
-    pub fn stop(&self, sel: &Selector, caller: &str) -> Result<Vec<CaptureInfo>> {
-        let ids = self.halt(sel, State::Paused)?;
-        let inner = self.lock();
-        for id in &ids {
-            tracing::info!(capture.id = id, caller, "stopped");
+    pub async fn stop(&self, sel: &Selector, caller: &Caller) -> Result<Vec<CaptureInfo>> {
+        let captures = self.allowed(sel, caller, "stop")?;
+        let infos = each(&captures, Command::Stop).await?;
+        for info in &infos {
+            tracing::info!(capture.id = info.id, caller = %caller.name, "stopped");
         }
-        Ok(ids
-            .iter()
-            .filter_map(|id| inner.captures.get(id))
-            .map(Entry::snapshot)
-            .collect())
+        Ok(infos)
     }
 
     /// Removes the selected captures and their spool.
-    pub fn delete(&self, sel: &Selector, caller: &str) -> Result<Vec<CaptureInfo>> {
-        let ids = self.halt(sel, State::Paused)?;
-        let mut inner = self.lock();
-        let mut out = Vec::new();
-        for id in ids {
-            let Some(entry) = inner.captures.get(&id) else {
-                continue;
-            };
-            if entry.run.is_some() {
-                // Started again meanwhile by another caller: leave it alone.
-                continue;
-            }
-            let dir = spool::capture_dir(&self.data_dir, id);
-            match std::fs::remove_dir_all(&dir) {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(Error::io(&dir, e)),
-            }
-            self.store.delete_capture(id)?;
-            let entry = inner.captures.remove(&id).expect("present above");
-            tracing::info!(capture.id = id, caller, "deleted with its spool");
-            out.push(entry.info);
+    pub async fn delete(&self, sel: &Selector, caller: &Caller) -> Result<Vec<CaptureInfo>> {
+        let captures = self.allowed(sel, caller, "delete")?;
+        let infos = each(&captures, Command::Delete).await?;
+        let mut registered = self.lock();
+        for info in &infos {
+            registered.by_id.remove(&info.id);
+            tracing::info!(capture.id = info.id, caller = %caller.name, "deleted with its spool");
         }
-        Ok(out)
+        Ok(infos)
     }
 
-    /// Every capture with current counters.
-    pub fn list(&self) -> Vec<CaptureInfo> {
-        self.lock().captures.values().map(Entry::snapshot).collect()
+    /// The captures `sel` names, if `caller` may `verb` every one of them; otherwise a
+    /// refusal naming those it may not, and nothing is done.
+    fn allowed(&self, sel: &Selector, caller: &Caller, verb: &str) -> Result<Vec<CaptureRef>> {
+        let captures = self.resolve(sel)?;
+        let refused: Vec<(String, String)> = captures
+            .iter()
+            .filter_map(|c| {
+                c.view
+                    .with(|i| (!caller.may_manage(i)).then(|| (label(i), i.owner.clone())))
+            })
+            .collect();
+        if !refused.is_empty() {
+            tracing::warn!(caller = %caller.name, verb, refused = refused.len(), "refused: not the owner");
+            return Err(denied(verb, &refused, &self.settings()));
+        }
+        Ok(captures)
     }
+}
 
-    /// Stops the threads of the selected captures and records `state` for those that ran.
-    fn halt(&self, sel: &Selector, state: State) -> Result<Vec<u64>> {
-        let (ids, runs) = {
-            let mut inner = self.lock();
-            let ids = Self::resolve(&inner, sel)?;
-            let mut runs = Vec::new();
-            for id in &ids {
-                let entry = inner.captures.get_mut(id).expect("resolved");
-                if let Some(run) = entry.run.take() {
-                    run.request(Control::Stop);
-                    runs.push((*id, run));
-                }
-            }
-            (ids, runs)
-        };
-        let mut finished = Vec::new();
-        for (id, run) in runs {
-            let counters = run.counters.clone();
-            run.join();
-            finished.push((id, counters.snapshot()));
+/// Sends a command to every capture at once and waits for all answers; the first error
+/// is returned after every capture has answered. A capture deleted meanwhile is left out.
+async fn each<T>(
+    captures: &[CaptureRef],
+    make: impl Fn(tokio::sync::oneshot::Sender<Result<T>>) -> Command,
+) -> Result<Vec<T>> {
+    let mut waiting = Vec::new();
+    for c in captures {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        if c.send(make(tx)) {
+            waiting.push(rx);
         }
-        let mut inner = self.lock();
-        for (id, counters) in finished {
-            if let Some(entry) = inner.captures.get_mut(&id).filter(|e| e.run.is_none()) {
-                entry.info.counters = counters;
-                entry.info.state = state;
-                entry.info.reason.clear();
-                self.store.put_capture(&entry.info)?;
-            }
-        }
-        Ok(ids)
     }
+    let single = captures.len() == 1;
+    let mut out = Vec::new();
+    let mut first_error = None;
+    for rx in waiting {
+        match rx.await {
+            Ok(Ok(v)) => out.push(v),
+            Ok(Err(e)) => {
+                first_error.get_or_insert(e);
+            }
+            Err(_) => {}
+        }
+    }
+    if let Some(e) = first_error {
+        return Err(e);
+    }
+    if single && out.is_empty() {
+        let gone = captures[0].view.with(label);
+        return Err(Error::NotFound(format!(
+            "{gone} was deleted meanwhile; `pcap list` shows the captures"
+        )));
+    }
+    Ok(out)
 }

@@ -118,7 +118,7 @@ impl Registry {
 
     /// Forgets what the readers of deleted captures lost, once none is connected.
     pub fn forget_readers_of_deleted(&self) {
-        let known: Vec<CaptureId> = self.lock().captures.keys().copied().collect();
+        let known: Vec<CaptureId> = self.lock().by_id.keys().copied().collect();
         self.readers.retain(&known);
     }
 }

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use pcap_core::domain::{CaptureId, ListenSpec, ReplaySpec, State};
 
+use super::actor::{blocking, label};
 use super::Registry;
 use crate::capture::{device, live::Subscription};
 use crate::store::SegmentMeta;
@@ -27,77 +28,72 @@ pub struct ReplaySource {
 impl Registry {
     /// Prepares a replay: compiles its filter, and for a running capture flushes the spool
     /// and (with `live`) subscribes in the same step, so that nothing falls between.
-    pub fn open_replay(&self, spec: &ReplaySpec) -> Result<ReplaySource> {
+    /// Never waits for the capture's owner: a capture starting or stopping meanwhile is
+    /// read as it is on disk.
+    pub async fn open_replay(&self, spec: &ReplaySpec) -> Result<ReplaySource> {
         self.check_filter_len(&spec.filter)?;
-        let (id, link_type, snaplen, pending) = {
-            let inner = self.lock();
-            let id = Self::resolve(&inner, &spec.selector)?[0];
-            let entry = &inner.captures[&id];
-            let pending = entry
-                .run
-                .as_ref()
-                .map(|r| r.subscribe_request())
-                .transpose()?;
-            (id, entry.info.link_type, entry.info.snaplen, pending)
-        };
-        let filter = match spec.filter.as_str() {
-            "" => None,
-            f => Some(device::compile_offline(link_type, f)?),
-        };
-        let (upto_seq, sub) = match pending {
-            Some(rx) => {
-                let (seq, sub) = rx.blocking_recv().map_err(|_| {
-                    Error::Precondition("the capture stopped as the replay began; try again".into())
-                })?;
-                (seq, spec.live.then_some(sub))
-            }
+        let capture = self.resolve(&spec.selector)?.remove(0);
+        let (id, link_type, snaplen) = capture.view.with(|i| (i.id, i.link_type, i.snaplen));
+        let pending = capture
+            .view
+            .controller()
+            .and_then(|c| c.subscribe_request().ok());
+        let (upto_seq, live) = match pending {
+            Some(rx) => match rx.await {
+                Ok((seq, sub)) => (seq, spec.live.then_some(sub)),
+                // It stopped as the replay began: all it wrote is on disk.
+                Err(_) => (u64::MAX, None),
+            },
             // A capture that is not running appends nothing: everything on disk is the
             // spool, including a segment its thread could not close (a full disk).
             None => (u64::MAX, None),
         };
-        let catalog = self.store.segments(id)?;
+        let (store, filter) = (self.shared.store.clone(), spec.filter.clone());
+        let (catalog, filter) = blocking(move || {
+            let filter = match filter.as_str() {
+                "" => None,
+                f => Some(device::compile_offline(link_type, f)?),
+            };
+            Ok((store.segments(id)?, filter))
+        })
+        .await?;
         Ok(ReplaySource {
             id,
             link_type,
             snaplen,
-            dir: spool::capture_dir(&self.data_dir, id),
+            dir: spool::capture_dir(&self.shared.data_dir, id),
             catalog,
             upto_seq,
             filter,
-            live: sub,
+            live,
         })
     }
 
     /// Subscribes to a running capture's new packets.
-    pub fn open_listen(&self, spec: &ListenSpec) -> Result<(CaptureId, u32, u32, Subscription)> {
-        let (id, link_type, snaplen, pending) = {
-            let inner = self.lock();
-            let id = Self::resolve(&inner, &spec.selector)?[0];
-            let entry = &inner.captures[&id];
-            let Some(run) = &entry.run else {
-                let state = entry.info.state;
-                let how = match state {
+    pub async fn open_listen(
+        &self,
+        spec: &ListenSpec,
+    ) -> Result<(CaptureId, u32, u32, Subscription)> {
+        let capture = self.resolve(&spec.selector)?.remove(0);
+        let not_running = || {
+            capture.view.with(|i| {
+                let how = match i.state {
                     State::Failed => format!(
                         " ({}); start it again with `pcap start {}` once fixed",
-                        entry.info.reason, spec.selector
+                        i.reason, spec.selector
                     ),
                     _ => format!("; start it with `pcap start {}` first", spec.selector),
                 };
-                return Err(Error::Precondition(format!(
-                    "{} is {state}{how}",
-                    entry.label()
-                )));
-            };
-            (
-                id,
-                entry.info.link_type,
-                entry.info.snaplen,
-                run.subscribe_request()?,
-            )
+                Error::Precondition(format!("{} is {}{how}", label(i), i.state))
+            })
         };
-        let (_, sub) = pending
-            .blocking_recv()
-            .map_err(|_| Error::Precondition("the capture stopped as the listener began".into()))?;
+        let (id, link_type, snaplen) = capture.view.with(|i| (i.id, i.link_type, i.snaplen));
+        let rx = capture
+            .view
+            .controller()
+            .and_then(|c| c.subscribe_request().ok())
+            .ok_or_else(not_running)?;
+        let (_, sub) = rx.await.map_err(|_| not_running())?;
         Ok((id, link_type, snaplen, sub))
     }
 }

@@ -1,49 +1,41 @@
 //! Who is calling: the peer's uid from SO_PEERCRED on the UNIX socket, or the name in the
-//! client certificate on the TLS listener. It is recorded as the owner of captures it
-//! creates and logged with every state-changing call.
+//! client certificate on the TLS listener. Looking the user and their groups up reads the
+//! user database, so it runs on the blocking pool.
 
 use tonic::transport::server::UdsConnectInfo;
 use tonic::Request;
 
+use super::PcapdService;
 use crate::listen::tls::RemotePeer;
+use crate::registry::Caller;
 
-/// The identity of a caller.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Caller {
-    pub uid: Option<u32>,
-    pub name: String,
-}
-
-impl Caller {
-    /// The caller of `req`, from the connection it came on.
-    pub fn of<T>(req: &Request<T>) -> Caller {
+impl PcapdService {
+    /// The caller of `req`, from the connection it came on, with whether it is an admin
+    /// under the configuration in force.
+    pub(super) async fn caller<T>(&self, req: &Request<T>) -> Result<Caller, tonic::Status> {
+        let config = self.registry.settings();
         if let Some(peer) = req.extensions().get::<RemotePeer>() {
-            return Caller {
-                uid: None,
-                name: format!("cert {}", peer.name),
-            };
+            return Ok(Caller::remote(&peer.name, &config));
         }
-        let uid = req
+        let cred = req
             .extensions()
             .get::<UdsConnectInfo>()
-            .and_then(|i| i.peer_cred)
-            .map(|c| c.uid());
-        match uid {
-            Some(uid) => {
-                let user = nix::unistd::User::from_uid(uid.into()).ok().flatten();
-                let name = match user {
-                    Some(u) => format!("uid {uid} ({})", u.name),
-                    None => format!("uid {uid}"),
-                };
-                Caller {
-                    uid: Some(uid),
-                    name,
-                }
-            }
-            None => Caller {
-                uid: None,
+            .and_then(|i| i.peer_cred);
+        let Some(cred) = cred else {
+            // Every connection is one of the two; an unknown peer may only read.
+            return Ok(Caller {
                 name: "unknown".into(),
-            },
-        }
+                who: crate::registry::access::Who::Unknown,
+                admin: false,
+            });
+        };
+        let (uid, gid) = (cred.uid(), cred.gid());
+        tokio::task::spawn_blocking(move || Caller::local(uid, Some(gid), &config))
+            .await
+            .map_err(|e| {
+                tonic::Status::from(crate::Error::Internal(format!(
+                    "looking up the caller failed: {e}"
+                )))
+            })
     }
 }

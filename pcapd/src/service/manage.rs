@@ -4,7 +4,7 @@ use pcap_core::api::v1 as api;
 use pcap_core::domain::{CaptureInfo, CaptureSpec, Selector, StopConditions};
 use tonic::{Request, Response, Status};
 
-use super::{domain, Caller, PcapdService};
+use super::{domain, PcapdService};
 
 fn captures(infos: Vec<CaptureInfo>) -> Response<api::CapturesResponse> {
     Response::new(api::CapturesResponse {
@@ -17,10 +17,10 @@ pub async fn init(
     s: &PcapdService,
     req: Request<api::InitRequest>,
 ) -> Result<Response<api::InitResponse>, Status> {
-    let caller = Caller::of(&req);
+    let caller = s.caller(&req).await?;
     tracing::Span::current().record("caller", caller.name.as_str());
     let spec: CaptureSpec = domain(req.into_inner())?;
-    let (info, created) = s.blocking(move |r| r.init(spec, &caller.name)).await?;
+    let (info, created) = s.registry.init(spec, &caller).await?;
     Ok(Response::new(api::InitResponse {
         capture: Some((&info).into()),
         created,
@@ -31,42 +31,36 @@ pub async fn start(
     s: &PcapdService,
     req: Request<api::SelectRequest>,
 ) -> Result<Response<api::CapturesResponse>, Status> {
-    let caller = Caller::of(&req);
+    let caller = s.caller(&req).await?;
     let req = req.into_inner();
     let stop = req.stop.map(StopConditions::from);
     let sel: Selector = domain(req.selector)?;
-    s.blocking(move |r| r.start(&sel, &caller.name, stop))
-        .await
-        .map(captures)
+    Ok(captures(s.registry.start(&sel, &caller, stop).await?))
 }
 
 pub async fn stop(
     s: &PcapdService,
     req: Request<api::SelectRequest>,
 ) -> Result<Response<api::CapturesResponse>, Status> {
-    let caller = Caller::of(&req);
+    let caller = s.caller(&req).await?;
     let sel: Selector = domain(req.into_inner().selector)?;
-    s.blocking(move |r| r.stop(&sel, &caller.name))
-        .await
-        .map(captures)
+    Ok(captures(s.registry.stop(&sel, &caller).await?))
 }
 
 pub async fn delete(
     s: &PcapdService,
     req: Request<api::SelectRequest>,
 ) -> Result<Response<api::CapturesResponse>, Status> {
-    let caller = Caller::of(&req);
+    let caller = s.caller(&req).await?;
     let sel: Selector = domain(req.into_inner().selector)?;
-    s.blocking(move |r| r.delete(&sel, &caller.name))
-        .await
-        .map(captures)
+    Ok(captures(s.registry.delete(&sel, &caller).await?))
 }
 
 pub async fn list(
     s: &PcapdService,
     _req: Request<api::ListRequest>,
 ) -> Result<Response<api::ListResponse>, Status> {
-    let infos = s.blocking(|r| Ok(r.list())).await?;
+    let infos = s.registry.list();
     Ok(Response::new(api::ListResponse {
         captures: infos.iter().map(api::Capture::from).collect(),
     }))

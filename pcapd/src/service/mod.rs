@@ -1,17 +1,17 @@
-//! The gRPC adapter: each call converts its request to domain types, runs the registry
-//! command off the async runtime, and converts the answer back. No capture logic here.
+//! The gRPC adapter: each call converts its request to domain types, asks the registry,
+//! and converts the answer back. No capture logic here; errors become gRPC codes only
+//! through `impl From<Error> for Status`.
 
 mod caller;
 mod info;
 mod manage;
 mod stream;
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use pcap_core::api::v1 as api;
 use tonic::{Request, Response, Status};
-
-pub use caller::Caller;
 
 use crate::registry::Registry;
 
@@ -19,32 +19,46 @@ use crate::registry::Registry;
 #[derive(Clone)]
 pub struct PcapdService {
     registry: Arc<Registry>,
-    /// One permit per Replay or Listen stream being served.
-    streams: Arc<tokio::sync::Semaphore>,
-    max_streams: usize,
+    /// Replay and Listen streams being served.
+    streams: Arc<AtomicUsize>,
+}
+
+/// Counts a stream being served until dropped.
+pub struct StreamPermit(Arc<AtomicUsize>);
+
+impl Drop for StreamPermit {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 impl PcapdService {
-    /// A service answering from `registry`, serving at most `max_streams` streams at once.
-    pub fn new(registry: Arc<Registry>, max_streams: usize) -> Self {
+    /// A service answering from `registry`, serving at most `max_streams` (from the
+    /// configuration in force) streams at once.
+    pub fn new(registry: Arc<Registry>) -> Self {
         PcapdService {
             registry,
-            streams: Arc::new(tokio::sync::Semaphore::new(max_streams)),
-            max_streams,
+            streams: Arc::default(),
         }
     }
 
     /// A permit for one more stream, or UNAVAILABLE when the limit is reached.
-    fn stream_permit(&self) -> Result<tokio::sync::OwnedSemaphorePermit, Status> {
-        self.streams.clone().try_acquire_owned().map_err(|_| {
-            Status::from(crate::Error::Unavailable(format!(
-                "pcapd is serving {} streams already (max_streams): try again when one ends",
-                self.max_streams
-            )))
-        })
+    fn stream_permit(&self) -> Result<StreamPermit, Status> {
+        let max = self.registry.settings().max_streams;
+        let taken = self
+            .streams
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+                (n < max).then_some(n + 1)
+            });
+        match taken {
+            Ok(_) => Ok(StreamPermit(self.streams.clone())),
+            Err(_) => Err(Status::from(crate::Error::Unavailable(format!(
+                "pcapd is serving {max} streams already (max_streams): try again when one ends"
+            )))),
+        }
     }
 
-    /// Runs a blocking registry command on the blocking pool.
+    /// Runs blocking work on the blocking pool.
     async fn blocking<T: Send + 'static>(
         &self,
         f: impl FnOnce(&Registry) -> crate::Result<T> + Send + 'static,
@@ -52,17 +66,17 @@ impl PcapdService {
         let registry = self.registry.clone();
         tokio::task::spawn_blocking(move || f(&registry))
             .await
-            .map_err(|e| Status::internal(format!("request handler failed: {e}")))?
+            .map_err(|e| crate::Error::Internal(format!("request handler failed: {e}")))?
             .map_err(Status::from)
     }
 }
 
-/// Converts a request message into its domain type, refusing it as INVALID_ARGUMENT.
+/// Converts a request message into its domain type; a refusal is INVALID_ARGUMENT.
 fn domain<M, T>(msg: M) -> Result<T, Status>
 where
     T: TryFrom<M, Error = pcap_core::Error>,
 {
-    T::try_from(msg).map_err(|e| Status::invalid_argument(e.to_string()))
+    T::try_from(msg).map_err(|e| Status::from(crate::Error::from(e)))
 }
 
 #[tonic::async_trait]

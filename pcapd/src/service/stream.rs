@@ -49,8 +49,7 @@ pub async fn replay(
     let spec: ReplaySpec = domain(req.into_inner())?;
     let format = Format::raw(spec.raw_records);
     let permit = s.stream_permit()?;
-    let opened = spec.clone();
-    let mut src = s.blocking(move |r| r.open_replay(&opened)).await?;
+    let mut src = s.registry.open_replay(&spec).await?;
     let reader = s
         .registry
         .reader_opened(src.id, ReaderKind::Replay, src.live.as_ref());
@@ -119,7 +118,7 @@ pub async fn listen(
     let format = Format::raw(spec.raw_records);
     let permit = s.stream_permit()?;
     let count = spec.count;
-    let (id, link_type, snaplen, sub) = s.blocking(move |r| r.open_listen(&spec)).await?;
+    let (id, link_type, snaplen, sub) = s.registry.open_listen(&spec).await?;
     let reader = s.registry.reader_opened(id, ReaderKind::Listen, Some(&sub));
     let (tx, rx) = mpsc::channel(CLIENT_QUEUE);
     tx.send(header(id, link_type, snaplen)).await.ok();

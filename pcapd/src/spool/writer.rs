@@ -77,6 +77,11 @@ impl Spool {
         })
     }
 
+    /// Keeps the spool within `policy` from now on (a reloaded configuration).
+    pub fn set_policy(&mut self, policy: RetentionPolicy) {
+        self.policy = policy;
+    }
+
     /// Sequence number of the last packet appended (0 if none ever was).
     pub fn last_seq(&self) -> u64 {
         self.next_seq - 1
