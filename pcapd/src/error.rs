@@ -31,6 +31,10 @@ pub enum Error {
     /// The registry database failed.
     #[error("registry database: {0}")]
     Store(String),
+    /// Something in the daemon failed that the caller can do nothing about (a task
+    /// serving the request ended abnormally).
+    #[error("{0}")]
+    Internal(String),
     /// A file operation failed.
     #[error("{}: {source}", path.display())]
     Io {
@@ -88,7 +92,9 @@ impl From<Error> for tonic::Status {
             Error::Precondition(_) => Code::FailedPrecondition,
             Error::PermissionDenied(_) => Code::PermissionDenied,
             Error::Unavailable(_) => Code::Unavailable,
-            Error::Config(_) | Error::Store(_) | Error::Io { .. } => Code::Internal,
+            Error::Config(_) | Error::Store(_) | Error::Internal(_) | Error::Io { .. } => {
+                Code::Internal
+            }
         };
         tonic::Status::new(code, e.to_string())
     }
