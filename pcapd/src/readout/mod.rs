@@ -12,8 +12,8 @@ use bytes::Bytes;
 use pcap_core::domain::{CaptureId, ListenSpec, ReplaySpec, State};
 use tokio::sync::mpsc;
 
-pub use batch::Format;
-pub use select::{Pick, Selection};
+use batch::{Batcher, Format};
+use select::Selection;
 
 use crate::capture::live::{LiveItem, Subscription};
 use crate::registry::ReplaySource;
@@ -162,7 +162,7 @@ pub fn listen(
 /// Passes live packets on until the capture stops, the client leaves, or the stream has
 /// what it wanted.
 async fn forward(mut sub: Subscription, tx: &Tx, mut sel: Selection, format: Format) {
-    let mut batcher = batch::Batcher::new(format);
+    let mut batcher = Batcher::new(format);
     let mut out = Vec::new();
     while !tx.is_closed() {
         let item = tokio::select! {
