@@ -6,7 +6,7 @@
 use std::fs::{File, OpenOptions};
 use std::io::{ErrorKind, Read, Seek, SeekFrom};
 use std::ops::ControlFlow;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
 
@@ -53,6 +53,17 @@ impl SegmentName {
             open,
         })
     }
+}
+
+/// Where the closed segment whose first packet is `first_seq` lives in the spool `dir`.
+pub fn closed_path(dir: &Path, first_seq: u64) -> PathBuf {
+    dir.join(
+        SegmentName {
+            first_seq,
+            open: false,
+        }
+        .file_name(),
+    )
 }
 
 /// What a scan of a segment file found.

@@ -31,7 +31,8 @@ pub enum Error {
     /// The registry database failed.
     #[error("registry database: {0}")]
     Store(String),
-    /// Something in pcapd failed that the caller can do nothing about.
+    /// Something in pcapd failed that the caller can do nothing about (a task serving
+    /// the request ended abnormally).
     #[error("{0}")]
     Internal(String),
     /// A file operation failed.

@@ -1,13 +1,13 @@
 //! pcapd: a privileged daemon that keeps a registry of packet captures, spools them to
 //! disk with bounded retention, and serves them over one gRPC API.
 
-pub mod batch;
 pub mod capture;
 pub mod config;
 pub mod error;
 pub mod listen;
 pub mod metrics;
 pub mod privileges;
+pub mod readout;
 pub mod registry;
 pub mod reload;
 pub mod server;

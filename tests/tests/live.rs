@@ -16,11 +16,29 @@ fn live_replay_hands_over_without_gap_or_duplicate() {
     let d = Daemon::start();
     let id = d.init_started(&["lo", &format!("udp port {PORT}")]);
     send_udp_seq(PORT, 0..500, 64);
-    d.wait_spooled(id, 500);
+    let spooled = d.wait_spooled(id, 500)["counters"]["spooled_packets"].clone();
+    assert_eq!(spooled, 500, "only the test's packets are spooled");
 
     let out = d.dir().join("live.pcap");
     let mut live = d.spawn_to_file(&["replay", &id.to_string(), "--live"], &out);
-    // Sent while the replay reads the spool and switches to live packets.
+    // The replay's spool ends at sequence number 500, and the reader has all of it...
+    eventually(
+        DEFAULT_WAIT,
+        "the 500 spooled packets in the replay",
+        || PcapFile::count_in(&out) >= 500 || live.try_status().is_some(),
+    );
+    assert!(
+        live.try_status().is_none(),
+        "replay --live ended after the spool: {}",
+        live.stderr()
+    );
+    let spool_part = PcapFile::parse_prefix(&std::fs::read(&out).unwrap()).unwrap();
+    assert_eq!(
+        spool_part.seqs_to(PORT),
+        (0..500).collect::<Vec<_>>(),
+        "the spool, whole and alone, before anything new was sent"
+    );
+    // ... so packets sent now can only come through the live queue.
     send_udp_seq(PORT, 500..1000, 64);
     eventually(DEFAULT_WAIT, "1000 packets in the live replay", || {
         PcapFile::count_in(&out) >= 1000 || live.try_status().is_some()

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use pcap_core::domain::CaptureId;
-use pcap_core::segment::{self, SegmentName};
+use pcap_core::segment;
 
 use crate::spool::list_segments;
 use crate::store::{SegmentMeta, Store};
@@ -47,13 +47,7 @@ pub fn reconcile(store: &Store, id: CaptureId, dir: &Path) -> Result<Reconciled>
                 std::fs::remove_file(&path).map_err(|e| Error::io(&path, e))?;
                 continue;
             }
-            let closed = dir.join(
-                SegmentName {
-                    first_seq: name.first_seq,
-                    open: false,
-                }
-                .file_name(),
-            );
+            let closed = segment::closed_path(dir, name.first_seq);
             std::fs::rename(&path, &closed).map_err(|e| Error::io(&path, e))?;
             tracing::warn!(capture.id = id, segment = %closed.display(), packets = summary.packets,
                 "repaired a segment left open");
@@ -105,6 +99,7 @@ fn meta_of(first_seq: u64, s: &segment::SegmentSummary) -> SegmentMeta {
 mod tests {
     use super::*;
     use pcap_core::savefile::{encode_record, FileHeader};
+    use pcap_core::segment::SegmentName;
 
     fn write_segment(dir: &Path, name: SegmentName, packets: u64, tail: &[u8]) {
         let mut b = FileHeader {
@@ -149,29 +144,12 @@ mod tests {
         assert_eq!(r.repaired, 1);
         assert!(r.rebuilt);
         assert_eq!(r.last_seq(), 15);
-        assert!(dir
-            .join(
-                SegmentName {
-                    first_seq: 11,
-                    open: false
-                }
-                .file_name()
-            )
-            .exists());
+        assert!(segment::closed_path(&dir, 11).exists());
         assert_eq!(store.segments(7).unwrap(), r.segments);
 
         // A second pass finds nothing to do; a deleted file drops out of the catalog.
         assert!(!reconcile(&store, 7, &dir).unwrap().rebuilt);
-        std::fs::remove_file(
-            dir.join(
-                SegmentName {
-                    first_seq: 1,
-                    open: false,
-                }
-                .file_name(),
-            ),
-        )
-        .unwrap();
+        std::fs::remove_file(segment::closed_path(&dir, 1)).unwrap();
         let r = reconcile(&store, 7, &dir).unwrap();
         assert!(r.rebuilt);
         assert_eq!(r.segments.len(), 1);

@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use pcap_core::domain::CaptureId;
 use pcap_core::savefile::{encode_record, FileHeader, FILE_HEADER_LEN, RECORD_HEADER_LEN};
-use pcap_core::segment::SegmentName;
+use pcap_core::segment::{self, SegmentName};
 
 use crate::spool::retention::RetentionPolicy;
 use crate::store::{SegmentMeta, Store};
@@ -142,13 +142,7 @@ impl Spool {
             return Ok(());
         };
         open.file.sync_all().map_err(|e| Error::io(&open.path, e))?;
-        let closed = self.dir.join(
-            SegmentName {
-                first_seq: open.first_seq,
-                open: false,
-            }
-            .file_name(),
-        );
+        let closed = segment::closed_path(&self.dir, open.first_seq);
         std::fs::rename(&open.path, &closed).map_err(|e| Error::io(&open.path, e))?;
         let meta = SegmentMeta {
             first_seq: open.first_seq,
@@ -176,13 +170,7 @@ impl Spool {
             if removed.len() >= by_limits && deficit == 0 {
                 break;
             }
-            let path = self.dir.join(
-                SegmentName {
-                    first_seq: oldest.first_seq,
-                    open: false,
-                }
-                .file_name(),
-            );
+            let path = segment::closed_path(&self.dir, oldest.first_seq);
             match std::fs::remove_file(&path) {
                 Ok(()) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
@@ -265,7 +253,6 @@ fn open_too_big(open: Option<&OpenSegment>, policy: &RetentionPolicy, ts_ns: i64
 #[cfg(test)]
 mod tests {
     use super::*;
-    use pcap_core::segment;
 
     #[test]
     fn rotation_and_retention_keep_the_newest() {
@@ -300,17 +287,9 @@ mod tests {
         let on_disk: u64 = segs
             .iter()
             .map(|s| {
-                segment::scan(
-                    &dir.join(
-                        SegmentName {
-                            first_seq: s.first_seq,
-                            open: false,
-                        }
-                        .file_name(),
-                    ),
-                )
-                .unwrap()
-                .packets
+                segment::scan(&segment::closed_path(&dir, s.first_seq))
+                    .unwrap()
+                    .packets
             })
             .sum();
         assert_eq!(on_disk, segs.iter().map(|s| s.packets).sum::<u64>());

@@ -1,28 +1,21 @@
-//! Packing savefile records into stream messages. Records arrive in shared chunks (a block
-//! read from a segment, or what one read of the capture ring produced); the records a
-//! reader wants are picked out and shipped as [`api::RecordBatch`] (slices of the chunk,
-//! not re-encoded) or, for clients that did not ask for raw records, as
-//! [`api::PacketBatch`] whose packet data also points into the chunk.
+//! Packing the records a stream wants into chunks for it. Records arrive in shared blocks
+//! (one read from a segment, or what one read of the capture ring produced); the records
+//! picked are shipped as [`Chunk::Records`] (slices of the block, not re-encoded) or, for
+//! clients that did not ask for raw records, as [`Chunk::Packets`] whose data also points
+//! into the block.
 
 use std::ops::Range;
 
 use bytes::{Bytes, BytesMut};
-use pcap_core::api::v1 as api;
 use pcap_core::savefile::{RecordHeader, Records, RECORD_HEADER_LEN};
 
-/// A message is shipped once it holds this many bytes of records.
-pub const BATCH_BYTES: usize = 256 << 10;
-/// ... or this many packets (per-packet messages cost more to encode).
-const BATCH_PACKETS: usize = 4096;
+use super::select::Pick;
+use super::{Chunk, Packet};
 
-/// What a reader does with one record.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Pick {
-    Take,
-    Skip,
-    /// Skip this record and everything after it: the reader has what it wanted.
-    Stop,
-}
+/// A chunk is shipped once it holds this many bytes of records.
+pub const BATCH_BYTES: usize = 256 << 10;
+/// ... or this many packets (each is a protobuf message of its own, costlier to encode).
+const BATCH_PACKETS: usize = 4096;
 
 /// Chunks hold only whole records already checked against their snaplen when read.
 const CHECKED: u32 = u32::MAX;
@@ -35,6 +28,7 @@ pub enum Format {
 }
 
 impl Format {
+    /// Savefile records when the client asked for raw records, packets otherwise.
     pub fn raw(raw_records: bool) -> Self {
         if raw_records {
             Format::Records
@@ -51,18 +45,19 @@ struct Run {
     count: u32,
 }
 
-/// Gathers picked records into messages of about [`BATCH_BYTES`].
+/// Gathers picked records into chunks of about [`BATCH_BYTES`].
 pub struct Batcher {
     format: Format,
-    /// Record bytes so far, as slices of chunks (one slice when nothing was skipped).
+    /// Record bytes so far, as slices of blocks (one slice when nothing was skipped).
     parts: Vec<Bytes>,
-    packets: Vec<api::Packet>,
+    packets: Vec<Packet>,
     count: u32,
     bytes: usize,
     last_seq: u64,
 }
 
 impl Batcher {
+    /// An empty batcher gathering records in `format`.
     pub fn new(format: Format) -> Self {
         Batcher {
             format,
@@ -74,13 +69,8 @@ impl Batcher {
         }
     }
 
-    /// Records (or packets) gathered and not shipped yet.
-    pub fn count(&self) -> u32 {
-        self.count
-    }
-
     /// Walks the whole records in `chunk`, the first of which has sequence number
-    /// `first_seq`, asks `pick` about each, and gathers those taken; every full message
+    /// `first_seq`, asks `pick` about each, and gathers those taken; every full chunk
     /// goes to `ship`, which returns false when the reader is gone. Returns the sequence
     /// number after the chunk's last record, or `None` if the walk ended early: `pick`
     /// said stop or `ship` said the reader is gone.
@@ -89,7 +79,7 @@ impl Batcher {
         chunk: &Bytes,
         first_seq: u64,
         mut pick: impl FnMut(u64, &RecordHeader, &[u8]) -> Pick,
-        ship: &mut impl FnMut(api::stream_message::Kind) -> bool,
+        ship: &mut impl FnMut(Chunk) -> bool,
     ) -> Option<u64> {
         let mut run: Option<Run> = None;
         let mut seq = first_seq;
@@ -138,12 +128,7 @@ impl Batcher {
     }
 
     /// Adds a run of consecutive records of `chunk`.
-    fn add(
-        &mut self,
-        chunk: &Bytes,
-        run: Run,
-        ship: &mut impl FnMut(api::stream_message::Kind) -> bool,
-    ) -> bool {
+    fn add(&mut self, chunk: &Bytes, run: Run, ship: &mut impl FnMut(Chunk) -> bool) -> bool {
         // A slice keeps its whole chunk in memory until the client has it: worth it only
         // for a run that is a good part of the chunk. Small runs (a selective filter) are
         // copied, so that a batch never pins many chunks for a few records each.
@@ -169,16 +154,16 @@ impl Batcher {
                 for (seq, (h, data)) in (run.first_seq..).zip(records) {
                     let start = offset + RECORD_HEADER_LEN;
                     offset = start + data.len();
-                    self.packets.push(api::Packet {
-                        timestamp_ns: h.ts_ns(),
-                        captured_length: h.caplen,
-                        original_length: h.origlen,
+                    self.packets.push(Packet {
+                        seq,
+                        ts_ns: h.ts_ns(),
+                        caplen: h.caplen,
+                        origlen: h.origlen,
                         data: if share {
                             chunk.slice(start..offset)
                         } else {
                             Bytes::copy_from_slice(data)
                         },
-                        sequence: seq,
                     });
                     self.last_seq = seq;
                     self.count += 1;
@@ -198,15 +183,15 @@ impl Batcher {
     }
 
     /// Ships what is gathered, if anything; false if the reader is gone.
-    pub fn ship(&mut self, ship: &mut impl FnMut(api::stream_message::Kind) -> bool) -> bool {
+    pub fn ship(&mut self, ship: &mut impl FnMut(Chunk) -> bool) -> bool {
         match self.take() {
             Some(kind) => ship(kind),
             None => true,
         }
     }
 
-    /// The gathered message, if any, leaving the batcher empty.
-    pub fn take(&mut self) -> Option<api::stream_message::Kind> {
+    /// The gathered chunk, if any, leaving the batcher empty.
+    pub fn take(&mut self) -> Option<Chunk> {
         if self.count == 0 {
             return None;
         }
@@ -222,15 +207,13 @@ impl Batcher {
                         joined.freeze()
                     }
                 };
-                api::stream_message::Kind::Records(api::RecordBatch {
-                    count: self.count,
+                Chunk::Records {
                     records,
-                    last_sequence: self.last_seq,
-                })
+                    count: self.count,
+                    last_seq: self.last_seq,
+                }
             }
-            Format::Packets => api::stream_message::Kind::Packets(api::PacketBatch {
-                packets: std::mem::take(&mut self.packets),
-            }),
+            Format::Packets => Chunk::Packets(std::mem::take(&mut self.packets)),
         };
         self.count = 0;
         self.bytes = 0;
@@ -241,7 +224,6 @@ impl Batcher {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use api::stream_message::Kind;
     use pcap_core::savefile::encode_record;
 
     /// `n` records numbered from 0, of `len` bytes each (the first byte is the number).
@@ -259,7 +241,7 @@ mod tests {
         format: Format,
         chunk: &Bytes,
         mut pick: impl FnMut(u64) -> Pick,
-    ) -> (Vec<Kind>, Option<u64>) {
+    ) -> (Vec<Chunk>, Option<u64>) {
         let mut b = Batcher::new(format);
         let mut out = Vec::new();
         let mut ship = |k| {
@@ -271,17 +253,38 @@ mod tests {
         (out, more)
     }
 
-    fn records(kinds: &[Kind]) -> (Vec<u8>, u32, u64) {
+    fn records(chunks: &[Chunk]) -> (Vec<u8>, u32, u64) {
         let mut bytes = Vec::new();
         let (mut count, mut last) = (0, 0);
-        for k in kinds {
-            let Kind::Records(r) = k else { panic!("{k:?}") };
-            assert_eq!(Records::new(&r.records, CHECKED).count(), r.count as usize);
-            bytes.extend_from_slice(&r.records);
-            count += r.count;
-            last = r.last_sequence;
+        for c in chunks {
+            let Chunk::Records {
+                records,
+                count: n,
+                last_seq,
+            } = c
+            else {
+                panic!("{c:?}")
+            };
+            assert_eq!(Records::new(records, CHECKED).count(), *n as usize);
+            bytes.extend_from_slice(records);
+            count += n;
+            last = *last_seq;
         }
         (bytes, count, last)
+    }
+
+    fn only_records(out: &[Chunk]) -> &Bytes {
+        match out {
+            [Chunk::Records { records, .. }] => records,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    fn only_packets(out: &[Chunk]) -> &[Packet] {
+        match out {
+            [Chunk::Packets(p)] => p,
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]
@@ -290,11 +293,12 @@ mod tests {
         let (out, more) = run(Format::Records, &c, |_| Pick::Take);
         assert_eq!(more, Some(101));
         assert_eq!(out.len(), 1);
-        let Kind::Records(r) = &out[0] else { panic!() };
-        assert_eq!((r.count, r.last_sequence), (100, 100));
+        let (_, count, last) = records(&out);
+        assert_eq!((count, last), (100, 100));
         // Not a copy: the same memory.
-        assert_eq!(r.records.as_ptr(), c.as_ptr());
-        assert_eq!(r.records.len(), c.len());
+        let r = only_records(&out);
+        assert_eq!(r.as_ptr(), c.as_ptr());
+        assert_eq!(r.len(), c.len());
     }
 
     #[test]
@@ -331,7 +335,7 @@ mod tests {
     }
 
     #[test]
-    fn messages_stay_near_the_batch_size() {
+    fn chunks_stay_near_the_batch_size() {
         let c = chunk(2000, 1000); // about 2 MB
         let (out, _) = run(Format::Records, &c, |seq| {
             if seq % 2 == 0 {
@@ -340,10 +344,12 @@ mod tests {
                 Pick::Take
             }
         });
-        assert!(out.len() >= 3, "{} messages", out.len());
-        for k in &out {
-            let Kind::Records(r) = k else { panic!() };
-            assert!(r.records.len() <= BATCH_BYTES + 1016, "{}", r.records.len());
+        assert!(out.len() >= 3, "{} chunks", out.len());
+        for c in &out {
+            let Chunk::Records { records, .. } = c else {
+                panic!("{c:?}")
+            };
+            assert!(records.len() <= BATCH_BYTES + 1016, "{}", records.len());
         }
         assert_eq!(records(&out).1, 1000);
     }
@@ -363,8 +369,7 @@ mod tests {
                 Pick::Take
             }
         });
-        let Kind::Records(r) = &out[0] else { panic!() };
-        assert!(within(&r.records));
+        assert!(within(only_records(&out)));
         // A record here and there: copied, for records and for packets alike.
         let (out, _) = run(Format::Records, &c, |seq| {
             if seq % 10 == 0 {
@@ -373,9 +378,8 @@ mod tests {
                 Pick::Skip
             }
         });
-        let Kind::Records(r) = &out[0] else { panic!() };
-        assert_eq!(r.count, 10);
-        assert!(!within(&r.records));
+        assert_eq!(records(&out).1, 10);
+        assert!(!within(only_records(&out)));
         let (out, _) = run(Format::Packets, &c, |seq| {
             if seq % 10 == 0 {
                 Pick::Take
@@ -383,12 +387,10 @@ mod tests {
                 Pick::Skip
             }
         });
-        let Kind::Packets(b) = &out[0] else { panic!() };
-        assert_eq!(b.packets.len(), 10);
-        assert!(b.packets.iter().all(|p| !within(&p.data)));
+        assert_eq!(only_packets(&out).len(), 10);
+        assert!(only_packets(&out).iter().all(|p| !within(&p.data)));
         let (out, _) = run(Format::Packets, &c, |_| Pick::Take);
-        let Kind::Packets(b) = &out[0] else { panic!() };
-        assert!(b.packets.iter().all(|p| within(&p.data)));
+        assert!(only_packets(&out).iter().all(|p| within(&p.data)));
     }
 
     #[test]
@@ -401,19 +403,13 @@ mod tests {
                 Pick::Take
             }
         });
-        let packets: Vec<&api::Packet> = out
-            .iter()
-            .flat_map(|k| match k {
-                Kind::Packets(b) => b.packets.iter(),
-                other => panic!("{other:?}"),
-            })
-            .collect();
-        let seqs: Vec<u64> = packets.iter().map(|p| p.sequence).collect();
+        let packets = only_packets(&out);
+        let seqs: Vec<u64> = packets.iter().map(|p| p.seq).collect();
         assert_eq!(seqs, vec![1, 2, 3, 4, 6, 7, 8, 9, 10]);
         for p in packets {
-            assert_eq!(p.data[0] as u64, p.sequence - 1);
-            assert_eq!((p.captured_length, p.original_length), (64, 64));
-            assert_eq!(p.timestamp_ns, (p.sequence as i64 - 1) * 1_000);
+            assert_eq!(p.data[0] as u64, p.seq - 1);
+            assert_eq!((p.caplen, p.origlen), (64, 64));
+            assert_eq!(p.ts_ns, (p.seq as i64 - 1) * 1_000);
         }
     }
 }
