@@ -33,7 +33,7 @@ pub async fn start(
 ) -> Result<Response<api::CapturesResponse>, Status> {
     let caller = Caller::of(&req);
     let req = req.into_inner();
-    let stop = req.stop.map(StopConditions::from);
+    let stop = req.stop.map(domain::<_, StopConditions>).transpose()?;
     let sel: Selector = domain(req.selector)?;
     s.blocking(move |r| r.start(&sel, &caller.name, stop))
         .await
