@@ -512,7 +512,7 @@ mod tests {
         refused::<_, CaptureSpec>(
             init(|r| r.retention = Some(retention((1 << 50) + 1, 0))),
             &[
-                "--max-size 1125899906842625 bytes",
+                "--max-size 1125899906842625 is",
                 "1 to 1125899906842624 bytes (1 PiB)",
             ],
         );
@@ -540,7 +540,7 @@ mod tests {
         for bad in [15, 262_145, u32::MAX] {
             refused::<_, CaptureSpec>(
                 init(|r| r.snaplen = bad),
-                &[&format!("--snaplen {bad} bytes"), "16 to 262144 bytes"],
+                &[&format!("--snaplen {bad} is"), "16 to 262144 bytes"],
             );
         }
     }
@@ -641,10 +641,7 @@ mod tests {
         assert_eq!(ListenSpec::try_from(listen(0)).unwrap().count, None);
         refused::<_, ListenSpec>(
             listen(1_000_000_000_001),
-            &[
-                "--count 1000000000001 packets",
-                "1 to 1000000000000 packets",
-            ],
+            &["--count 1000000000001 is", "1 to 1000000000000 packets"],
         );
     }
 

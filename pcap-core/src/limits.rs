@@ -111,9 +111,11 @@ impl Bound {
         if (self.min..=self.max).contains(&value) {
             return Ok(value);
         }
+        // Seconds read best with their unit ("--duration 5 s"), other values without it.
+        let unit = if self.unit == "s" { " s" } else { "" };
         Err(Error::BadRequest(format!(
-            "{} {value} {} is out of range: use {self}",
-            self.flag, self.unit
+            "{} {value}{unit} is out of range: use {self}",
+            self.flag
         )))
     }
 
@@ -231,7 +233,7 @@ mod tests {
              use 1 s to 315360000 s (10 years)"
         );
         let e = SNAPLEN.check(15).unwrap_err().to_string();
-        assert!(e.ends_with("--snaplen 15 bytes is out of range: use 16 to 262144 bytes"));
+        assert!(e.ends_with("--snaplen 15 is out of range: use 16 to 262144 bytes"));
         assert_eq!(MAX_SIZE.check_nonzero(0).unwrap(), None);
         assert_eq!(MAX_SIZE.check_nonzero(1 << 50).unwrap(), Some(1 << 50));
     }

@@ -51,7 +51,7 @@ const CASES: &[Case] = &[
     (P, 2, &["stop"], "required arguments were not provided"),
     (P, 1, &["listen", "taken", "--count", "1"], "is PENDING"),
     // Numbers, sizes, durations and times.
-    (P, 2, &["init", "lo", "udp", "--snaplen", "1"], "--snaplen 1 bytes is out of range"),
+    (P, 2, &["init", "lo", "udp", "--snaplen", "1"], "--snaplen 1 is out of range"),
     (P, 2, &["init", "lo", "udp", "--snaplen", "9999999"], "use 16 to 262144"),
     (P, 2, &["init", "lo", "udp", "--snaplen", "abc"], "invalid digit"),
     (P, 2, &["init", "lo", "udp", "--max-size", "0"], "invalid size \"0\""),
