@@ -288,21 +288,13 @@ impl TryFrom<api::Capture> for CaptureInfo {
 impl TryFrom<api::ReplayRequest> for ReplaySpec {
     type Error = Error;
     fn try_from(r: api::ReplayRequest) -> Result<Self> {
-        let since = r.since_unix_ns;
-        let until = r.until_unix_ns;
-        since
-            .map(|t| limits::check_time("--since", t))
-            .transpose()?;
-        until
-            .map(|t| limits::check_time("--until", t))
-            .transpose()?;
-        limits::check_time_range(since, until)?;
+        limits::check_time_range(r.since_unix_ns, r.until_unix_ns)?;
         limits::check_filter("--filter", &r.filter)?;
         Ok(ReplaySpec {
             selector: single(Selector::try_from(r.selector)?, "replay")?,
             live: r.live,
-            since_unix_ns: since,
-            until_unix_ns: until,
+            since_unix_ns: r.since_unix_ns,
+            until_unix_ns: r.until_unix_ns,
             filter: r.filter.trim().to_owned(),
             raw_records: r.raw_records,
         })

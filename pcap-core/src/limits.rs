@@ -155,8 +155,11 @@ pub fn check_time(flag: &str, unix_ns: i64) -> Result<i64> {
     Ok(unix_ns)
 }
 
-/// Checks that `--since` is not later than `--until`, when both are given.
+/// Checks `--since` and `--until`, those given: each with [`check_time`], and `--since`
+/// not later than `--until`.
 pub fn check_time_range(since_ns: Option<i64>, until_ns: Option<i64>) -> Result<()> {
+    since_ns.map(|t| check_time("--since", t)).transpose()?;
+    until_ns.map(|t| check_time("--until", t)).transpose()?;
     match (since_ns, until_ns) {
         (Some(s), Some(u)) if s > u => Err(Error::BadRequest(
             "--since is later than --until: nothing could match; give --since first in time".into(),
