@@ -10,6 +10,7 @@ mod remotes;
 mod rpc;
 mod table;
 mod target;
+mod values;
 mod view;
 
 use std::path::PathBuf;
@@ -45,7 +46,11 @@ async fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("pcap: error: {}", report(&e));
-            ExitCode::FAILURE
+            match e.downcast_ref::<values::Usage>() {
+                // As clap's own usage errors: the command line, not the daemon, was wrong.
+                Some(_) => ExitCode::from(2),
+                None => ExitCode::FAILURE,
+            }
         }
     }
 }

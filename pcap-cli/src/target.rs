@@ -29,14 +29,6 @@ impl Endpoint {
     }
 }
 
-/// A connected daemon and the name meant there.
-pub struct Connection<'a> {
-    pub client: Client,
-    /// The id, alias or interface with any `REMOTE:` prefix taken off.
-    pub name: &'a str,
-    pub endpoint: Endpoint,
-}
-
 /// Resolves what users type into endpoints, and connects to them.
 #[derive(Debug, Clone)]
 pub struct Targets {
@@ -134,17 +126,6 @@ impl Targets {
                 .await
                 .with_context(|| format!("remote {}", r.name)),
         }
-    }
-
-    /// Resolves `target` and connects to its daemon.
-    pub async fn client_for<'a>(&self, target: &'a str) -> Result<Connection<'a>> {
-        let (endpoint, name) = self.resolve(target)?;
-        let client = self.connect(&endpoint).await?;
-        Ok(Connection {
-            client,
-            name,
-            endpoint,
-        })
     }
 }
 

@@ -1,15 +1,22 @@
 //! Every conversion between API messages and domain types. Conversions from messages
-//! validate, so that handlers never read raw proto fields.
+//! validate every field against its bound in [`limits`](crate::limits), so that handlers
+//! never read raw proto fields and nothing deeper can overflow.
 
 use crate::api::v1 as api;
 use crate::domain::{
     Alias, CaptureInfo, CaptureSpec, Counters, ListenSpec, ReplaySpec, Retention, Selector, State,
     StopConditions, Target,
 };
+use crate::limits::{self, LISTEN_COUNT, SNAPLEN};
 use crate::{Error, Result, DEFAULT_SNAPLEN};
 
-/// Most aliases one capture may have.
-pub const MAX_ALIASES: usize = 32;
+/// A refusal of user input ([`Error::Invalid`]) as a refusal of the request.
+fn bad_request(e: Error) -> Error {
+    match e {
+        Error::Invalid(m) => Error::BadRequest(m),
+        e => e,
+    }
+}
 
 fn nonzero(v: u64) -> Option<u64> {
     (v != 0).then_some(v)
@@ -21,10 +28,8 @@ impl TryFrom<Option<api::Selector>> for Selector {
     type Error = Error;
     fn try_from(s: Option<api::Selector>) -> Result<Self> {
         match s.and_then(|s| s.kind) {
-            Some(api::selector::Kind::Id(id)) => Ok(Selector::Id(id)),
-            Some(api::selector::Kind::Alias(a)) => {
-                Selector::parse(&a).map_err(|e| Error::BadRequest(e.to_string()))
-            }
+            Some(api::selector::Kind::Id(id)) => Selector::id(id).map_err(bad_request),
+            Some(api::selector::Kind::Alias(a)) => Selector::parse(&a).map_err(bad_request),
             Some(api::selector::Kind::All(true)) => Ok(Selector::All),
             Some(api::selector::Kind::All(false)) | None => Err(Error::BadRequest(
                 "selector missing: give a capture id, an alias, or all".into(),
@@ -49,25 +54,25 @@ impl From<&Selector> for api::Selector {
 impl TryFrom<Option<api::Target>> for Target {
     type Error = Error;
     fn try_from(t: Option<api::Target>) -> Result<Self> {
-        let t = t.unwrap_or_default();
-        if !t.netns.is_empty() {
-            return Err(Error::BadRequest(
-                "capturing in another network namespace is not supported yet".into(),
-            ));
-        }
-        match t.interfaces.len() {
-            0 => Ok(Target { interface: None }),
-            1 if t.interfaces[0].is_empty() || t.interfaces[0] == "any" => {
-                Ok(Target { interface: None })
-            }
-            1 => Ok(Target {
-                interface: Some(t.interfaces[0].clone()),
-            }),
-            _ => Err(Error::BadRequest(
-                "a capture on several interfaces is not supported yet: give one, or none for all"
-                    .into(),
-            )),
-        }
+        Target::named(&one_interface(t)?)
+    }
+}
+
+/// The interface a target names, as given ("" for all), refusing what is not supported.
+fn one_interface(t: Option<api::Target>) -> Result<String> {
+    let mut t = t.unwrap_or_default();
+    if !t.netns.is_empty() {
+        return Err(Error::BadRequest(
+            "capturing in another network namespace is not supported yet".into(),
+        ));
+    }
+    match t.interfaces.len() {
+        0 => Ok(String::new()),
+        1 => Ok(t.interfaces.remove(0)),
+        _ => Err(Error::BadRequest(
+            "a capture on several interfaces is not supported yet: give one, or none for all"
+                .into(),
+        )),
     }
 }
 
@@ -117,30 +122,20 @@ impl TryFrom<i32> for State {
 impl TryFrom<api::InitRequest> for CaptureSpec {
     type Error = Error;
     fn try_from(r: api::InitRequest) -> Result<Self> {
-        let aliases = r
+        let mut aliases = r
             .aliases
             .iter()
-            .map(|a| Alias::new(a).map_err(|e| Error::BadRequest(e.to_string())))
+            .map(|a| Alias::new(a).map_err(bad_request))
             .collect::<Result<Vec<_>>>()?;
-        let mut aliases: Vec<Alias> = aliases;
         let mut seen = std::collections::HashSet::new();
         aliases.retain(|a| seen.insert(a.clone()));
-        if aliases.len() > MAX_ALIASES {
-            return Err(Error::BadRequest(format!(
-                "{} aliases given; a capture has at most {MAX_ALIASES}",
-                aliases.len()
-            )));
-        }
+        limits::check_alias_count(aliases.len())?;
         let snaplen = match r.snaplen {
             0 => DEFAULT_SNAPLEN,
-            n if !(16..=DEFAULT_SNAPLEN).contains(&n) => {
-                return Err(Error::BadRequest(format!(
-                    "snaplen {n} is out of range: use 16 to {DEFAULT_SNAPLEN} bytes"
-                )))
-            }
-            n => n,
+            // The bound is within u32, so the value is too.
+            n => SNAPLEN.check(n.into())? as u32,
         };
-        let stop = r.stop.unwrap_or_default();
+        limits::check_filter("the filter", &r.filter)?;
         let retention = r.retention.unwrap_or_default();
         Ok(CaptureSpec {
             target: Target::try_from(r.target)?,
@@ -148,14 +143,8 @@ impl TryFrom<api::InitRequest> for CaptureSpec {
             aliases,
             snaplen,
             promisc: !r.no_promisc,
-            stop: StopConditions {
-                duration_secs: nonzero(stop.duration_secs),
-                packet_count: nonzero(stop.packet_count),
-            },
-            retention: Retention {
-                max_bytes: nonzero(retention.max_bytes),
-                max_age_secs: nonzero(retention.max_age_secs),
-            },
+            stop: StopConditions::try_from(r.stop.unwrap_or_default())?,
+            retention: Retention::new(retention.max_bytes, retention.max_age_secs)?,
         })
     }
 }
@@ -174,12 +163,10 @@ impl From<&CaptureSpec> for api::InitRequest {
     }
 }
 
-impl From<api::StopConditions> for StopConditions {
-    fn from(s: api::StopConditions) -> Self {
-        StopConditions {
-            duration_secs: nonzero(s.duration_secs),
-            packet_count: nonzero(s.packet_count),
-        }
+impl TryFrom<api::StopConditions> for StopConditions {
+    type Error = Error;
+    fn try_from(s: api::StopConditions) -> Result<Self> {
+        StopConditions::new(s.duration_secs, s.packet_count)
     }
 }
 
@@ -268,7 +255,11 @@ impl TryFrom<api::Capture> for CaptureInfo {
                 .iter()
                 .map(|a| Alias::new(a))
                 .collect::<Result<_>>()?,
-            target: Target::try_from(c.target)?,
+            // As sent: a daemon knows its own interfaces' names.
+            target: Target {
+                interface: Some(one_interface(c.target)?)
+                    .filter(|name| !name.is_empty() && name != "any"),
+            },
             filter: c.filter,
             applied_filter: c.applied_filter,
             snaplen: c.snaplen,
@@ -297,22 +288,16 @@ impl TryFrom<api::Capture> for CaptureInfo {
 impl TryFrom<api::ReplayRequest> for ReplaySpec {
     type Error = Error;
     fn try_from(r: api::ReplayRequest) -> Result<Self> {
-        let spec = ReplaySpec {
+        limits::check_time_range(r.since_unix_ns, r.until_unix_ns)?;
+        limits::check_filter("--filter", &r.filter)?;
+        Ok(ReplaySpec {
             selector: single(Selector::try_from(r.selector)?, "replay")?,
             live: r.live,
             since_unix_ns: r.since_unix_ns,
             until_unix_ns: r.until_unix_ns,
             filter: r.filter.trim().to_owned(),
             raw_records: r.raw_records,
-        };
-        if let (Some(s), Some(u)) = (spec.since_unix_ns, spec.until_unix_ns) {
-            if s > u {
-                return Err(Error::BadRequest(
-                    "--since is later than --until: nothing could match".into(),
-                ));
-            }
-        }
-        Ok(spec)
+        })
     }
 }
 
@@ -334,7 +319,7 @@ impl TryFrom<api::ListenRequest> for ListenSpec {
     fn try_from(r: api::ListenRequest) -> Result<Self> {
         Ok(ListenSpec {
             selector: single(Selector::try_from(r.selector)?, "listen")?,
-            count: nonzero(r.count),
+            count: LISTEN_COUNT.check_nonzero(r.count)?,
             raw_records: r.raw_records,
         })
     }
@@ -362,6 +347,7 @@ fn single(s: Selector, what: &str) -> Result<Selector> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::limits::MAX_ALIASES;
 
     #[test]
     fn init_request_round_trips_and_validates() {
@@ -425,5 +411,266 @@ mod tests {
         };
         assert!(ReplaySpec::try_from(inverted).is_err());
         assert!(ReplaySpec::try_from(api::ReplayRequest::default()).is_err());
+    }
+
+    /// Converts `req`, which must be refused with a message holding every piece of `want`.
+    fn refused<M, T>(req: M, want: &[&str])
+    where
+        T: TryFrom<M, Error = Error> + std::fmt::Debug,
+    {
+        match T::try_from(req) {
+            Ok(v) => panic!("accepted {v:?}, expected a refusal with {want:?}"),
+            Err(Error::BadRequest(m)) => {
+                for w in want {
+                    assert!(m.contains(w), "{m:?} lacks {w:?}");
+                }
+            }
+            Err(e) => panic!("refused as {e:?} instead of a bad request"),
+        }
+    }
+
+    fn init(f: impl FnOnce(&mut api::InitRequest)) -> api::InitRequest {
+        let mut r = api::InitRequest::default();
+        f(&mut r);
+        r
+    }
+
+    fn stop(duration_secs: u64, packet_count: u64) -> api::StopConditions {
+        api::StopConditions {
+            duration_secs,
+            packet_count,
+        }
+    }
+
+    fn retention(max_bytes: u64, max_age_secs: u64) -> api::Retention {
+        api::Retention {
+            max_bytes,
+            max_age_secs,
+        }
+    }
+
+    #[test]
+    fn stop_conditions_are_bounded() {
+        let s = CaptureSpec::try_from(init(|r| {
+            r.stop = Some(stop(315_360_000, 1_000_000_000_000))
+        }))
+        .unwrap()
+        .stop;
+        assert_eq!(s.duration_secs, Some(315_360_000));
+        assert_eq!(s.packet_count, Some(1_000_000_000_000));
+        let huge = 10_000_000_000_000_000_000;
+        refused::<_, CaptureSpec>(
+            init(|r| r.stop = Some(stop(huge, 0))),
+            &[
+                "--duration 10000000000000000000 s",
+                "1 s to 315360000 s (10 years)",
+            ],
+        );
+        refused::<_, CaptureSpec>(
+            init(|r| r.stop = Some(stop(315_360_001, 0))),
+            &["--duration 315360001", "315360000 s"],
+        );
+        refused::<_, CaptureSpec>(
+            init(|r| r.stop = Some(stop(0, 1_000_000_000_001))),
+            &["--count 1000000000001", "1 to 1000000000000 packets"],
+        );
+        // Start carries them alone.
+        assert_eq!(
+            StopConditions::try_from(stop(0, 0)).unwrap(),
+            StopConditions::default()
+        );
+        assert_eq!(
+            StopConditions::try_from(stop(5, 7)).unwrap(),
+            StopConditions {
+                duration_secs: Some(5),
+                packet_count: Some(7)
+            }
+        );
+        refused::<_, StopConditions>(stop(u64::MAX, 0), &["--duration", "10 years"]);
+        refused::<_, StopConditions>(stop(0, u64::MAX), &["--count", "1000000000000"]);
+    }
+
+    #[test]
+    fn retention_is_bounded() {
+        let r = CaptureSpec::try_from(init(|r| {
+            r.retention = Some(retention(1 << 50, 315_360_000))
+        }))
+        .unwrap()
+        .retention;
+        assert_eq!(
+            (r.max_bytes, r.max_age_secs),
+            (Some(1 << 50), Some(315_360_000))
+        );
+        refused::<_, CaptureSpec>(
+            init(|r| r.retention = Some(retention((1 << 50) + 1, 0))),
+            &[
+                "--max-size 1125899906842625 is",
+                "1 to 1125899906842624 bytes (1 PiB)",
+            ],
+        );
+        // About 300 years: its nanoseconds do not fit an i64.
+        refused::<_, CaptureSpec>(
+            init(|r| r.retention = Some(retention(0, 9_467_280_000))),
+            &["--max-age 9467280000 s", "315360000 s (10 years)"],
+        );
+        refused::<_, CaptureSpec>(
+            init(|r| r.retention = Some(retention(0, 315_360_001))),
+            &["--max-age 315360001"],
+        );
+    }
+
+    #[test]
+    fn snaplen_is_bounded() {
+        for ok in [16, 262_144] {
+            assert_eq!(
+                CaptureSpec::try_from(init(|r| r.snaplen = ok))
+                    .unwrap()
+                    .snaplen,
+                ok
+            );
+        }
+        for bad in [15, 262_145, u32::MAX] {
+            refused::<_, CaptureSpec>(
+                init(|r| r.snaplen = bad),
+                &[&format!("--snaplen {bad} is"), "16 to 262144 bytes"],
+            );
+        }
+    }
+
+    #[test]
+    fn aliases_are_bounded_in_length_and_number() {
+        let a64 = "a".repeat(64);
+        let spec = CaptureSpec::try_from(init(|r| r.aliases = vec![a64.clone()])).unwrap();
+        assert_eq!(spec.aliases[0].as_str(), a64);
+        refused::<_, CaptureSpec>(init(|r| r.aliases = vec!["a".repeat(65)]), &["1 to 64"]);
+        let names = |n: usize| (0..n).map(|i| format!("a{i}")).collect::<Vec<_>>();
+        let spec = CaptureSpec::try_from(init(|r| r.aliases = names(MAX_ALIASES))).unwrap();
+        assert_eq!(spec.aliases.len(), 32);
+        refused::<_, CaptureSpec>(
+            init(|r| r.aliases = names(MAX_ALIASES + 1)),
+            &["33 aliases", "at most 32"],
+        );
+    }
+
+    #[test]
+    fn interface_names_are_bounded() {
+        let target = |name: &str| {
+            init(|r| {
+                r.target = Some(api::Target {
+                    interfaces: vec![name.into()],
+                    netns: String::new(),
+                })
+            })
+        };
+        let spec = CaptureSpec::try_from(target("a23456789012345")).unwrap();
+        assert_eq!(spec.target.interface.as_deref(), Some("a23456789012345"));
+        assert_eq!(
+            CaptureSpec::try_from(target("any"))
+                .unwrap()
+                .target
+                .interface,
+            None
+        );
+        for bad in ["a234567890123456", "..", "../../etc", "eth 0", "lo\n"] {
+            refused::<_, CaptureSpec>(target(bad), &["interface name", "1 to 15 bytes"]);
+        }
+    }
+
+    #[test]
+    fn filters_are_bounded() {
+        let ok = "x".repeat(64 << 10);
+        assert_eq!(
+            CaptureSpec::try_from(init(|r| r.filter = ok.clone()))
+                .unwrap()
+                .filter,
+            ok
+        );
+        let long = "x".repeat((64 << 10) + 1);
+        refused::<_, CaptureSpec>(
+            init(|r| r.filter = long.clone()),
+            &["65537 bytes", "at most 65536 bytes"],
+        );
+        let replay = api::ReplayRequest {
+            selector: Some((&Selector::Id(1)).into()),
+            filter: long,
+            ..Default::default()
+        };
+        refused::<_, ReplaySpec>(replay, &["--filter is 65537 bytes", "65536"]);
+    }
+
+    #[test]
+    fn times_are_bounded() {
+        let replay = |since, until| api::ReplayRequest {
+            selector: Some((&Selector::Id(1)).into()),
+            since_unix_ns: since,
+            until_unix_ns: until,
+            ..Default::default()
+        };
+        let spec = ReplaySpec::try_from(replay(Some(0), Some(i64::MAX))).unwrap();
+        assert_eq!(
+            (spec.since_unix_ns, spec.until_unix_ns),
+            (Some(0), Some(i64::MAX))
+        );
+        refused::<_, ReplaySpec>(replay(Some(-1), None), &["--since -1 ns", "1970"]);
+        refused::<_, ReplaySpec>(replay(None, Some(i64::MIN)), &["--until", "1970"]);
+        refused::<_, ReplaySpec>(replay(Some(6), Some(5)), &["--since is later than --until"]);
+        assert!(ReplaySpec::try_from(replay(Some(5), Some(5))).is_ok());
+    }
+
+    #[test]
+    fn listen_count_is_bounded() {
+        let listen = |count| api::ListenRequest {
+            selector: Some((&Selector::Id(1)).into()),
+            count,
+            raw_records: false,
+        };
+        assert_eq!(
+            ListenSpec::try_from(listen(1_000_000_000_000))
+                .unwrap()
+                .count,
+            Some(1_000_000_000_000)
+        );
+        assert_eq!(ListenSpec::try_from(listen(0)).unwrap().count, None);
+        refused::<_, ListenSpec>(
+            listen(1_000_000_000_001),
+            &["--count 1000000000001 is", "1 to 1000000000000 packets"],
+        );
+    }
+
+    #[test]
+    fn selectors_refuse_id_zero_and_bad_aliases() {
+        let sel = |kind| Some(api::Selector { kind: Some(kind) });
+        assert_eq!(
+            Selector::try_from(sel(api::selector::Kind::Id(1))).unwrap(),
+            Selector::Id(1)
+        );
+        refused::<_, Selector>(sel(api::selector::Kind::Id(0)), &["id 0", "start at 1"]);
+        refused::<_, Selector>(sel(api::selector::Kind::Alias("0".into())), &["start at 1"]);
+        refused::<_, Selector>(
+            sel(api::selector::Kind::Alias("a".repeat(65))),
+            &["1 to 64"],
+        );
+    }
+
+    #[test]
+    fn captures_sent_by_a_daemon_are_read_as_they_are() {
+        let spec = CaptureInfo::try_from(api::Capture {
+            id: 1,
+            state: api::State::Active.into(),
+            target: Some(api::Target {
+                interfaces: vec!["a-name-longer-than-15".into()],
+                netns: String::new(),
+            }),
+            stop: Some(stop(u64::MAX, u64::MAX)),
+            retention: Some(retention(u64::MAX, u64::MAX)),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(
+            spec.target.interface.as_deref(),
+            Some("a-name-longer-than-15")
+        );
+        assert_eq!(spec.stop.duration_secs, Some(u64::MAX));
+        assert_eq!(spec.retention.max_age_secs, Some(u64::MAX));
     }
 }

@@ -5,6 +5,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use crate::limits::{self, MAX_ALIAS_LEN};
 use crate::{Error, Result};
 
 /// Small integer naming a capture; never reused.
@@ -21,9 +22,9 @@ impl Alias {
         let ok_chars = name
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
-        if name.is_empty() || name.len() > 64 || !ok_chars {
+        if name.is_empty() || name.len() > MAX_ALIAS_LEN || !ok_chars {
             return Err(Error::Invalid(format!(
-                "invalid alias {name:?}: use 1 to 64 letters, digits, '.', '_' or '-'"
+                "invalid alias {name:?}: use 1 to {MAX_ALIAS_LEN} letters, digits, '.', '_' or '-'"
             )));
         }
         if name.bytes().all(|b| b.is_ascii_digit()) {
@@ -71,10 +72,13 @@ impl Selector {
     /// Parses what a user typed: all digits is an id, anything else an alias.
     pub fn parse(s: &str) -> Result<Self> {
         if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
-            return s
-                .parse()
-                .map(Selector::Id)
-                .map_err(|_| Error::Invalid(format!("capture id {s:?} is out of range")));
+            let id = s.parse().map_err(|_| {
+                Error::Invalid(format!(
+                    "capture id {s:?} is out of range: ids go from 1 to {}",
+                    CaptureId::MAX
+                ))
+            })?;
+            return Selector::id(id);
         }
         if s.is_empty() {
             return Err(Error::Invalid(
@@ -82,6 +86,18 @@ impl Selector {
             ));
         }
         Alias::new(s).map(Selector::Alias)
+    }
+}
+
+impl Selector {
+    /// The selector of one capture id; ids start at 1, so 0 names no capture.
+    pub fn id(id: CaptureId) -> Result<Self> {
+        match id {
+            0 => Err(Error::Invalid(
+                "capture id 0 is out of range: ids start at 1 (see `pcap list`)".into(),
+            )),
+            id => Ok(Selector::Id(id)),
+        }
     }
 }
 
@@ -100,6 +116,20 @@ impl fmt::Display for Selector {
 pub struct Target {
     /// Interface name; `None` captures on all interfaces.
     pub interface: Option<String>,
+}
+
+impl Target {
+    /// The target a user names: empty or `any` for all interfaces, otherwise one interface
+    /// whose name Linux would accept (see [`limits::check_interface`]).
+    pub fn named(name: &str) -> Result<Self> {
+        if name.is_empty() || name == "any" {
+            return Ok(Target { interface: None });
+        }
+        limits::check_interface(name)?;
+        Ok(Target {
+            interface: Some(name.to_owned()),
+        })
+    }
 }
 
 impl fmt::Display for Target {
@@ -144,18 +174,44 @@ impl fmt::Display for State {
     }
 }
 
-/// Conditions that end a capture by themselves.
+/// Conditions that end a capture by themselves. Made with [`StopConditions::new`], each
+/// is within its [`limits`] bound.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StopConditions {
+    /// At most [`limits::DURATION`]`.max`.
     pub duration_secs: Option<u64>,
+    /// At most [`limits::PACKET_COUNT`]`.max`.
     pub packet_count: Option<u64>,
 }
 
-/// How much of a capture's spool is kept; `None` means the daemon's default.
+impl StopConditions {
+    /// Checked stop conditions; 0 means none, as in the API.
+    pub fn new(duration_secs: u64, packet_count: u64) -> Result<Self> {
+        Ok(StopConditions {
+            duration_secs: limits::DURATION.check_nonzero(duration_secs)?,
+            packet_count: limits::PACKET_COUNT.check_nonzero(packet_count)?,
+        })
+    }
+}
+
+/// How much of a capture's spool is kept; `None` means the daemon's default. Made with
+/// [`Retention::new`], each is within its [`limits`] bound.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Retention {
+    /// At most [`limits::MAX_SIZE`]`.max`.
     pub max_bytes: Option<u64>,
+    /// At most [`limits::MAX_AGE`]`.max`, so that it fits in nanoseconds as an i64.
     pub max_age_secs: Option<u64>,
+}
+
+impl Retention {
+    /// Checked retention; 0 means the daemon's default, as in the API.
+    pub fn new(max_bytes: u64, max_age_secs: u64) -> Result<Self> {
+        Ok(Retention {
+            max_bytes: limits::MAX_SIZE.check_nonzero(max_bytes)?,
+            max_age_secs: limits::MAX_AGE.check_nonzero(max_age_secs)?,
+        })
+    }
 }
 
 /// What a user asks for in `init`.
@@ -249,5 +305,28 @@ mod tests {
         );
         assert!(Selector::parse("99999999999999999999999").is_err());
         assert!(Selector::parse("").is_err());
+        let zero = Selector::parse("0").unwrap_err().to_string();
+        assert!(zero.contains("ids start at 1"), "{zero}");
+    }
+
+    #[test]
+    fn interface_names_follow_linux() {
+        assert_eq!(Target::named("").unwrap().interface, None);
+        assert_eq!(Target::named("any").unwrap().interface, None);
+        for ok in ["lo", "eth0", "eth0:1", "a23456789012345", "veth-x.10"] {
+            assert_eq!(Target::named(ok).unwrap().interface.as_deref(), Some(ok));
+        }
+        for bad in [
+            "a234567890123456",
+            ".",
+            "..",
+            "../../etc",
+            "a b",
+            "a\tb",
+            "a\0b",
+        ] {
+            let e = Target::named(bad).unwrap_err().to_string();
+            assert!(e.contains("1 to 15 bytes"), "{bad:?}: {e}");
+        }
     }
 }

@@ -7,6 +7,7 @@ pub mod connect;
 pub mod convert;
 pub mod domain;
 pub mod error;
+pub mod limits;
 pub mod parse;
 pub mod savefile;
 pub mod segment;
@@ -17,5 +18,5 @@ pub use error::{Error, Result};
 pub const DEFAULT_SOCKET: &str = "/run/pcapd/pcapd.sock";
 /// Default TCP port of the daemon's TLS listener.
 pub const DEFAULT_TLS_PORT: u16 = 2020;
-/// Default bytes kept of each packet (libpcap's own default).
-pub const DEFAULT_SNAPLEN: u32 = 262_144;
+/// Default bytes kept of each packet (libpcap's own default, and the most it keeps).
+pub const DEFAULT_SNAPLEN: u32 = limits::MAX_SNAPLEN;

@@ -4,7 +4,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::{Error, Result};
 
-/// Parses a size: bytes, or a number with K, M, G, T (powers of 1024; `KiB`, `MB` and `k`
+/// Parses a size: bytes, or a number with K, M, G, T, P (powers of 1024; `KiB`, `MB` and `k`
 /// are read the same way, as tcpdump and dumpcap users expect binary units).
 pub fn size(s: &str) -> Result<u64> {
     let t = s.trim();
@@ -19,6 +19,7 @@ pub fn size(s: &str) -> Result<u64> {
         "m" => 1 << 20,
         "g" => 1 << 30,
         "t" => 1 << 40,
+        "p" => 1 << 50,
         _ => return Err(bad_size(s)),
     };
     let n: f64 = num.parse().map_err(|_| bad_size(s))?;
@@ -31,7 +32,7 @@ pub fn size(s: &str) -> Result<u64> {
 
 fn bad_size(s: &str) -> Error {
     Error::Invalid(format!(
-        "invalid size {s:?}: use a positive number of bytes, optionally with K, M, G or T \
+        "invalid size {s:?}: use a positive number of bytes, optionally with K, M, G, T or P \
          (for example 500M or 2G)"
     ))
 }
@@ -160,6 +161,7 @@ mod tests {
         assert_eq!(size("2GiB").unwrap(), 2 << 30);
         assert_eq!(size("1.5g").unwrap(), 3 << 29);
         assert_eq!(size("10 MB").unwrap(), 10 << 20);
+        assert_eq!(size("1PiB").unwrap(), 1 << 50);
         for bad in ["", "0", "-5", "12X", "M", "1e999"] {
             assert!(size(bad).is_err(), "{bad:?}");
         }

@@ -4,14 +4,12 @@
 use anyhow::Result;
 use clap::Args;
 use pcap_core::api::v1 as api;
-use pcap_core::domain::{
-    Alias, CaptureInfo, CaptureSpec, Retention, State, StopConditions, Target,
-};
-use pcap_core::parse;
+use pcap_core::domain::{Alias, CaptureInfo, CaptureSpec, State};
 
 use super::Context;
 use crate::output::{print_json, print_stdout};
 use crate::rpc::status_error;
+use crate::values::{self, Usage};
 use crate::view::{aliases_cell, CaptureJson};
 
 /// Arguments of `pcap init`.
@@ -27,48 +25,33 @@ pub struct InitArgs {
     /// Name for the capture (repeatable)
     #[arg(long = "alias", value_name = "NAME", value_parser = parse_alias)]
     aliases: Vec<Alias>,
-    /// Bytes kept of each packet [default: 262144]
-    #[arg(long, value_name = "N")]
+    /// Bytes kept of each packet, 16 to 262144; 0 for the default [default: 262144]
+    #[arg(long, value_name = "N", value_parser = values::snaplen)]
     snaplen: Option<u32>,
     /// Do not put the interface into promiscuous mode
     #[arg(long)]
     no_promisc: bool,
-    /// Stop after this long (seconds, or 30s, 5m, 2h)
-    #[arg(long, value_name = "SECS", value_parser = parse_secs)]
+    /// Stop after this long (seconds, or 30s, 5m, 2h; at most 10 years)
+    #[arg(long, value_name = "SECS", value_parser = values::duration)]
     duration: Option<u64>,
-    /// Stop after this many packets
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    /// Stop after this many packets (at most 10^12)
+    #[arg(long, value_name = "N", value_parser = values::count)]
     count: Option<u64>,
-    /// Keep at most this much spool (bytes, or 500M, 2G) [default: the daemon's]
-    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    /// Keep at most this much spool (bytes, or 500M, 2G; at most 1 PiB) [default: the
+    /// daemon's]
+    #[arg(long, value_name = "SIZE", value_parser = values::max_size)]
     max_size: Option<u64>,
-    /// Keep packets at most this long (seconds, or 30m, 7d) [default: the daemon's]
-    #[arg(long, value_name = "SECS", value_parser = parse_secs)]
+    /// Keep packets at most this long (seconds, or 30m, 7d; at most 10 years) [default: the
+    /// daemon's]
+    #[arg(long, value_name = "SECS", value_parser = values::max_age)]
     max_age: Option<u64>,
 }
 
 /// Runs `pcap init`.
 pub async fn run(args: InitArgs, ctx: &Context) -> Result<()> {
-    let conn = ctx
-        .targets
-        .client_for(args.iface.as_deref().unwrap_or(""))
-        .await?;
-    let (mut client, iface, endpoint) = (conn.client, conn.name, conn.endpoint);
-    let spec = CaptureSpec {
-        target: target(iface),
-        filter: join_filter(&args.filter),
-        aliases: args.aliases,
-        snaplen: args.snaplen.unwrap_or(0),
-        promisc: !args.no_promisc,
-        stop: StopConditions {
-            duration_secs: args.duration,
-            packet_count: args.count,
-        },
-        retention: Retention {
-            max_bytes: args.max_size,
-            max_age_secs: args.max_age,
-        },
-    };
+    let (endpoint, iface) = ctx.targets.resolve(args.iface.as_deref().unwrap_or(""))?;
+    let spec = spec(&args, iface)?;
+    let mut client = ctx.targets.connect(&endpoint).await?;
     let response = client
         .init(api::InitRequest::from(&spec))
         .await
@@ -94,11 +77,28 @@ pub async fn run(args: InitArgs, ctx: &Context) -> Result<()> {
     }
 }
 
-/// The interface as the daemon wants it: none for all interfaces.
-fn target(iface: &str) -> Target {
-    let iface = iface.trim();
-    let interface = (!iface.is_empty() && iface != "any").then(|| iface.to_owned());
-    Target { interface }
+/// The capture asked for, checked as pcapd will check it (interface name, number of
+/// aliases, filter length), so that what pcapd would refuse is refused before connecting.
+fn spec(args: &InitArgs, iface: &str) -> Result<CaptureSpec, Usage> {
+    let request = api::InitRequest {
+        target: Some(api::Target {
+            interfaces: vec![iface.trim().to_owned()],
+            netns: String::new(),
+        }),
+        filter: join_filter(&args.filter),
+        aliases: args.aliases.iter().map(Alias::to_string).collect(),
+        snaplen: args.snaplen.unwrap_or(0),
+        no_promisc: args.no_promisc,
+        stop: Some(api::StopConditions {
+            duration_secs: args.duration.unwrap_or(0),
+            packet_count: args.count.unwrap_or(0),
+        }),
+        retention: Some(api::Retention {
+            max_bytes: args.max_size.unwrap_or(0),
+            max_age_secs: args.max_age.unwrap_or(0),
+        }),
+    };
+    Ok(CaptureSpec::try_from(request)?)
 }
 
 /// The filter words as one filter, the way tcpdump reads them.
@@ -143,23 +143,11 @@ fn parse_alias(s: &str) -> pcap_core::Result<Alias> {
     Alias::new(s)
 }
 
-fn parse_size(s: &str) -> pcap_core::Result<u64> {
-    parse::size(s)
-}
-
-/// A duration in whole seconds; less than a second would mean "no limit" to the daemon.
-fn parse_secs(s: &str) -> Result<u64, String> {
-    let d = parse::duration(s).map_err(|e| e.to_string())?;
-    match d.as_secs() {
-        0 => Err(format!("{s:?} is less than a second: use at least 1s")),
-        secs => Ok(secs),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use clap::Parser;
+    use pcap_core::domain::{Retention, StopConditions, Target};
 
     #[derive(Parser)]
     struct Wrap {
@@ -220,7 +208,7 @@ mod tests {
         let mut c = CaptureInfo {
             id: 3,
             aliases: vec![web.clone()],
-            target: target("lo"),
+            target: Target::named("lo").unwrap(),
             filter: "udp".into(),
             applied_filter: "udp".into(),
             snaplen: 262_144,
@@ -243,7 +231,7 @@ mod tests {
             outcome(&c, false, std::slice::from_ref(&web), ""),
             "capture 3 already has this interface and filter; alias web added"
         );
-        c.target = target("any");
+        c.target = Target::named("any").unwrap();
         c.state = State::Pending;
         assert_eq!(
             outcome(&c, true, &[], ""),
@@ -257,8 +245,42 @@ mod tests {
 
     #[test]
     fn any_and_empty_mean_all_interfaces() {
-        assert_eq!(target("").interface, None);
-        assert_eq!(target("any").interface, None);
-        assert_eq!(target("lo").interface.as_deref(), Some("lo"));
+        let args = parse(&[]);
+        assert_eq!(spec(&args, "").unwrap().target.interface, None);
+        assert_eq!(spec(&args, "any").unwrap().target.interface, None);
+        assert_eq!(
+            spec(&args, " lo ").unwrap().target.interface.as_deref(),
+            Some("lo")
+        );
+    }
+
+    #[test]
+    fn what_pcapd_would_refuse_is_refused_here() {
+        let args = parse(&[]);
+        let e = spec(&args, "a234567890123456").unwrap_err().to_string();
+        assert!(e.contains("1 to 15 bytes"), "{e}");
+        let mut many = vec!["lo"];
+        let names: Vec<String> = (0..33).map(|i| format!("a{i}")).collect();
+        for n in &names {
+            many.extend(["--alias", n]);
+        }
+        let e = spec(&parse(&many), "lo").unwrap_err().to_string();
+        assert_eq!(e, "33 aliases given (--alias): a capture has at most 32");
+        let long = "x".repeat(65_537);
+        let e = spec(&parse(&["lo", &long]), "lo").unwrap_err().to_string();
+        assert!(e.contains("at most 65536 bytes"), "{e}");
+        let a = parse(&[
+            "lo",
+            "--duration",
+            "1h",
+            "--max-size",
+            "1G",
+            "--snaplen",
+            "0",
+        ]);
+        let s = spec(&a, "lo").unwrap();
+        assert_eq!(s.stop.duration_secs, Some(3600));
+        assert_eq!(s.retention.max_bytes, Some(1 << 30));
+        assert_eq!(s.snaplen, pcap_core::DEFAULT_SNAPLEN);
     }
 }

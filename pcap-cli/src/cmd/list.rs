@@ -41,6 +41,7 @@ fn render(captures: &[CaptureInfo]) -> String {
         ("ALIASES", Align::Left),
         ("IFACE", Align::Left),
         ("FILTER", Align::Left),
+        ("OWNER", Align::Left),
         ("STATE", Align::Left),
         ("PACKETS", Align::Right),
         ("BYTES", Align::Right),
@@ -53,6 +54,7 @@ fn render(captures: &[CaptureInfo]) -> String {
             aliases_cell(&c.aliases),
             c.target.to_string(),
             or_dash(&c.filter),
+            or_dash(&c.owner),
             state_cell(c.state, &c.reason),
             c.counters.spooled_packets.to_string(),
             human_size(c.counters.spooled_bytes),
@@ -122,11 +124,15 @@ mod tests {
         let mut b = capture(12, "all", None, "", "not tcp port 2020");
         b.state = State::Failed;
         b.reason = "disk full".into();
+        b.owner = "uid 1000 (alice)".into();
+        let mut c = capture(13, "tls", None, "tcp", "tcp");
+        c.owner = String::new();
         assert_eq!(
-            render(&[a, b]),
-            "ID  ALIASES  IFACE  FILTER         STATE               PACKETS    BYTES  DROPS    SPOOL\n\
-             1   web      lo     udp port 9999  ACTIVE                   12  1.2 MiB      3  2.0 KiB\n\
-             12  all      any    -              FAILED (disk full)        0      0 B      0      0 B\n\
+            render(&[a, b, c]),
+            "ID  ALIASES  IFACE  FILTER         OWNER             STATE               PACKETS    BYTES  DROPS    SPOOL\n\
+             1   web      lo     udp port 9999  uid 0 (root)      ACTIVE                   12  1.2 MiB      3  2.0 KiB\n\
+             12  all      any    -              uid 1000 (alice)  FAILED (disk full)        0      0 B      0      0 B\n\
+             13  tls      any    tcp            -                 ACTIVE                    0      0 B      0      0 B\n\
              \n\
              filters as applied by pcapd:\n  \
              12: not tcp port 2020\n"
@@ -137,7 +143,7 @@ mod tests {
     fn empty_list_is_just_the_header() {
         assert_eq!(
             render(&[]),
-            "ID  ALIASES  IFACE  FILTER  STATE  PACKETS  BYTES  DROPS  SPOOL\n"
+            "ID  ALIASES  IFACE  FILTER  OWNER  STATE  PACKETS  BYTES  DROPS  SPOOL\n"
         );
     }
 }

@@ -1,6 +1,6 @@
 //! `pcap start`, `pcap stop` and `pcap delete`: the same selection, three verbs.
 
-use anyhow::{bail, Result};
+use anyhow::Result;
 use clap::Args;
 use pcap_core::api::v1 as api;
 use pcap_core::domain::{CaptureInfo, Selector, State};
@@ -8,6 +8,7 @@ use pcap_core::domain::{CaptureInfo, Selector, State};
 use super::Context;
 use crate::output::{print_json, print_stdout};
 use crate::rpc::status_error;
+use crate::values::{self, Usage};
 use crate::view::{summary_line, CaptureJson};
 
 /// Which captures a command applies to: one by id or alias, or all of them, on the local
@@ -28,31 +29,25 @@ pub struct SelectArgs {
 pub struct StartArgs {
     #[command(flatten)]
     pub select: SelectArgs,
-    /// Stop by itself after this long (seconds, or 30s, 5m, 2h); replaces the capture's own
-    #[arg(long, value_name = "SECS")]
-    pub duration: Option<String>,
-    /// Stop by itself after this many packets; replaces the capture's own
-    #[arg(long, value_name = "N")]
+    /// Stop by itself after this long (seconds, or 30s, 5m, 2h; at most 10 years); replaces
+    /// the capture's own
+    #[arg(long, value_name = "SECS", value_parser = values::duration)]
+    pub duration: Option<u64>,
+    /// Stop by itself after this many packets (at most 10^12); replaces the capture's own
+    #[arg(long, value_name = "N", value_parser = values::count)]
     pub count: Option<u64>,
 }
 
 impl StartArgs {
     /// The stop conditions asked for, if any.
-    pub fn stop(&self) -> Result<Option<api::StopConditions>> {
+    pub fn stop(&self) -> Option<api::StopConditions> {
         if self.duration.is_none() && self.count.is_none() {
-            return Ok(None);
+            return None;
         }
-        let duration_secs = match &self.duration {
-            Some(d) => pcap_core::parse::duration(d)?.as_secs().max(1),
-            None => 0,
-        };
-        if self.count == Some(0) {
-            anyhow::bail!("--count 0 would stop at once: give a positive number of packets");
-        }
-        Ok(Some(api::StopConditions {
-            duration_secs,
+        Some(api::StopConditions {
+            duration_secs: self.duration.unwrap_or(0),
             packet_count: self.count.unwrap_or(0),
-        }))
+        })
     }
 }
 
@@ -123,22 +118,24 @@ fn start_failures(action: Action, captures: &[CaptureInfo]) -> Result<()> {
     }
 }
 
-/// The selector for `--all` or a typed id or alias (already stripped of any remote).
-pub fn selector(all: bool, name: &str) -> Result<Selector> {
+/// The selector for `--all` or a typed id or alias (already stripped of any remote); what
+/// cannot name a capture is a usage error.
+pub fn selector(all: bool, name: &str) -> Result<Selector, Usage> {
     if all {
         if !name.is_empty() {
-            bail!(
+            return Err(Usage(
                 "--all selects every capture: give it no id or alias (with a remote, only \
                  the remote: `--all lab:`)"
-            );
+                    .into(),
+            ));
         }
         return Ok(Selector::All);
     }
     match name.split_once(':') {
-        Some((remote, _)) => bail!(
+        Some((remote, _)) => Err(Usage(format!(
             "no capture {name:?}: an alias cannot hold ':', and {remote:?} is not a known \
              remote (see `pcap remote list`)"
-        ),
+        ))),
         None => Ok(Selector::parse(name)?),
     }
 }

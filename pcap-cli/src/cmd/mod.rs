@@ -76,7 +76,7 @@ pub async fn run(command: Command, ctx: &Context) -> Result<()> {
     match command {
         Command::Init(args) => init::run(args, ctx).await,
         Command::Start(args) => {
-            let stop = args.stop()?;
+            let stop = args.stop();
             manage::run(manage::Action::Start, args.select, stop, ctx).await
         }
         Command::Stop(args) => manage::run(manage::Action::Stop, args, None, ctx).await,

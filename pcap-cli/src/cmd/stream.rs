@@ -2,7 +2,6 @@
 //! stream delivers them, with the stream's notices told on stderr.
 
 use std::path::PathBuf;
-use std::time::SystemTime;
 
 use anyhow::{bail, Result};
 use clap::Args;
@@ -16,6 +15,7 @@ use crate::output::{Destination, Flow};
 use crate::progress::Progress;
 use crate::rpc::status_error;
 use crate::target::Endpoint;
+use crate::values::{self, Usage};
 
 /// Arguments of `pcap replay`.
 #[derive(Debug, Args)]
@@ -26,11 +26,13 @@ pub struct ReplayArgs {
     /// After what is spooled, go on with new packets until the capture stops
     #[arg(long)]
     live: bool,
-    /// Only packets from T on (RFC 3339, unix seconds, or how long ago: 30s, 5m, 2h)
-    #[arg(long, value_name = "T", value_parser = parse_time)]
+    /// Only packets from T on (RFC 3339, unix seconds, or how long ago: 30s, 5m, 2h; not
+    /// before 1970)
+    #[arg(long, value_name = "T", value_parser = values::since)]
     since: Option<i64>,
-    /// Only packets before T (RFC 3339, unix seconds, or how long ago: 30s, 5m, 2h)
-    #[arg(long, value_name = "T", value_parser = parse_time)]
+    /// Only packets before T (RFC 3339, unix seconds, or how long ago: 30s, 5m, 2h; not
+    /// before 1970)
+    #[arg(long, value_name = "T", value_parser = values::until)]
     until: Option<i64>,
     /// Only packets matching this BPF filter
     #[arg(long, value_name = "BPF")]
@@ -46,8 +48,8 @@ pub struct ListenArgs {
     /// Capture id or alias, after `REMOTE:` for a remote daemon (`lab:web`)
     #[arg(value_name = "[REMOTE:]ID|ALIAS")]
     capture: String,
-    /// End after this many packets
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    /// End after this many packets (at most 10^12)
+    #[arg(long, value_name = "N", value_parser = values::count)]
     count: Option<u64>,
     /// Write the savefile to FILE instead of standard output
     #[arg(short = 'w', long = "write", value_name = "FILE")]
@@ -66,9 +68,11 @@ pub async fn replay(args: ReplayArgs, ctx: &Context) -> Result<()> {
         filter: args.filter.unwrap_or_default().trim().to_owned(),
         raw_records: true,
     };
+    let request = api::ReplayRequest::from(&spec);
+    ReplaySpec::try_from(request.clone()).map_err(Usage::from)?;
     let mut client = ctx.targets.connect(&endpoint).await?;
     let stream = client
-        .replay(api::ReplayRequest::from(&spec))
+        .replay(request)
         .await
         .map_err(status_error(&endpoint))?
         .into_inner();
@@ -242,10 +246,6 @@ impl Notices {
             }
         }
     }
-}
-
-fn parse_time(s: &str) -> pcap_core::Result<i64> {
-    pcap_core::parse::time(s, SystemTime::now())
 }
 
 #[cfg(test)]

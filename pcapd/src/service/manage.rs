@@ -33,7 +33,7 @@ pub async fn start(
 ) -> Result<Response<api::CapturesResponse>, Status> {
     let caller = s.caller(&req).await?;
     let req = req.into_inner();
-    let stop = req.stop.map(StopConditions::from);
+    let stop = req.stop.map(domain::<_, StopConditions>).transpose()?;
     let sel: Selector = domain(req.selector)?;
     Ok(captures(s.registry.start(&sel, &caller, stop).await?))
 }
