@@ -190,35 +190,22 @@ impl From<Retention> for api::Retention {
 
 // === Capture ===
 
-impl From<Counters> for api::Counters {
-    fn from(c: Counters) -> Self {
-        api::Counters {
-            received: c.received,
-            dropped_kernel: c.dropped_kernel,
-            dropped_interface: c.dropped_interface,
-            spooled_packets: c.spooled_packets,
-            spooled_bytes: c.spooled_bytes,
-            spool_bytes: c.spool_bytes,
-            spool_segments: c.spool_segments,
-            expired_packets: c.expired_packets,
+macro_rules! counters_conversions {
+    ($($field:ident: $ty:ty,)*) => {
+        impl From<Counters> for api::Counters {
+            fn from(c: Counters) -> Self {
+                api::Counters { $($field: c.$field,)* }
+            }
         }
-    }
-}
 
-impl From<api::Counters> for Counters {
-    fn from(c: api::Counters) -> Self {
-        Counters {
-            received: c.received,
-            dropped_kernel: c.dropped_kernel,
-            dropped_interface: c.dropped_interface,
-            spooled_packets: c.spooled_packets,
-            spooled_bytes: c.spooled_bytes,
-            spool_bytes: c.spool_bytes,
-            spool_segments: c.spool_segments,
-            expired_packets: c.expired_packets,
+        impl From<api::Counters> for Counters {
+            fn from(c: api::Counters) -> Self {
+                Counters { $($field: c.$field,)* }
+            }
         }
-    }
+    };
 }
+crate::counter_fields!(counters_conversions);
 
 impl From<&CaptureInfo> for api::Capture {
     fn from(c: &CaptureInfo) -> Self {

@@ -226,18 +226,34 @@ pub struct CaptureSpec {
     pub retention: Retention,
 }
 
-/// Counters of a capture; see the `Counters` message for each field.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Counters {
-    pub received: u64,
-    pub dropped_kernel: u64,
-    pub dropped_interface: u64,
-    pub spooled_packets: u64,
-    pub spooled_bytes: u64,
-    pub spool_bytes: u64,
-    pub spool_segments: u32,
-    pub expired_packets: u64,
+/// Calls the macro `$m` with every capture counter's name and type: the one list of them,
+/// from which [`Counters`], its conversions and the daemon's live counters are made.
+#[macro_export]
+macro_rules! counter_fields {
+    ($m:ident) => {
+        $m! {
+            received: u64,
+            dropped_kernel: u64,
+            dropped_interface: u64,
+            spooled_packets: u64,
+            spooled_bytes: u64,
+            spool_bytes: u64,
+            spool_segments: u32,
+            expired_packets: u64,
+        }
+    };
 }
+
+macro_rules! counters_struct {
+    ($($field:ident: $ty:ty,)*) => {
+        /// Counters of a capture; see the `Counters` message for each field.
+        #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+        pub struct Counters {
+            $(pub $field: $ty,)*
+        }
+    };
+}
+counter_fields!(counters_struct);
 
 /// Everything known of one capture.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

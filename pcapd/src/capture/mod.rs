@@ -82,48 +82,32 @@ pub enum Event {
     },
 }
 
-/// Counters shared between a capture thread and the registry.
-#[derive(Debug, Default)]
-pub struct LiveCounters {
-    pub received: AtomicU64,
-    pub dropped_kernel: AtomicU64,
-    pub dropped_interface: AtomicU64,
-    pub spooled_packets: AtomicU64,
-    pub spooled_bytes: AtomicU64,
-    pub spool_bytes: AtomicU64,
-    pub spool_segments: AtomicU64,
-    pub expired_packets: AtomicU64,
-}
-
-impl LiveCounters {
-    /// Starts from persisted counters.
-    pub fn from_counters(c: &Counters) -> Self {
-        LiveCounters {
-            received: c.received.into(),
-            dropped_kernel: c.dropped_kernel.into(),
-            dropped_interface: c.dropped_interface.into(),
-            spooled_packets: c.spooled_packets.into(),
-            spooled_bytes: c.spooled_bytes.into(),
-            spool_bytes: c.spool_bytes.into(),
-            spool_segments: (c.spool_segments as u64).into(),
-            expired_packets: c.expired_packets.into(),
+macro_rules! live_counters {
+    ($($field:ident: $ty:ty,)*) => {
+        /// Counters shared between a capture thread and the registry.
+        #[derive(Debug, Default)]
+        pub struct LiveCounters {
+            $(pub $field: AtomicU64,)*
         }
-    }
 
-    /// The counters now.
-    pub fn snapshot(&self) -> Counters {
-        Counters {
-            received: self.received.load(Relaxed),
-            dropped_kernel: self.dropped_kernel.load(Relaxed),
-            dropped_interface: self.dropped_interface.load(Relaxed),
-            spooled_packets: self.spooled_packets.load(Relaxed),
-            spooled_bytes: self.spooled_bytes.load(Relaxed),
-            spool_bytes: self.spool_bytes.load(Relaxed),
-            spool_segments: self.spool_segments.load(Relaxed) as u32,
-            expired_packets: self.expired_packets.load(Relaxed),
+        impl LiveCounters {
+            /// Starts from persisted counters.
+            pub fn from_counters(c: &Counters) -> Self {
+                LiveCounters {
+                    $($field: u64::from(c.$field).into(),)*
+                }
+            }
+
+            /// The counters now.
+            pub fn snapshot(&self) -> Counters {
+                Counters {
+                    $($field: self.$field.load(Relaxed) as $ty,)*
+                }
+            }
         }
-    }
+    };
 }
+pcap_core::counter_fields!(live_counters);
 
 /// The registry's handle on a running capture thread: the thread itself, which only the
 /// capture's owner joins, and a [`Controller`] that readers may clone to talk to it.
