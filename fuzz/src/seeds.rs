@@ -281,24 +281,19 @@ fn frame_seeds() -> Vec<Vec<u8>> {
         assert_eq!(b.len(), size);
         b
     };
-    let limit = block_of(16 << 10);
-    let (a, b) = limit.split_at(10_000);
-    let at_limit = [
-        PREFACE,
-        &settings,
-        &frame(0x1, 0, 7, a),
-        &frame(0x9, 0x4, 7, b),
-    ]
-    .concat();
-    let over = block_of((16 << 10) + 1);
-    let (a, b) = over.split_at(16_384);
-    let over_limit = [
-        PREFACE,
-        &settings,
-        &frame(0x1, 0x1, 9, a),
-        &frame(0x9, 0x4, 9, b),
-    ]
-    .concat();
+    // HEADERS (flags as given) and a CONTINUATION that ends the block, split at `at`.
+    let split_block = |block: Vec<u8>, at: usize, flags: u8, stream: u32| {
+        let (a, b) = block.split_at(at);
+        [
+            PREFACE,
+            &settings,
+            &frame(0x1, flags, stream, a),
+            &frame(0x9, 0x4, stream, b),
+        ]
+        .concat()
+    };
+    let at_limit = split_block(block_of(16 << 10), 10_000, 0, 7);
+    let over_limit = split_block(block_of((16 << 10) + 1), 16_384, 0x1, 9);
     vec![
         simple,
         split,

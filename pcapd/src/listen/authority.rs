@@ -346,6 +346,18 @@ mod tests {
         out
     }
 
+    /// What the server gets when a client writes `wire` and closes its side.
+    async fn through_rewriter(wire: &[u8]) -> Vec<u8> {
+        let (server, client) = tokio::net::UnixStream::pair().unwrap();
+        let mut conn = wrap(server);
+        let (_client_r, mut client_w) = client.into_split();
+        client_w.write_all(wire).await.unwrap();
+        client_w.shutdown().await.unwrap();
+        let mut got = Vec::new();
+        conn.read_to_end(&mut got).await.unwrap();
+        got
+    }
+
     /// Splits a byte stream into (type, flags, payload) frames.
     fn frames(mut b: &[u8]) -> Vec<(u8, u8, Vec<u8>)> {
         let mut out = Vec::new();
@@ -386,13 +398,7 @@ mod tests {
         wire.extend(frame(HEADERS, PADDED | END_STREAM, 3, &padded));
         wire.extend(frame(CONTINUATION, END_HEADERS, 3, b));
 
-        let (server, client) = tokio::net::UnixStream::pair().unwrap();
-        let mut conn = wrap(server);
-        let (_, mut client_w) = client.into_split();
-        client_w.write_all(&wire).await.unwrap();
-        client_w.shutdown().await.unwrap();
-        let mut got = Vec::new();
-        conn.read_to_end(&mut got).await.unwrap();
+        let got = through_rewriter(&wire).await;
 
         assert_eq!(&got[..24], PREFACE);
         let fs = frames(&got[24..]);
@@ -543,12 +549,7 @@ mod tests {
         // Never forwarded: the rewriter stops at the refusal.
         wire.extend(frame(0x6, 0, 0, &[0; 8])); // PING
 
-        let (server, client) = tokio::net::UnixStream::pair().unwrap();
-        let mut conn = wrap(server);
-        let (_client_r, mut client_w) = client.into_split();
-        client_w.write_all(&wire).await.unwrap();
-        let mut got = Vec::new();
-        conn.read_to_end(&mut got).await.unwrap();
+        let got = through_rewriter(&wire).await;
 
         let mut expected = PREFACE.to_vec();
         expected.extend(frame(0x4, 0, 0, &[]));
@@ -560,12 +561,7 @@ mod tests {
     async fn frames_longer_than_16_kib_are_refused_the_same_way() {
         let mut wire = PREFACE.to_vec();
         wire.extend(frame(0x0, 0, 1, &vec![0; MAX_FRAME + 1])); // DATA
-        let (server, client) = tokio::net::UnixStream::pair().unwrap();
-        let mut conn = wrap(server);
-        let (_client_r, mut client_w) = client.into_split();
-        client_w.write_all(&wire).await.unwrap();
-        let mut got = Vec::new();
-        conn.read_to_end(&mut got).await.unwrap();
+        let got = through_rewriter(&wire).await;
         assert_eq!(&got[24..], [0xff, 0xff, 0xff, 0x0, 0, 0, 0, 0, 1]);
     }
 }
