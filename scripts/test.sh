@@ -17,3 +17,12 @@ ensure_rust
 
 cargo build --locked --workspace --all-targets
 cargo test --locked --workspace --no-fail-fast
+
+# The fuzz targets' seed tests (fuzz/README.md): every target over its committed corpus and
+# 20,000 fixed mutations of it. fuzz/ is a workspace of its own (its targets need nightly
+# for libFuzzer), so it is run by its manifest; sharing the main target directory lets it
+# reuse the workspace's build of every dependency with the same versions and features.
+# Measured: after the build above, 13 crates are compiled again (libfuzzer-sys and what
+# its `cc` features change: libc, ring, rustls, rcgen, pcap-core, pcapd), 2 min 12 s on 2
+# busy cores instead of a second build of the whole stack; then the tests take about 8 s.
+CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}" cargo test --locked --manifest-path fuzz/Cargo.toml

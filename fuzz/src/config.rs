@@ -47,6 +47,7 @@ pub fn config_toml(data: &[u8]) {
         return;
     };
     assert!(config.max_captures >= 1);
+    assert!(config.max_local_connections >= 1);
     assert!((0.0..=90.0).contains(&config.free_space_floor_percent));
     assert!(config.default_max_bytes >= 1);
     assert!(config.remote.is_none(), "remote access without TLS files");

@@ -12,6 +12,11 @@ use tokio::runtime::Runtime;
 const PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 /// How long one input may take; longer means the rewriter stalled.
 const STALL: Duration = Duration::from_secs(10);
+/// Largest frame the server behind the rewriter accepts.
+const MAX_FRAME: usize = 16_384;
+/// The length in the frame head the rewriter hands the server to make it end the
+/// connection (GOAWAY FRAME_SIZE_ERROR) when a client breaks the framing or the limits.
+const REFUSAL: usize = 0xff_ffff;
 
 thread_local! {
     static RUNTIME: RefCell<Option<Runtime>> = const { RefCell::new(None) };
@@ -19,7 +24,9 @@ thread_local! {
 
 /// Writes the input into a connection wrapped as pcapd wraps accepted ones, closes the
 /// client's side, and reads what the server would get until the rewriter ends. It must
-/// end (not stall), and bytes that are not HTTP/2 must pass through unchanged.
+/// end (not stall), and bytes that are not HTTP/2 must pass through unchanged. HTTP/2 is
+/// forwarded as whole frames of at most 16 KiB, ending, if the client was refused, with
+/// the head of a frame no server accepts.
 pub fn uds_frames(data: &[u8]) {
     RUNTIME.with(|cell| {
         let mut cell = cell.borrow_mut();
@@ -36,6 +43,7 @@ pub fn uds_frames(data: &[u8]) {
             assert_eq!(out, data, "bytes that are not HTTP/2 were changed");
         } else {
             assert_eq!(&out[..PREFACE.len()], PREFACE);
+            check_frames(&out[PREFACE.len()..]);
         }
     });
 }
@@ -59,5 +67,20 @@ async fn rewrite(data: Vec<u8>) -> Vec<u8> {
             "the rewriter neither ended nor forwarded more after {STALL:?} ({} bytes out)",
             out.len()
         ),
+    }
+}
+
+/// Every frame the server gets is whole and within its size; a refusal comes last.
+fn check_frames(mut out: &[u8]) {
+    while !out.is_empty() {
+        assert!(out.len() >= 9, "a partial frame head was forwarded");
+        let len = u32::from_be_bytes([0, out[0], out[1], out[2]]) as usize;
+        if len == REFUSAL {
+            assert_eq!(out.len(), 9, "bytes were forwarded after a refusal");
+            return;
+        }
+        assert!(len <= MAX_FRAME, "a frame of {len} bytes was forwarded");
+        assert!(out.len() >= 9 + len, "a partial frame was forwarded");
+        out = &out[9 + len..];
     }
 }

@@ -64,6 +64,7 @@ pub fn for_target(target: &str) -> Vec<(String, Vec<u8>)> {
             "listen = \"[::1]\"\n",
             "max_streams = 1\nmax_filter_len = 32\nmax_request_bytes = 4096\n",
             "max_captures = \"many\"\n",
+            "max_local_connections = 0\n",
         ])),
         "uds_frames" => named(frame_seeds()),
         other => panic!("no seeds for unknown target {other}"),
@@ -264,11 +265,42 @@ fn frame_seeds() -> Vec<Vec<u8>> {
     ]
     .concat();
     let huge = [PREFACE, &[0xff, 0xff, 0xff, 0x1, 0x4, 0, 0, 0, 1][..]].concat();
+    // Header blocks at pcapd's limit of 16 KiB (forwarded) and one byte over it, split
+    // across HEADERS and CONTINUATION (refused).
+    let block_of = |size: usize| {
+        let head = [&[0x83, 0x86][..], &literal(":path", "/pcap.v1.Pcapd/List")].concat();
+        // A literal without indexing, new name "x", its value's length in 3 bytes.
+        let value = size - head.len() - 6;
+        let mut b = head;
+        b.extend([0x00, 1, b'x', 0x7f]);
+        b.extend([
+            0x80 | ((value - 127) & 0x7f) as u8,
+            ((value - 127) >> 7) as u8,
+        ]);
+        b.extend(std::iter::repeat_n(b'v', value));
+        assert_eq!(b.len(), size);
+        b
+    };
+    // HEADERS (flags as given) and a CONTINUATION that ends the block, split at `at`.
+    let split_block = |block: Vec<u8>, at: usize, flags: u8, stream: u32| {
+        let (a, b) = block.split_at(at);
+        [
+            PREFACE,
+            &settings,
+            &frame(0x1, flags, stream, a),
+            &frame(0x9, 0x4, stream, b),
+        ]
+        .concat()
+    };
+    let at_limit = split_block(block_of(16 << 10), 10_000, 0, 7);
+    let over_limit = split_block(block_of((16 << 10) + 1), 16_384, 0x1, 9);
     vec![
         simple,
         split,
         size_update,
         huge,
+        at_limit,
+        over_limit,
         b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n".to_vec(),
         PREFACE[..20].to_vec(),
     ]

@@ -8,8 +8,7 @@ use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context as _, Result};
-use pcap_core::api::v1 as api;
-use pcap_core::savefile::{self, FileHeader};
+use pcap_core::savefile::FileHeader;
 
 /// Buffer between the stream and the output; large so that one batch is one write.
 const BUFFER: usize = 1 << 20;
@@ -62,7 +61,6 @@ impl Destination {
         Ok(PcapWriter {
             out: BufWriter::with_capacity(BUFFER, out),
             name,
-            scratch: Vec::new(),
         })
     }
 }
@@ -79,7 +77,6 @@ pub enum Flow {
 pub struct PcapWriter {
     out: BufWriter<Box<dyn Write>>,
     name: String,
-    scratch: Vec<u8>,
 }
 
 impl PcapWriter {
@@ -92,28 +89,7 @@ impl PcapWriter {
         self.check(written)
     }
 
-    /// Writes packets as records and flushes them to the reader.
-    pub fn packets<'a>(
-        &mut self,
-        packets: impl IntoIterator<Item = &'a api::Packet>,
-    ) -> Result<Flow> {
-        self.scratch.clear();
-        for p in packets {
-            savefile::encode_record(
-                &mut self.scratch,
-                p.timestamp_ns,
-                p.original_length,
-                &p.data,
-            );
-        }
-        let written = self
-            .out
-            .write_all(&self.scratch)
-            .and_then(|()| self.out.flush());
-        self.check(written)
-    }
-
-    /// Writes savefile records as they came (see [`api::RecordBatch`]) and flushes them.
+    /// Writes savefile records as they came (see [`pcap_core::api::v1::RecordBatch`]) and flushes them.
     pub fn records(&mut self, records: &[u8]) -> Result<Flow> {
         let written = self.out.write_all(records).and_then(|()| self.out.flush());
         self.check(written)
@@ -156,6 +132,7 @@ pub fn print_json<T: serde::Serialize>(value: &T) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use pcap_core::savefile;
 
     #[test]
     fn a_named_file_is_chosen_and_dash_means_stdout() {
@@ -180,14 +157,9 @@ mod tests {
             snaplen: 262_144,
         })
         .unwrap();
-        let p = api::Packet {
-            timestamp_ns: 1_795_000_000_000_001_000,
-            captured_length: 3,
-            original_length: 60,
-            data: vec![1, 2, 3].into(),
-            sequence: 1,
-        };
-        assert_eq!(w.packets([&p]).unwrap(), Flow::Continue);
+        let mut record = Vec::new();
+        savefile::encode_record(&mut record, 1_795_000_000_000_001_000, 60, &[1, 2, 3]);
+        assert_eq!(w.records(&record).unwrap(), Flow::Continue);
         w.finish().unwrap();
         let bytes = std::fs::read(&path).unwrap();
         let header = FileHeader::decode(&bytes).unwrap();

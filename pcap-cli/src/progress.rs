@@ -6,7 +6,7 @@
 use std::io::{self, IsTerminal, Write};
 use std::time::{Duration, Instant};
 
-use crate::table::human_size;
+use pcap_core::parse::human_size;
 
 /// Shortest time between two redraws.
 const EVERY: Duration = Duration::from_millis(200);

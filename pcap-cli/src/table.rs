@@ -80,22 +80,6 @@ fn cell(row: &[String], i: usize) -> &str {
     row.get(i).map(String::as_str).unwrap_or("")
 }
 
-/// A byte count in binary units with one decimal: `512 B`, `1.2 MiB`, `3.0 GiB`.
-pub fn human_size(bytes: u64) -> String {
-    const UNITS: [&str; 6] = ["KiB", "MiB", "GiB", "TiB", "PiB", "EiB"];
-    if bytes < 1024 {
-        return format!("{bytes} B");
-    }
-    let mut value = bytes as f64 / 1024.0;
-    let mut unit = 0;
-    // Move up a unit when rounding to one decimal would show 1024.0.
-    while value >= 1023.95 && unit + 1 < UNITS.len() {
-        value /= 1024.0;
-        unit += 1;
-    }
-    format!("{value:.1} {}", UNITS[unit])
-}
-
 /// An empty cell shown as a dash, so that columns never look shifted.
 pub fn or_dash(s: &str) -> String {
     if s.is_empty() {
@@ -108,17 +92,6 @@ pub fn or_dash(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn sizes_read_like_people_say_them() {
-        assert_eq!(human_size(0), "0 B");
-        assert_eq!(human_size(1023), "1023 B");
-        assert_eq!(human_size(1024), "1.0 KiB");
-        assert_eq!(human_size(1_258_291), "1.2 MiB");
-        assert_eq!(human_size(1024 * 1024 - 1), "1.0 MiB");
-        assert_eq!(human_size(3 << 30), "3.0 GiB");
-        assert_eq!(human_size(u64::MAX), "16.0 EiB");
-    }
 
     #[test]
     fn columns_align_and_lines_have_no_trailing_blanks() {

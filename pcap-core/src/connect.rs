@@ -9,7 +9,7 @@ mod tls;
 mod url;
 
 pub use explain::explain_status;
-pub use tls::{connect_tls, TlsFiles};
+pub use tls::{connect_tls, read_certs, TlsFiles};
 pub use url::EndpointUrl;
 
 use std::os::unix::fs::MetadataExt;

@@ -1,4 +1,5 @@
-//! Parsers for what users type on the command line: sizes, durations and points in time.
+//! Parsers for what users type on the command line: sizes, durations and points in time;
+//! and sizes written back for people to read.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -35,6 +36,23 @@ fn bad_size(s: &str) -> Error {
         "invalid size {s:?}: use a positive number of bytes, optionally with K, M, G, T or P \
          (for example 500M or 2G)"
     ))
+}
+
+/// A byte count in binary units with one decimal, for tables, progress and messages:
+/// `512 B`, `1.2 MiB`, `3.0 GiB`.
+pub fn human_size(bytes: u64) -> String {
+    const UNITS: [&str; 6] = ["KiB", "MiB", "GiB", "TiB", "PiB", "EiB"];
+    if bytes < 1024 {
+        return format!("{bytes} B");
+    }
+    let mut value = bytes as f64 / 1024.0;
+    let mut unit = 0;
+    // Move up a unit when rounding to one decimal would show 1024.0.
+    while value >= 1023.95 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    format!("{value:.1} {}", UNITS[unit])
 }
 
 /// Parses a duration: plain seconds (`90`) or with units (`30s`, `5m`, `2h`, `1d`, `1h30m`).
@@ -151,6 +169,17 @@ mod tests {
         assert!(time("1.2.3", now).is_err());
         assert!(time(".", now).is_err());
         assert!(time("2262-01-01T00:00:00Z", now).is_ok());
+    }
+
+    #[test]
+    fn sizes_read_like_people_say_them() {
+        assert_eq!(human_size(0), "0 B");
+        assert_eq!(human_size(1023), "1023 B");
+        assert_eq!(human_size(1024), "1.0 KiB");
+        assert_eq!(human_size(1_258_291), "1.2 MiB");
+        assert_eq!(human_size(1024 * 1024 - 1), "1.0 MiB");
+        assert_eq!(human_size(3 << 30), "3.0 GiB");
+        assert_eq!(human_size(u64::MAX), "16.0 EiB");
     }
 
     #[test]

@@ -4,7 +4,7 @@
 //! until it is fsynced and renamed into place on rotation.
 
 use std::fs::{File, OpenOptions};
-use std::io::{ErrorKind, Read, Seek, SeekFrom};
+use std::io::{ErrorKind, Read};
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 
@@ -217,15 +217,6 @@ pub fn repair(path: &Path) -> Result<SegmentSummary> {
         s.file_len = s.valid_len;
     }
     Ok(s)
-}
-
-/// Opens a segment for reading positioned at its first record.
-pub fn open_at_records(path: &Path) -> Result<(File, FileHeader)> {
-    let mut file = File::open(path).map_err(|e| Error::io(path, e))?;
-    let header = read_header(&mut file, path)?;
-    file.seek(SeekFrom::Start(FILE_HEADER_LEN as u64))
-        .map_err(|e| Error::io(path, e))?;
-    Ok((file, header))
 }
 
 #[cfg(test)]

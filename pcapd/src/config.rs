@@ -111,6 +111,8 @@ pub struct FileConfig {
     pub max_captures: Option<usize>,
     /// Most Replay and Listen streams served at once.
     pub max_streams: Option<usize>,
+    /// Most connections to the UNIX socket open at once.
+    pub max_local_connections: Option<usize>,
     /// Longest BPF filter accepted, in bytes.
     pub max_filter_len: Option<usize>,
     /// Largest request message accepted, in bytes.
@@ -135,6 +137,8 @@ pub struct Config {
     pub free_space_floor_percent: f64,
     pub max_captures: usize,
     pub max_streams: usize,
+    /// Most connections to the UNIX socket open at once; more are refused.
+    pub max_local_connections: usize,
     pub max_filter_len: usize,
     pub max_request_bytes: usize,
     /// The remote listener, when remote access is on.
@@ -222,6 +226,8 @@ impl Config {
         };
         let max_captures = limit("max_captures", file.max_captures, 1024, 1)?;
         let max_streams = limit("max_streams", file.max_streams, 256, 1)?;
+        let max_local_connections =
+            limit("max_local_connections", file.max_local_connections, 256, 1)?;
         let max_filter_len = limit("max_filter_len", file.max_filter_len, 8192, 16)?;
         let max_request_bytes = limit("max_request_bytes", file.max_request_bytes, 1 << 20, 4096)?;
         let data_dir = flags
@@ -257,6 +263,7 @@ impl Config {
             free_space_floor_percent: floor,
             max_captures,
             max_streams,
+            max_local_connections,
             max_filter_len,
             max_request_bytes,
             remote,
@@ -593,6 +600,21 @@ pub(crate) mod tests {
         assert!(Config::merge(file, &flags(&[])).is_err());
         let file: FileConfig = toml::from_str("default_max_size = \"lots\"").unwrap();
         assert!(Config::merge(file, &flags(&[])).is_err());
+    }
+
+    #[test]
+    fn local_connections_are_capped_at_256_unless_set() {
+        let default = Config::merge(FileConfig::default(), &flags(&[])).unwrap();
+        assert_eq!(default.max_local_connections, 256);
+        let file: FileConfig = toml::from_str("max_local_connections = 4").unwrap();
+        let c = Config::merge(file, &flags(&[])).unwrap();
+        assert_eq!(c.max_local_connections, 4);
+        let file: FileConfig = toml::from_str("max_local_connections = 0").unwrap();
+        let err = Config::merge(file, &flags(&[])).unwrap_err().to_string();
+        assert!(
+            err.contains("max_local_connections = 0 is too small: use at least 1"),
+            "{err}"
+        );
     }
 
     #[test]

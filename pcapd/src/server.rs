@@ -6,7 +6,6 @@ use std::time::{Duration, Instant};
 use pcap_core::api::v1::pcapd_server::PcapdServer;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio_stream::wrappers::UnixListenerStream;
-use tokio_stream::StreamExt;
 
 use crate::config::{Config, Flags};
 use crate::registry::Registry;
@@ -131,7 +130,10 @@ pub async fn run(config: Config, flags: Flags, bound: Bound) -> Result<()> {
             .add_service(reflection_v1.clone())
             .add_service(reflection_v1alpha.clone())
             .serve_with_incoming_shutdown(
-                UnixListenerStream::new(listener).map(|c| c.map(crate::listen::authority::wrap)),
+                crate::listen::limit::limited(
+                    UnixListenerStream::new(listener),
+                    limits.max_local_connections,
+                ),
                 stopped(stop_rx.clone()),
             ),
     );

@@ -3,11 +3,12 @@
 use anyhow::Result;
 use pcap_core::api::v1 as api;
 use pcap_core::domain::CaptureInfo;
+use pcap_core::parse::human_size;
 
 use super::{Context, RemoteArg};
 use crate::output::{print_json, print_stdout};
 use crate::rpc::status_error;
-use crate::table::{human_size, or_dash, Align, Table};
+use crate::table::{or_dash, Align, Table};
 use crate::view::{aliases_cell, drops, state_cell, CaptureJson};
 
 /// Runs `pcap list`.

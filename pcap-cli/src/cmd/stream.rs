@@ -145,29 +145,11 @@ async fn pump(
     };
     while let Some(message) = stream.message().await.map_err(status_error(endpoint))? {
         match message.kind {
-            Some(Kind::Packets(batch)) => {
-                let take = remaining.map_or(batch.packets.len(), |n| {
-                    batch
-                        .packets
-                        .len()
-                        .min(usize::try_from(n).unwrap_or(usize::MAX))
-                });
-                let written = &batch.packets[..take];
-                if out.packets(written)? == Flow::ReaderGone {
-                    return Ok(());
-                }
-                let bytes = written
-                    .iter()
-                    .map(|p| (savefile::RECORD_HEADER_LEN + p.data.len()) as u64)
-                    .sum();
-                progress.add(take as u64, bytes);
-                if let Some(n) = remaining.as_mut() {
-                    *n -= take as u64;
-                    if *n == 0 {
-                        break;
-                    }
-                }
-            }
+            // Only sent to clients that do not ask for raw records, which this one does.
+            Some(Kind::Packets(_)) => bail!(
+                "pcapd sent packets as a PacketBatch although this pcap asked for savefile \
+                 records; it cannot write them (compare `pcap version` with the daemon's)"
+            ),
             Some(Kind::Records(batch)) => {
                 let (bytes, count) = match remaining {
                     Some(n) if n < u64::from(batch.count) => {

@@ -89,21 +89,22 @@ impl TlsFiles {
     }
 }
 
-/// Every certificate in the PEM file at `path`; at least one.
-fn read_certs(path: &Path, what: &str) -> Result<Vec<CertificateDer<'static>>> {
-    let fail = |e: rustls::pki_types::pem::Error| {
+/// Every certificate in the PEM file at `path`; at least one. Used by the client for its
+/// CA and certificate and by pcapd for its server certificate and client CA; the error
+/// names `what` was being read and the file: "cannot read a CA certificate from ca.pem: ...".
+pub fn read_certs(path: &Path, what: &str) -> Result<Vec<CertificateDer<'static>>> {
+    let fail = |reason: String| {
         Error::Invalid(format!(
-            "cannot read a {what} from {}: {}",
-            path.display(),
-            pem_reason(e)
+            "cannot read a {what} from {}: {reason}",
+            path.display()
         ))
     };
     let certs = CertificateDer::pem_file_iter(path)
-        .map_err(fail)?
+        .map_err(|e| fail(pem_reason(e)))?
         .collect::<std::result::Result<Vec<_>, _>>()
-        .map_err(fail)?;
+        .map_err(|e| fail(pem_reason(e)))?;
     if certs.is_empty() {
-        return Err(fail(rustls::pki_types::pem::Error::NoItemsFound));
+        return Err(fail("no PEM certificate in it".to_owned()));
     }
     Ok(certs)
 }
@@ -307,6 +308,6 @@ mod tests {
         assert!(e.contains("ca.pem"), "{e}");
         std::fs::write(&files.ca, "not pem\n").unwrap();
         let e = files.client_config().unwrap_err().to_string();
-        assert!(e.contains("ca.pem: no PEM section"), "{e}");
+        assert!(e.contains("ca.pem: no PEM certificate in it"), "{e}");
     }
 }

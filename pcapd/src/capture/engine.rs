@@ -293,7 +293,7 @@ impl Engine {
             return Some(End::Failed(format!(
                 "disk almost full: free space is {} below the floor of {}% on the data directory's \
                  filesystem and this capture has no older segments left to delete",
-                human(deficit),
+                pcap_core::parse::human_size(deficit),
                 self.p.policy.floor_percent
             )));
         }
@@ -412,15 +412,4 @@ fn describe_write_error(e: &crate::Error) -> String {
         }
     }
     format!("spool write failed: {e}")
-}
-
-fn human(bytes: u64) -> String {
-    let mut v = bytes as f64;
-    for unit in ["B", "KiB", "MiB", "GiB"] {
-        if v < 1024.0 {
-            return format!("{v:.1} {unit}");
-        }
-        v /= 1024.0;
-    }
-    format!("{v:.1} TiB")
 }

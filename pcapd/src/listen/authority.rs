@@ -7,12 +7,14 @@
 //! frame, and all that pcapd sends back, passes through untouched.
 
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use loona_hpack::{Decoder, Encoder};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, DuplexStream, ReadBuf};
 use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::UnixStream;
+use tokio::sync::OwnedSemaphorePermit;
 use tonic::transport::server::{Connected, UdsConnectInfo};
 
 const PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
@@ -22,32 +24,57 @@ const END_STREAM: u8 = 0x1;
 const END_HEADERS: u8 = 0x4;
 const PADDED: u8 = 0x8;
 const PRIORITY: u8 = 0x20;
-/// Largest frame payload every HTTP/2 peer accepts (SETTINGS_MAX_FRAME_SIZE's floor).
+/// Largest frame payload the server behind accepts: SETTINGS_MAX_FRAME_SIZE's floor, which
+/// hyper advertises and pcapd does not raise.
 const MAX_FRAME: usize = 16_384;
-/// Largest header block accepted from a client (h2's own default limit is 16 KiB).
-const MAX_BLOCK: usize = 1 << 20;
+/// Largest header block (HPACK-encoded, all its frames together) accepted from a client:
+/// the 16 KiB that hyper's HTTP/2 server allows for a header list.
+pub const MAX_BLOCK: usize = 16 << 10;
+/// Largest decoded header list (RFC 9113 size: name + value + 32 per field). A 16 KiB block
+/// of one-byte references to the dynamic table would otherwise decode to megabytes. h2
+/// answers lists over 16 KiB with a stream error and ends the connection beyond four times
+/// that; the rewriter forwards what h2 would still judge itself and refuses the rest.
+const MAX_LIST: usize = 4 * MAX_BLOCK;
 
 /// A UNIX connection whose client-to-server direction goes through the rewriter.
 pub struct UdsConn {
     read: DuplexStream,
     write: OwnedWriteHalf,
     info: UdsConnectInfo,
+    /// The connection's place under `max_local_connections`, shared with the rewriter
+    /// task: it is given back once both the server and the rewriter are done with the
+    /// socket.
+    _slot: Option<Arc<OwnedSemaphorePermit>>,
 }
 
 /// Wraps an accepted connection; the peer credentials are taken before it is split.
 pub fn wrap(stream: UnixStream) -> UdsConn {
+    wrap_holding(stream, None)
+}
+
+/// Wraps an accepted connection that holds `slot` for as long as its socket is open.
+pub(crate) fn wrap_holding(stream: UnixStream, slot: Option<OwnedSemaphorePermit>) -> UdsConn {
+    let slot = slot.map(Arc::new);
     let info = stream.connect_info();
     let (rd, write) = stream.into_split();
     let (read, rewritten) = tokio::io::duplex(64 << 10);
+    let task_slot = slot.clone();
     tokio::spawn(async move {
         if let Err(e) = rewrite(rd, rewritten).await {
             tracing::debug!(error = %e, "local client connection ended");
         }
+        drop(task_slot);
     });
-    UdsConn { read, write, info }
+    UdsConn {
+        read,
+        write,
+        info,
+        _slot: slot,
+    }
 }
 
-/// Copies the client's bytes to `out`, re-encoding header blocks.
+/// Copies the client's bytes to `out`, re-encoding header blocks. A client that breaks the
+/// framing or the limits gets a connection error from the HTTP/2 server: see [`refuse`].
 async fn rewrite(mut rd: OwnedReadHalf, mut out: DuplexStream) -> std::io::Result<()> {
     let mut preface = [0u8; 24];
     rd.read_exact(&mut preface).await?;
@@ -66,26 +93,53 @@ async fn rewrite(mut rd: OwnedReadHalf, mut out: DuplexStream) -> std::io::Resul
             }
             Err(e) => return Err(e),
         }
-        let len = u32::from_be_bytes([0, head[0], head[1], head[2]]) as usize;
-        if len > MAX_BLOCK {
-            return Err(invalid("frame larger than any pcapd accepts"));
-        }
-        let mut payload = vec![0u8; len];
-        rd.read_exact(&mut payload).await?;
         let frame = Frame {
             kind: head[3],
             flags: head[4],
             stream: head[5..9].try_into().expect("4 bytes"),
         };
-        match blocks.take(frame, payload)? {
-            Taken::PassThrough(payload) => {
+        let len = u32::from_be_bytes([0, head[0], head[1], head[2]]) as usize;
+        if len > MAX_FRAME {
+            return refuse(
+                out,
+                frame,
+                &format!("a frame of {len} bytes (at most {MAX_FRAME})"),
+            )
+            .await;
+        }
+        let mut payload = vec![0u8; len];
+        rd.read_exact(&mut payload).await?;
+        match blocks.take(frame, payload) {
+            Ok(Taken::PassThrough(payload)) => {
                 out.write_all(&head).await?;
                 out.write_all(&payload).await?;
             }
-            Taken::Pending => {}
-            Taken::Rewritten(bytes) => out.write_all(&bytes).await?,
+            Ok(Taken::Pending) => {}
+            Ok(Taken::Rewritten(bytes)) => out.write_all(&bytes).await?,
+            Err(e) => return refuse(out, frame, &e.to_string()).await,
         }
     }
+}
+
+/// Ends a connection whose client sent what the rewriter does not forward (a header block
+/// over [`MAX_BLOCK`], a frame over [`MAX_FRAME`], broken padding or HPACK).
+///
+/// h2 answers such input with a GOAWAY frame (FRAME_SIZE_ERROR, COMPRESSION_ERROR or
+/// ENHANCE_YOUR_CALM) and closes, so that the client reports a connection error rather than
+/// a bare reset. The rewriter cannot write that GOAWAY itself: the server's frames share the
+/// socket's write side, and one written in between could split one of them. So it hands the
+/// server the head of a frame longer than any HTTP/2 frame may be (2^24 - 1 bytes, above
+/// the 16 KiB pcapd's server accepts), which h2 refuses the moment it reads the head with
+/// GOAWAY(FRAME_SIZE_ERROR), and forwards nothing more.
+async fn refuse(mut out: DuplexStream, frame: Frame, what: &str) -> std::io::Result<()> {
+    let mut head = Vec::with_capacity(9);
+    push_frame_head(&mut head, 0xff_ffff, frame.kind, 0, frame.stream);
+    out.write_all(&head).await?;
+    out.shutdown().await?;
+    Err(invalid(&format!(
+        "refused {what}: the client broke HTTP/2 framing or pcapd's limits, the connection \
+         is closed with GOAWAY"
+    )))
 }
 
 fn invalid(msg: &str) -> std::io::Error {
@@ -116,6 +170,13 @@ struct HeaderBlocks {
 
 impl HeaderBlocks {
     fn take(&mut self, frame: Frame, payload: Vec<u8>) -> std::io::Result<Taken> {
+        if let Some((first, _, _)) = &self.open {
+            if frame.kind != CONTINUATION || frame.stream != first.stream {
+                return Err(invalid(
+                    "a frame other than the CONTINUATION of the open header block",
+                ));
+            }
+        }
         match frame.kind {
             HEADERS => {
                 let mut body = &payload[..];
@@ -139,13 +200,16 @@ impl HeaderBlocks {
                 self.open = Some((frame, priority, body.to_vec()));
             }
             CONTINUATION if self.open.is_some() => {
-                let (_, _, block) = self.open.as_mut().expect("checked");
+                let (_, _, block) = self.open.as_mut().expect("checked above");
                 block.extend_from_slice(&payload);
-                if block.len() > MAX_BLOCK {
-                    return Err(invalid("header block too large"));
-                }
             }
             _ => return Ok(Taken::PassThrough(payload)),
+        }
+        let (_, _, block) = self.open.as_ref().expect("set above");
+        if block.len() > MAX_BLOCK {
+            return Err(invalid(&format!(
+                "a header block of more than {MAX_BLOCK} bytes"
+            )));
         }
         if frame.flags & END_HEADERS == 0 {
             return Ok(Taken::Pending);
@@ -161,10 +225,21 @@ impl HeaderBlocks {
         priority: Option<[u8; 5]>,
         block: &[u8],
     ) -> std::io::Result<Vec<u8>> {
-        let mut headers = self
-            .decoder
-            .decode(block)
-            .map_err(|e| invalid(&format!("header block: {e:?}")))?;
+        let mut headers = Vec::new();
+        let mut size = 0usize;
+        self.decoder
+            .decode_with_cb(block, |name, value| {
+                size = size.saturating_add(name.len() + value.len() + 32);
+                if size <= MAX_LIST {
+                    headers.push((name.into_owned(), value.into_owned()));
+                }
+            })
+            .map_err(|e| invalid(&format!("a header block HPACK cannot decode ({e:?})")))?;
+        if size > MAX_LIST {
+            return Err(invalid(&format!(
+                "a header list of {size} bytes once decoded (at most {MAX_LIST})"
+            )));
+        }
         for (name, value) in headers.iter_mut() {
             if name == b":authority" && http::uri::Authority::try_from(&value[..]).is_err() {
                 *value = b"localhost".to_vec();
@@ -271,6 +346,18 @@ mod tests {
         out
     }
 
+    /// What the server gets when a client writes `wire` and closes its side.
+    async fn through_rewriter(wire: &[u8]) -> Vec<u8> {
+        let (server, client) = tokio::net::UnixStream::pair().unwrap();
+        let mut conn = wrap(server);
+        let (_client_r, mut client_w) = client.into_split();
+        client_w.write_all(wire).await.unwrap();
+        client_w.shutdown().await.unwrap();
+        let mut got = Vec::new();
+        conn.read_to_end(&mut got).await.unwrap();
+        got
+    }
+
     /// Splits a byte stream into (type, flags, payload) frames.
     fn frames(mut b: &[u8]) -> Vec<(u8, u8, Vec<u8>)> {
         let mut out = Vec::new();
@@ -311,13 +398,7 @@ mod tests {
         wire.extend(frame(HEADERS, PADDED | END_STREAM, 3, &padded));
         wire.extend(frame(CONTINUATION, END_HEADERS, 3, b));
 
-        let (server, client) = tokio::net::UnixStream::pair().unwrap();
-        let mut conn = wrap(server);
-        let (_, mut client_w) = client.into_split();
-        client_w.write_all(&wire).await.unwrap();
-        client_w.shutdown().await.unwrap();
-        let mut got = Vec::new();
-        conn.read_to_end(&mut got).await.unwrap();
+        let got = through_rewriter(&wire).await;
 
         assert_eq!(&got[..24], PREFACE);
         let fs = frames(&got[24..]);
@@ -341,29 +422,146 @@ mod tests {
         }
     }
 
+    /// A literal field without indexing, new name, its value `len` bytes of 'x'.
+    fn raw_literal(name: &[u8], len: usize) -> Vec<u8> {
+        let mut b = vec![0x00];
+        b.extend(loona_hpack::encoder::encode_integer(name.len(), 7));
+        b.extend_from_slice(name);
+        b.extend(loona_hpack::encoder::encode_integer(len, 7));
+        b.extend(std::iter::repeat_n(b'x', len));
+        b
+    }
+
+    /// A block of exactly `size` bytes: `:authority` and one big field.
+    fn block_of(size: usize) -> Vec<u8> {
+        let mut head = Vec::new();
+        head.extend(raw_literal(b":authority", 0));
+        let mut len = size - head.len() - raw_literal(b"x-big", 0).len();
+        // The value's length takes more bytes once it is large.
+        while head.len() + raw_literal(b"x-big", len).len() > size {
+            len -= 1;
+        }
+        let block = [head, raw_literal(b"x-big", len)].concat();
+        assert_eq!(block.len(), size, "cannot make a block of {size} bytes");
+        block
+    }
+
+    fn headers_frame(flags: u8) -> Frame {
+        Frame {
+            kind: HEADERS,
+            flags,
+            stream: 5u32.to_be_bytes(),
+        }
+    }
+
     #[test]
     fn valid_authorities_are_left_alone_and_big_blocks_are_split() {
         let mut blocks = HeaderBlocks::default();
-        let mut enc = Encoder::new();
-        let big = vec![b'x'; 40_000];
-        let headers: Vec<(&[u8], &[u8])> =
-            vec![(b":authority", b"localhost:2020"), (b"x-big", &big)];
-        let block = enc.encode(headers.iter().copied());
-        let f = Frame {
-            kind: HEADERS,
-            flags: END_HEADERS,
-            stream: 5u32.to_be_bytes(),
-        };
-        let Taken::Rewritten(out) = blocks.take(f, block).unwrap() else {
+        // 20,000 'a's, Huffman-coded in 12,500 bytes (5 bits each): re-encoded without
+        // Huffman coding they no longer fit one frame.
+        let mut block = raw_literal(b":authority", 0);
+        block.truncate(1 + 1 + b":authority".len());
+        block.extend(loona_hpack::encoder::encode_integer(14, 7));
+        block.extend_from_slice(b"localhost:2020");
+        block.extend([0x00, 5]);
+        block.extend_from_slice(b"x-big");
+        let mut value = loona_hpack::encoder::encode_integer(12_500, 7);
+        value[0] |= 0x80; // Huffman
+        block.extend(value);
+        for _ in 0..2500 {
+            block.extend([0x18, 0xc6, 0x31, 0x8c, 0x63]);
+        }
+        assert!(block.len() <= MAX_BLOCK);
+        let Taken::Rewritten(out) = blocks.take(headers_frame(END_HEADERS), block).unwrap() else {
             panic!("rewritten")
         };
         let fs = frames(&out);
-        assert!(fs.len() >= 3, "split into HEADERS and CONTINUATIONs");
+        assert!(fs.len() >= 2, "split into HEADERS and CONTINUATION");
         assert!(fs.iter().all(|f| f.2.len() <= MAX_FRAME));
         assert_eq!(fs.last().unwrap().1 & END_HEADERS, END_HEADERS);
         let whole: Vec<u8> = fs.iter().flat_map(|f| f.2.clone()).collect();
         let decoded = Decoder::new().decode(&whole).unwrap();
         assert_eq!(decoded[0].1, b"localhost:2020");
-        assert_eq!(decoded[1].1.len(), 40_000);
+        assert_eq!(decoded[1].1, vec![b'a'; 20_000]);
+    }
+
+    #[test]
+    fn header_blocks_of_16_kib_pass_and_larger_are_refused() {
+        let mut blocks = HeaderBlocks::default();
+        let whole = block_of(MAX_BLOCK);
+        let taken = blocks.take(headers_frame(END_HEADERS), whole).unwrap();
+        assert!(matches!(taken, Taken::Rewritten(_)));
+
+        // 16 KiB + 1 over HEADERS and CONTINUATION: refused when the block grows past it.
+        let mut blocks = HeaderBlocks::default();
+        let over = block_of(MAX_BLOCK + 1);
+        let (a, b) = over.split_at(10_000);
+        let taken = blocks.take(headers_frame(0), a.to_vec()).unwrap();
+        assert!(matches!(taken, Taken::Pending));
+        let cont = Frame {
+            kind: CONTINUATION,
+            flags: END_HEADERS,
+            stream: 5u32.to_be_bytes(),
+        };
+        let err = blocks.take(cont, b.to_vec()).err().expect("refused");
+        assert!(err.to_string().contains("more than 16384 bytes"), "{err}");
+    }
+
+    #[test]
+    fn blocks_that_decode_to_huge_lists_are_refused() {
+        // A field put in the dynamic table once, then referenced with one byte each: a
+        // small block that would decode to megabytes.
+        let mut block = vec![0x40];
+        block.extend(loona_hpack::encoder::encode_integer(5, 7));
+        block.extend_from_slice(b"x-big");
+        block.extend(loona_hpack::encoder::encode_integer(4000, 7));
+        block.extend(std::iter::repeat_n(b'x', 4000));
+        block.extend(std::iter::repeat_n(0x80 | 62, 10_000));
+        assert!(block.len() <= MAX_BLOCK);
+        let err = HeaderBlocks::default()
+            .take(headers_frame(END_HEADERS), block)
+            .err()
+            .expect("refused");
+        assert!(err.to_string().contains("once decoded"), "{err}");
+    }
+
+    #[test]
+    fn frames_inside_an_open_block_must_be_its_continuation() {
+        let mut blocks = HeaderBlocks::default();
+        let block = block_of(100);
+        blocks.take(headers_frame(0), block).unwrap();
+        let data = Frame {
+            kind: 0x0,
+            flags: 0,
+            stream: 5u32.to_be_bytes(),
+        };
+        assert!(blocks.take(data, vec![0; 4]).is_err());
+    }
+
+    #[tokio::test]
+    async fn a_refused_client_makes_the_server_see_an_impossible_frame_and_the_end() {
+        let mut wire = PREFACE.to_vec();
+        wire.extend(frame(0x4, 0, 0, &[])); // SETTINGS
+        let over = block_of(MAX_BLOCK + 1);
+        let (a, b) = over.split_at(MAX_FRAME);
+        wire.extend(frame(HEADERS, 0, 1, a));
+        wire.extend(frame(CONTINUATION, END_HEADERS, 1, b));
+        // Never forwarded: the rewriter stops at the refusal.
+        wire.extend(frame(0x6, 0, 0, &[0; 8])); // PING
+
+        let got = through_rewriter(&wire).await;
+
+        let mut expected = PREFACE.to_vec();
+        expected.extend(frame(0x4, 0, 0, &[]));
+        expected.extend([0xff, 0xff, 0xff, CONTINUATION, 0, 0, 0, 0, 1]);
+        assert_eq!(got, expected);
+    }
+
+    #[tokio::test]
+    async fn frames_longer_than_16_kib_are_refused_the_same_way() {
+        let mut wire = PREFACE.to_vec();
+        wire.extend(frame(0x0, 0, 1, &vec![0; MAX_FRAME + 1])); // DATA
+        let got = through_rewriter(&wire).await;
+        assert_eq!(&got[24..], [0xff, 0xff, 0xff, 0x0, 0, 0, 0, 0, 1]);
     }
 }

@@ -2,5 +2,6 @@
 //! mutual TLS.
 
 pub mod authority;
+pub mod limit;
 pub mod tls;
 pub mod unix;

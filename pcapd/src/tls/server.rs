@@ -17,7 +17,7 @@ use crate::{Error, Result};
 /// name the file at fault.
 pub fn server_config(remote: &RemoteListen) -> Result<Arc<ServerConfig>> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let certs = read_certs(&remote.cert, "--tls-cert")?;
+    let certs = read_certs(&remote.cert, "--tls-cert", "server certificate")?;
     let key = PrivateKeyDer::from_pem_file(&remote.key).map_err(|e| {
         Error::Config(format!(
             "--tls-key {}: no usable private key: {e}",
@@ -25,7 +25,7 @@ pub fn server_config(remote: &RemoteListen) -> Result<Arc<ServerConfig>> {
         ))
     })?;
     let mut roots = RootCertStore::empty();
-    for ca in read_certs(&remote.client_ca, "--client-ca")? {
+    for ca in read_certs(&remote.client_ca, "--client-ca", "CA certificate")? {
         roots.add(ca).map_err(|e| {
             Error::Config(format!("--client-ca {}: {e}", remote.client_ca.display()))
         })?;
@@ -49,17 +49,10 @@ pub fn server_config(remote: &RemoteListen) -> Result<Arc<ServerConfig>> {
     Ok(Arc::new(config))
 }
 
-fn read_certs(path: &Path, flag: &str) -> Result<Vec<CertificateDer<'static>>> {
-    let certs = CertificateDer::pem_file_iter(path)
-        .and_then(|it| it.collect::<std::result::Result<Vec<_>, _>>())
-        .map_err(|e| Error::Config(format!("{flag} {}: {e}", path.display())))?;
-    if certs.is_empty() {
-        return Err(Error::Config(format!(
-            "{flag} {}: no PEM certificate in it",
-            path.display()
-        )));
-    }
-    Ok(certs)
+/// The certificates in the file given to `flag`; errors exit as config errors.
+fn read_certs(path: &Path, flag: &str, what: &str) -> Result<Vec<CertificateDer<'static>>> {
+    pcap_core::connect::read_certs(path, &format!("{what} ({flag})"))
+        .map_err(|e| Error::Config(e.to_string()))
 }
 
 /// The name a client certificate carries: its first DNS subject alternative name, as
