@@ -317,6 +317,9 @@ impl Config {
         if self.max_request_bytes != new.max_request_bytes {
             changed.push("max_request_bytes");
         }
+        if self.max_local_connections != new.max_local_connections {
+            changed.push("max_local_connections");
+        }
         changed
     }
 }

@@ -99,7 +99,7 @@ pub async fn run(config: Config, flags: Flags, bound: Bound) -> Result<()> {
         Some(tcp) => Some(tokio_tcp(tcp, "metrics listener")?),
         None => None,
     };
-    let max_request_bytes = config.max_request_bytes;
+    let (max_request_bytes, max_local) = (config.max_request_bytes, config.max_local_connections);
     let registry = match Registry::open(config) {
         Ok(r) => r,
         Err(e) => {
@@ -130,10 +130,7 @@ pub async fn run(config: Config, flags: Flags, bound: Bound) -> Result<()> {
             .add_service(reflection_v1.clone())
             .add_service(reflection_v1alpha.clone())
             .serve_with_incoming_shutdown(
-                crate::listen::limit::limited(
-                    UnixListenerStream::new(listener),
-                    limits.max_local_connections,
-                ),
+                crate::listen::limit::limited(UnixListenerStream::new(listener), max_local),
                 stopped(stop_rx.clone()),
             ),
     );
