@@ -9,7 +9,8 @@ cd "$(dirname "$0")/.."
 # the API code; tcpdump: the tests cross-check savefiles with it; tcpreplay: the benchmark's
 # quick run; iproute2, util-linux: network set-up, setpriv and script in the tests; gcc,
 # libc6-dev: Rust's linker. man-db: the test that reads the manual pages with man.
-# python3, python3-venv: the Python gRPC client tests (grpcio comes from PyPI into a venv).
+# python3, python3-venv: the Python gRPC client tests (grpcio and friends come from PyPI into a
+# venv, at the versions pinned in tests/python/requirements.txt).
 # tshark (capinfos comes with it in wireshark-common): Wireshark's reading of what pcap writes.
 ensure_packages libpcap-dev protobuf-compiler tcpdump tcpreplay pkg-config iproute2 util-linux gcc \
     libc6-dev man-db python3 python3-venv tshark

@@ -44,12 +44,21 @@ impl Pcapd {
     /// Starts `ip netns exec NS pcapd --socket DIR/pcapd.sock --data-dir DIR/data` and waits
     /// until the socket accepts connections.
     pub fn start(bins: &Bins, ns: &str, dir: &Path) -> Result<Pcapd> {
+        Pcapd::spawn(bins, Lab::command(ns, &bins.pcapd), dir)
+    }
+
+    /// Starts `pcapd --socket DIR/pcapd.sock --data-dir DIR/data` in this program's own
+    /// network namespace (its captures see this host's `lo`).
+    pub fn start_here(bins: &Bins, dir: &Path) -> Result<Pcapd> {
+        Pcapd::spawn(bins, Command::new(&bins.pcapd), dir)
+    }
+
+    fn spawn(bins: &Bins, mut cmd: Command, dir: &Path) -> Result<Pcapd> {
         std::fs::create_dir_all(dir)?;
         let socket = dir.join("pcapd.sock");
         let data = dir.join("data");
         let log = dir.join("pcapd.log");
         let logf = File::create(&log)?;
-        let mut cmd = Lab::command(ns, &bins.pcapd);
         cmd.arg("--socket")
             .arg(&socket)
             .arg("--data-dir")
@@ -78,6 +87,11 @@ impl Pcapd {
     /// The daemon's process id.
     pub fn pid(&self) -> u32 {
         self.proc.pid()
+    }
+
+    /// The daemon's API socket.
+    pub fn socket(&self) -> &Path {
+        &self.socket
     }
 
     /// A `pcap` command line for this daemon (stdin closed, no remotes file).

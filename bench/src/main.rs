@@ -2,12 +2,15 @@
 //! the figures as a Markdown table: capture cost beside `tcpdump -w`, replay throughput
 //! beside `cat`, listen latency, and the daemon's memory. Run it as root (it makes network
 //! namespaces); `bash bench/run.sh` installs what is missing, builds and runs it.
+//! `pcapd-bench list-latency` measures one figure on its own: how long `List` takes while
+//! other clients start and stop captures.
 
 mod capture;
 mod daemon;
 mod document;
 mod guard;
 mod latency;
+mod list_latency;
 mod machine;
 mod memory;
 mod netns;
@@ -67,11 +70,21 @@ pub struct Cli {
     #[arg(long, default_value_t = 1200, value_name = "SECS")]
     pub timeout: u64,
     #[command(subcommand)]
-    command: Option<Internal>,
+    command: Option<Mode>,
 }
 
 #[derive(Debug, Subcommand)]
-enum Internal {
+enum Mode {
+    /// Only measure List: its p50/p99/max latency while 2 clients start and stop captures
+    /// on lo in a loop (a fresh pcapd on this host; needs root)
+    ListLatency {
+        /// Captures the two clients start and stop
+        #[arg(long, default_value_t = 20)]
+        captures: u16,
+        /// Seconds to measure
+        #[arg(long, default_value_t = 10.0)]
+        secs: f64,
+    },
     /// Send timestamped UDP to 127.0.0.1:PORT (run by the benchmark inside a namespace)
     #[command(hide = true)]
     SendUdp {
@@ -89,12 +102,16 @@ enum Internal {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Some(Internal::SendUdp {
+        Some(Mode::SendUdp {
             port,
             pps,
             secs,
             size,
         }) => latency::send_udp(port, pps, secs, size),
+        Some(Mode::ListLatency { captures, secs }) => {
+            guard::install(Duration::from_secs(cli.timeout))
+                .and_then(|()| list_latency(&cli, captures, secs))
+        }
         None => guard::install(Duration::from_secs(cli.timeout)).and_then(|()| bench(&cli)),
     };
     match result {
@@ -140,6 +157,23 @@ fn bench(cli: &Cli) -> Result<()> {
         std::fs::write(out, text).with_context(|| format!("write {}", out.display()))?;
         eprintln!("wrote {}", out.display());
     }
+    Ok(())
+}
+
+/// `pcapd-bench list-latency`: prints one line of figures.
+fn list_latency(cli: &Cli, captures: u16, secs: f64) -> Result<()> {
+    list_latency::check_options(captures, secs)?;
+    if !nix::unistd::geteuid().is_root() {
+        bail!("run this as root: pcapd captures packets");
+    }
+    let bins = binaries(cli.bin_dir.as_deref())?;
+    let tmp = tempfile::Builder::new()
+        .prefix("pcapd-bench.")
+        .tempdir()
+        .context("make a temporary directory")?;
+    guard::register_dir(tmp.path().to_owned());
+    let figures = list_latency::measure(&bins, &tmp.path().join("pcapd"), captures, secs)?;
+    println!("{}", list_latency::report(captures, &figures));
     Ok(())
 }
 

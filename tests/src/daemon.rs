@@ -304,6 +304,45 @@ impl Daemon {
         fs::read_to_string(&self.log).unwrap_or_default()
     }
 
+    /// Where the log stands now: pass it to [`Daemon::log_since`] to read only what comes
+    /// after.
+    pub fn log_mark(&self) -> usize {
+        fs::metadata(&self.log).map_or(0, |m| m.len() as usize)
+    }
+
+    /// What the daemon logged after `mark`.
+    pub fn log_since(&self, mark: usize) -> String {
+        let bytes = fs::read(&self.log).unwrap_or_default();
+        String::from_utf8_lossy(bytes.get(mark..).unwrap_or_default()).into_owned()
+    }
+
+    /// The config file (`pcapd.toml` in the daemon's directory) that [`DaemonBuilder::config`]
+    /// writes and `--config` names.
+    pub fn config_file(&self) -> PathBuf {
+        self.dir.path().join("pcapd.toml")
+    }
+
+    /// Replaces the config file with `toml`, sends SIGHUP, and waits until the daemon logs
+    /// a line about its configuration; returns what it logged since the signal.
+    pub fn reload_config(&self, toml: &str) -> String {
+        assert!(
+            self.args.iter().any(|a| a == "--config"),
+            "this daemon was started without a config file: give it one with DaemonBuilder::config"
+        );
+        fs::write(self.config_file(), toml).expect("write config");
+        let mark = self.log_mark();
+        self.signal(Signal::SIGHUP);
+        let mut logged = String::new();
+        crate::wait::eventually(START_LIMIT, "pcapd to log the outcome of SIGHUP", || {
+            logged = self.log_since(mark);
+            logged.lines().any(|l| {
+                let l = l.to_lowercase();
+                l.contains("config") || l.contains("reload")
+            })
+        });
+        logged
+    }
+
     /// The temporary directory holding socket, data and log; tests may put files there.
     pub fn dir(&self) -> &Path {
         self.dir.path()

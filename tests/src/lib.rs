@@ -18,6 +18,7 @@
 
 mod bins;
 mod captures;
+mod certs;
 mod cli;
 mod daemon;
 mod expect;
@@ -28,10 +29,12 @@ mod savefile;
 mod time;
 mod traffic;
 mod tshark;
+mod users;
 mod wait;
 
 pub use bins::{pcap_bin, pcapd_bin};
 pub use captures::list_json;
+pub use certs::Certs;
 pub use cli::{run_bounded, Output, Pcap, Running};
 pub use daemon::{pcapd_once, pcapd_tls, Daemon, DaemonBuilder};
 pub use expect::{assert_unknown_capture, has_word};
@@ -44,4 +47,5 @@ pub use traffic::{
     free_port, payload, payload_seq, send_tcp, send_udp, send_udp_seq, PAYLOAD_MAGIC,
 };
 pub use tshark::{capinfos_packets, tshark_count, tshark_file, tshark_stdin};
+pub use users::{UnixGroup, UnixUser};
 pub use wait::{eventually, eventually_ok, DEFAULT_WAIT};

@@ -1,6 +1,7 @@
 //! Python for the tests that drive pcapd as a script would: a virtualenv under the target
-//! directory with grpcio and friends from PyPI, made once (and again when the package list
-//! changes), and the client generated from `proto/` with grpcio-tools.
+//! directory with grpcio and friends from PyPI at the exact versions of
+//! `tests/python/requirements.txt`, made once (and again when that file changes), and the
+//! client generated from `proto/` with grpcio-tools.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -9,14 +10,10 @@ use std::time::Duration;
 use crate::bins::pcapd_bin;
 use crate::cli::run_bounded;
 
-/// What the tests import: the gRPC runtime and code generator, server reflection, and the
-/// reference parser of the Prometheus text format.
-const PACKAGES: &[&str] = &[
-    "grpcio",
-    "grpcio-tools",
-    "grpcio-reflection",
-    "prometheus-client",
-];
+/// The pinned Python packages: `name==version` lines, comments and blank lines.
+fn requirements() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("python/requirements.txt")
+}
 
 /// The virtualenv's `python`, installing it first if needed.
 pub fn python_venv() -> PathBuf {
@@ -28,7 +25,16 @@ pub fn python_venv() -> PathBuf {
     let dir = target.join("python-e2e");
     let python = dir.join("bin/python");
     let marker = dir.join(".installed");
-    let wanted = PACKAGES.join("\n");
+    let file = requirements();
+    let wanted = std::fs::read_to_string(&file)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", file.display()));
+    for line in wanted.lines().map(str::trim) {
+        assert!(
+            line.is_empty() || line.starts_with('#') || line.contains("=="),
+            "{}: {line:?} is not pinned: give every package an exact version (name==X.Y.Z)",
+            file.display()
+        );
+    }
     if std::fs::read_to_string(&marker).ok().as_deref() == Some(wanted.as_str()) {
         return python;
     }
@@ -52,15 +58,16 @@ pub fn python_venv() -> PathBuf {
                 "install",
                 "--quiet",
                 "--disable-pip-version-check",
+                "--requirement",
             ])
-            .args(PACKAGES),
+            .arg(&file),
         "pip install",
         Duration::from_secs(600),
     );
     assert!(
         pip.status.success(),
-        "pip install {}: {}",
-        PACKAGES.join(" "),
+        "pip install --requirement {}: {}",
+        file.display(),
         pip.stderr
     );
     std::fs::write(&marker, wanted).expect("write the virtualenv's marker");

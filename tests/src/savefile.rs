@@ -7,6 +7,7 @@ use std::io::Write;
 use std::path::Path;
 use std::process::Command;
 
+use crate::privilege::skipping_forbidden;
 use crate::traffic::payload_seq;
 
 /// DLT_EN10MB: what `lo` gives.
@@ -91,7 +92,9 @@ pub fn udp_dst_ports(packets: &[Packet], link_type: u32) -> Vec<u16> {
         .collect()
 }
 
-/// How many packets `tcpdump -r FILE -nn` prints, or `None` when tcpdump is not installed.
+/// How many packets `tcpdump -r FILE -nn` prints, or `None` when tcpdump is not installed
+/// (the caller skips its check). Panics instead when `PCAPD_REQUIRE_PRIVILEGED=1`: a run
+/// that must test everything may not lose this cross-check to a missing package.
 pub fn tcpdump_count(path: &Path) -> Option<usize> {
     let out = match Command::new("tcpdump")
         .arg("-r")
@@ -100,7 +103,18 @@ pub fn tcpdump_count(path: &Path) -> Option<usize> {
         .output()
     {
         Ok(o) => o,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            if skipping_forbidden() {
+                panic!(
+                    "tcpdump is not installed, and PCAPD_REQUIRE_PRIVILEGED=1 forbids skipping \
+                     the check that it reads {}: install it (Debian: apt-get install tcpdump) \
+                     or unset PCAPD_REQUIRE_PRIVILEGED",
+                    path.display()
+                );
+            }
+            println!("skipping the tcpdump check: tcpdump is not installed");
+            return None;
+        }
         Err(e) => panic!("cannot run tcpdump: {e}"),
     };
     assert!(

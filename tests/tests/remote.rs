@@ -4,78 +4,10 @@
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use pcapd_e2e::*;
-
-/// Certificates made by `pcapd tls` in a temporary directory.
-struct Certs {
-    _dir: tempfile::TempDir,
-    tls: PathBuf,
-    other: PathBuf,
-}
-
-impl Certs {
-    /// A CA and server certificate for `localhost` (no IP address, so that connecting to
-    /// 127.0.0.1 is a name mismatch), a client `alice`, and a client `mallory` of another CA.
-    fn make() -> Certs {
-        let dir = tempfile::tempdir().unwrap();
-        let tls = dir.path().join("tls");
-        let other = dir.path().join("other");
-        pcapd_tls(&["init", "--out", s(&tls), "--host", "localhost"]);
-        pcapd_tls(&["client", "--out", s(&tls), "--name", "alice"]);
-        pcapd_tls(&["init", "--out", s(&other), "--host", "localhost"]);
-        pcapd_tls(&["client", "--out", s(&other), "--name", "mallory"]);
-        Certs {
-            _dir: dir,
-            tls,
-            other,
-        }
-    }
-
-    fn daemon(&self, port: u16) -> Daemon {
-        Daemon::builder()
-            .arg("--listen")
-            .arg(format!("127.0.0.1:{port}"))
-            .arg("--tls-cert")
-            .arg(self.tls.join("server.pem"))
-            .arg("--tls-key")
-            .arg(self.tls.join("server-key.pem"))
-            .arg("--client-ca")
-            .arg(self.tls.join("ca.pem"))
-            .start()
-    }
-
-    /// `pcap remote add NAME URL` with the CA of `ca_dir` and client `client` of `cert_dir`.
-    fn add_remote(
-        &self,
-        d: &Daemon,
-        name: &str,
-        url: &str,
-        ca_dir: &Path,
-        cert_dir: &Path,
-        client: &str,
-    ) {
-        d.ok(&[
-            "remote",
-            "add",
-            name,
-            url,
-            "--ca",
-            s(&ca_dir.join("ca.pem")),
-            "--cert",
-            s(&cert_dir.join(format!("{client}.pem"))),
-            "--key",
-            s(&cert_dir.join(format!("{client}-key.pem"))),
-        ]);
-    }
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
 
 #[test]
 fn every_command_works_over_mutual_tls() {
