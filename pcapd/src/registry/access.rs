@@ -100,11 +100,11 @@ impl Caller {
 pub fn denied(verb: &str, refused: &[(String, String)], config: &Config) -> Error {
     let mut admins = vec!["uid 0".to_owned()];
     if let Some((group, _)) = &config.admin_group {
-        admins.push(format!("members of group {group}"));
+        admins.push(format!("members of group {group} (admin_group)"));
     }
     if !config.admin_clients.is_empty() {
         admins.push(format!(
-            "client certificates {}",
+            "client certificates named in admin_clients ({})",
             config.admin_clients.join(", ")
         ));
     }
@@ -163,7 +163,8 @@ mod tests {
         assert_eq!(
             e,
             "capture 3 (web) belongs to uid 1001 (alice): only its owner or an admin may stop \
-             it (admins: uid 0, members of group pcap-admin, client certificates ops)"
+             it (admins: uid 0, members of group pcap-admin (admin_group), client certificates \
+             named in admin_clients (ops))"
         );
     }
 }

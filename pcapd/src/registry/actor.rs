@@ -129,6 +129,12 @@ impl CaptureRef {
         CaptureRef { view, mailbox }
     }
 
+    /// Whether its owner has ended: the capture was deleted (its entry in the registry
+    /// goes a moment later).
+    pub fn is_gone(&self) -> bool {
+        self.mailbox.is_closed()
+    }
+
     /// Sends a command without waiting; false if the owner has ended (deleted).
     pub fn send(&self, cmd: Command) -> bool {
         self.mailbox.send(cmd).is_ok()
@@ -140,7 +146,7 @@ impl CaptureRef {
         let gone = || {
             let label = self.view.with(label);
             Error::NotFound(format!(
-                "{label} was deleted meanwhile; `pcap list` shows the captures"
+                "no {label} any more: it was deleted meanwhile; `pcap list` shows the captures"
             ))
         };
         self.mailbox.send(make(tx)).map_err(|_| gone())?;

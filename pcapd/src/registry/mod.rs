@@ -132,8 +132,13 @@ impl Registry {
 
     /// Every capture with current counters.
     pub fn list(&self) -> Vec<CaptureInfo> {
-        let refs: Vec<CaptureRef> = self.lock().by_id.values().cloned().collect();
-        refs.iter().map(|c| c.view.snapshot()).collect()
+        self.current().iter().map(|c| c.view.snapshot()).collect()
+    }
+
+    /// The captures not deleted.
+    fn current(&self) -> Vec<CaptureRef> {
+        let captures = self.lock();
+        captures.live().cloned().collect()
     }
 
     /// The configuration in force.
@@ -146,8 +151,7 @@ impl Registry {
     pub async fn reload(&self, config: Config) {
         self.shared.config.set(config);
         let config = self.shared.config.get();
-        let refs: Vec<CaptureRef> = self.lock().by_id.values().cloned().collect();
-        for capture in refs {
+        for capture in self.current() {
             let config = config.clone();
             // A capture deleted meanwhile needs nothing.
             let _ = capture
@@ -197,15 +201,15 @@ impl Registry {
     fn resolve(&self, sel: &Selector) -> Result<Vec<CaptureRef>> {
         let captures = self.lock();
         match sel {
-            Selector::All => Ok(captures.by_id.values().cloned().collect()),
+            Selector::All => Ok(captures.live().cloned().collect()),
             Selector::Id(id) => captures
                 .by_id
                 .get(id)
+                .filter(|c| !c.is_gone())
                 .map(|c| vec![c.clone()])
                 .ok_or_else(|| not_found_id(*id)),
             Selector::Alias(a) => captures
-                .by_id
-                .values()
+                .live()
                 .find(|c| c.view.with(|i| i.aliases.contains(a)))
                 .map(|c| vec![c.clone()])
                 .ok_or_else(|| {
@@ -214,6 +218,14 @@ impl Registry {
                     ))
                 }),
         }
+    }
+}
+
+impl Captures {
+    /// The captures whose owners still run (a deleted one leaves the map a moment after
+    /// its owner ends).
+    fn live(&self) -> impl Iterator<Item = &CaptureRef> {
+        self.by_id.values().filter(|c| !c.is_gone())
     }
 }
 

@@ -25,13 +25,37 @@ impl Registry {
             Ok((device::probe(&target, &applied, snaplen)?, applied))
         })
         .await?;
+        // A capture with this target and filter being deleted as the aliases are added to
+        // it is gone by the next try, which defines a new one.
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            match self.define(&spec, caller, link_type, &applied_filter).await {
+                Err(Error::NotFound(_)) if tries < 3 => continue,
+                other => return other,
+            }
+        }
+    }
+
+    /// `init` once its probes are done: under the registry's lock, the alias checks and
+    /// either a new capture or the aliases added to the same one; then it is saved.
+    async fn define(
+        &self,
+        spec: &CaptureSpec,
+        caller: &Caller,
+        link_type: u32,
+        applied_filter: &str,
+    ) -> Result<(CaptureInfo, bool)> {
+        let spec = spec.clone();
         let (capture, created) = {
             let mut captures = self.lock();
             if captures.shutting_down {
                 return Err(Error::Unavailable("pcapd is shutting down".into()));
             }
+            // Deleted captures whose delete call went away before removing them.
+            captures.by_id.retain(|_, c| !c.is_gone());
             for alias in &spec.aliases {
-                let taken = captures.by_id.values().find_map(|c| {
+                let taken = captures.live().find_map(|c| {
                     c.view.with(|i| {
                         (i.aliases.contains(alias)
                             && (i.target != spec.target || i.filter != spec.filter))
@@ -46,8 +70,7 @@ impl Registry {
                 }
             }
             let same = captures
-                .by_id
-                .values()
+                .live()
                 .find(|c| {
                     c.view
                         .with(|i| i.target == spec.target && i.filter == spec.filter)
@@ -66,7 +89,7 @@ impl Registry {
                 }
                 None => {
                     let max = self.settings().max_captures;
-                    if captures.by_id.len() >= max {
+                    if captures.live().count() >= max {
                         return Err(Error::Unavailable(format!(
                             "pcapd holds {max} captures already (max_captures): delete some \
                              with `pcap delete`"
@@ -77,7 +100,7 @@ impl Registry {
                     let info = CaptureInfo {
                         id,
                         aliases: spec.aliases,
-                        applied_filter,
+                        applied_filter: applied_filter.to_owned(),
                         target: spec.target,
                         filter: spec.filter,
                         snaplen: spec.snaplen,
@@ -209,7 +232,7 @@ async fn each<T>(
     if single && out.is_empty() {
         let gone = captures[0].view.with(label);
         return Err(Error::NotFound(format!(
-            "{gone} was deleted meanwhile; `pcap list` shows the captures"
+            "no {gone} any more: it was deleted meanwhile; `pcap list` shows the captures"
         )));
     }
     Ok(out)
