@@ -156,27 +156,9 @@ impl CaptureHandle {
             .name(format!("capture-{id}"))
             .spawn(move || {
                 let crashed = events.clone();
-                let run = std::panic::AssertUnwindSafe(|| {
+                guarded(id, generation, &crashed, move || {
                     engine::run(params, rx, woken, shared, events, ready_tx)
-                });
-                if let Err(panic) = std::panic::catch_unwind(run) {
-                    let what = panic
-                        .downcast_ref::<&str>()
-                        .map(|s| s.to_string())
-                        .or_else(|| panic.downcast_ref::<String>().cloned())
-                        .unwrap_or_else(|| "no message".into());
-                    let reason = format!(
-                        "the capture thread crashed ({what}); the spool is kept. This is a bug \
-                         in pcapd: please report it with pcapd's log"
-                    );
-                    tracing::error!(capture.id = id, reason = %reason, "capture thread crashed");
-                    let _ = crashed.send(Event::Exited {
-                        id,
-                        generation,
-                        state: State::Failed,
-                        reason,
-                    });
-                }
+                })
             })
             .map_err(|e| Error::Unavailable(format!("cannot start a capture thread: {e}")))?;
         let handle = CaptureHandle {
@@ -199,6 +181,36 @@ impl CaptureHandle {
     }
 }
 
+/// Runs a capture thread's body; a panic in it is reported as the run ending FAILED with
+/// the panic's message, like any other end, instead of leaving the capture's owner
+/// waiting for a report that never comes.
+fn guarded(
+    id: CaptureId,
+    generation: u64,
+    events: &tmpsc::UnboundedSender<Event>,
+    body: impl FnOnce(),
+) {
+    let Err(panic) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(body)) else {
+        return;
+    };
+    let what = panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "no message".into());
+    let reason = format!(
+        "the capture thread crashed ({what}); the spool is kept. This is a bug in pcapd: \
+         please report it with pcapd's log"
+    );
+    tracing::error!(capture.id = id, reason = %reason, "capture thread crashed");
+    let _ = events.send(Event::Exited {
+        id,
+        generation,
+        state: State::Failed,
+        reason,
+    });
+}
+
 impl Controller {
     /// Sends a request to the thread and wakes it; false if the thread has ended.
     pub fn request(&self, c: Control) -> bool {
@@ -216,5 +228,33 @@ impl Controller {
             return Err(Error::Precondition("the capture has just stopped".into()));
         }
         Ok(rx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_panicking_capture_thread_reports_failed_with_the_message() {
+        let (tx, mut rx) = tmpsc::unbounded_channel();
+        guarded(7, 3, &tx, || panic!("attempt to add with overflow"));
+        match rx.try_recv() {
+            Ok(Event::Exited {
+                id: 7,
+                generation: 3,
+                state: State::Failed,
+                reason,
+            }) => assert!(
+                reason.contains("crashed (attempt to add with overflow)"),
+                "{reason}"
+            ),
+            other => panic!("expected a FAILED exit, got {other:?}"),
+        }
+        guarded(7, 4, &tx, || {});
+        assert!(
+            rx.try_recv().is_err(),
+            "a thread that ends normally reports itself"
+        );
     }
 }
