@@ -152,7 +152,7 @@ fn request_seeds() -> Vec<Vec<u8>> {
     let init = api::InitRequest {
         target: Some(api::Target {
             interfaces: vec!["lo".into()],
-            netns: String::new(),
+            ..Default::default()
         }),
         filter: " udp port 53 ".into(),
         aliases: vec!["dns".into(), "dns-2".into()],

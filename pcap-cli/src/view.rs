@@ -12,6 +12,9 @@ pub struct CaptureJson<'a> {
     pub aliases: Vec<&'a str>,
     /// `None` (JSON null) for a capture on all interfaces.
     pub interface: Option<&'a str>,
+    /// Where it captures, as `list` shows it: `eth0`, `any`, `netns blue: eth0`,
+    /// `pid 1234: all`.
+    pub target: String,
     pub filter: &'a str,
     pub applied_filter: &'a str,
     pub state: &'static str,
@@ -35,6 +38,7 @@ impl<'a> From<&'a CaptureInfo> for CaptureJson<'a> {
             id: c.id,
             aliases: c.aliases.iter().map(Alias::as_str).collect(),
             interface: c.target.interface.as_deref(),
+            target: c.target.to_string(),
             filter: &c.filter,
             applied_filter: &c.applied_filter,
             state: c.state.name(),
@@ -102,7 +106,7 @@ mod tests {
         CaptureInfo {
             id: 3,
             aliases: vec![Alias::new("web").unwrap(), Alias::new("http").unwrap()],
-            target: Target { interface: None },
+            target: Target::default(),
             filter: "tcp port 80".into(),
             applied_filter: "tcp port 80".into(),
             snaplen: 262_144,
@@ -123,6 +127,7 @@ mod tests {
             link_type: 276,
             created_unix_ns: 1_795_356_300_250_000_000,
             started_unix_ns: 0,
+            anchor: None,
         }
     }
 

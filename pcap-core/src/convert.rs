@@ -4,8 +4,8 @@
 
 use crate::api::v1 as api;
 use crate::domain::{
-    Alias, CaptureInfo, CaptureSpec, Counters, ListenSpec, ReplaySpec, Retention, Selector, State,
-    StopConditions, Target,
+    Alias, CaptureInfo, CaptureSpec, Counters, ListenSpec, Netns, ReplaySpec, Retention, Selector,
+    State, StopConditions, Target,
 };
 use crate::limits::{self, LISTEN_COUNT, SNAPLEN};
 use crate::{Error, Result, DEFAULT_SNAPLEN};
@@ -54,18 +54,36 @@ impl From<&Selector> for api::Selector {
 impl TryFrom<Option<api::Target>> for Target {
     type Error = Error;
     fn try_from(t: Option<api::Target>) -> Result<Self> {
-        Target::named(&one_interface(t)?)
+        let t = t.unwrap_or_default();
+        let netns = netns(&t)?;
+        Ok(Target {
+            netns,
+            ..Target::named(&one_interface(t)?)?
+        })
+    }
+}
+
+/// The namespace a target names: at most one of netns, pid and container.
+fn netns(t: &api::Target) -> Result<Option<Netns>> {
+    if !t.container.is_empty() || !t.runtime.is_empty() {
+        return Err(Error::BadRequest(
+            "capturing in a container by its name is not supported yet: give its namespace \
+             with --pid (its main process) or --netns (e.g. /run/docker/netns/ID)"
+                .into(),
+        ));
+    }
+    match (t.netns.as_str(), t.pid) {
+        ("", 0) => Ok(None),
+        (ns, 0) => Netns::parse(ns).map(Some),
+        ("", pid) => Netns::pid(pid).map(Some),
+        _ => Err(Error::BadRequest(
+            "--netns and --pid both given: name the namespace one way".into(),
+        )),
     }
 }
 
 /// The interface a target names, as given ("" for all), refusing what is not supported.
-fn one_interface(t: Option<api::Target>) -> Result<String> {
-    let mut t = t.unwrap_or_default();
-    if !t.netns.is_empty() {
-        return Err(Error::BadRequest(
-            "capturing in another network namespace is not supported yet".into(),
-        ));
-    }
+fn one_interface(mut t: api::Target) -> Result<String> {
     match t.interfaces.len() {
         0 => Ok(String::new()),
         1 => Ok(t.interfaces.remove(0)),
@@ -78,9 +96,17 @@ fn one_interface(t: Option<api::Target>) -> Result<String> {
 
 impl From<&Target> for api::Target {
     fn from(t: &Target) -> Self {
+        let (netns, pid) = match &t.netns {
+            None => (String::new(), 0),
+            Some(Netns::Name(n)) | Some(Netns::Path(n)) => (n.clone(), 0),
+            Some(Netns::Inode(i)) => (i.to_string(), 0),
+            Some(Netns::Pid(p)) => (String::new(), *p),
+        };
         api::Target {
             interfaces: t.interface.iter().cloned().collect(),
-            netns: String::new(),
+            netns,
+            pid,
+            ..Default::default()
         }
     }
 }
@@ -243,9 +269,13 @@ impl TryFrom<api::Capture> for CaptureInfo {
                 .map(|a| Alias::new(a))
                 .collect::<Result<_>>()?,
             // As sent: a daemon knows its own interfaces' names.
-            target: Target {
-                interface: Some(one_interface(c.target)?)
-                    .filter(|name| !name.is_empty() && name != "any"),
+            target: {
+                let t = c.target.unwrap_or_default();
+                Target {
+                    netns: netns(&t).ok().flatten(),
+                    interface: Some(one_interface(t)?)
+                        .filter(|name| !name.is_empty() && name != "any"),
+                }
             },
             filter: c.filter,
             applied_filter: c.applied_filter,
@@ -266,6 +296,7 @@ impl TryFrom<api::Capture> for CaptureInfo {
             link_type: c.link_type,
             created_unix_ns: c.created_unix_ns,
             started_unix_ns: c.started_unix_ns,
+            anchor: None,
         })
     }
 }
@@ -341,6 +372,7 @@ mod tests {
         let spec = CaptureSpec {
             target: Target {
                 interface: Some("lo".into()),
+                netns: None,
             },
             filter: "udp port 53".into(),
             aliases: vec![Alias::new("dns").unwrap()],
@@ -545,7 +577,7 @@ mod tests {
             init(|r| {
                 r.target = Some(api::Target {
                     interfaces: vec![name.into()],
-                    netns: String::new(),
+                    ..Default::default()
                 })
             })
         };
@@ -646,7 +678,7 @@ mod tests {
             state: api::State::Active.into(),
             target: Some(api::Target {
                 interfaces: vec!["a-name-longer-than-15".into()],
-                netns: String::new(),
+                ..Default::default()
             }),
             stop: Some(stop(u64::MAX, u64::MAX)),
             retention: Some(retention(u64::MAX, u64::MAX)),

@@ -116,6 +116,84 @@ impl fmt::Display for Selector {
 pub struct Target {
     /// Interface name; `None` captures on all interfaces.
     pub interface: Option<String>,
+    /// The network namespace; `None` is the daemon's own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub netns: Option<Netns>,
+}
+
+/// A network namespace other than the daemon's, as a user names it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Netns {
+    /// A name from `ip netns`: /run/netns/NAME. Followed by name when it is made again.
+    Name(String),
+    /// The path of a namespace file (/proc/PID/ns/net, /run/docker/netns/ID, ...).
+    Path(String),
+    /// The inode number of a namespace, as `pcap netns` shows it.
+    Inode(u64),
+    /// The namespace of a process.
+    Pid(u32),
+}
+
+impl Netns {
+    /// Parses what `--netns` was given: all digits is an inode, a path starts with `/`,
+    /// anything else is an `ip netns` name.
+    pub fn parse(s: &str) -> Result<Netns> {
+        if s.is_empty() {
+            return Err(Error::BadRequest(
+                "--netns needs a value: an `ip netns` name, a namespace file's path or an inode"
+                    .into(),
+            ));
+        }
+        if s.bytes().all(|b| b.is_ascii_digit()) {
+            return s.parse().map(Netns::Inode).map_err(|_| {
+                Error::BadRequest(format!("--netns {s}: the inode number is out of range"))
+            });
+        }
+        if s.len() > limits::MAX_PATH_LEN {
+            return Err(Error::BadRequest(format!(
+                "--netns is {} bytes long; at most {} are accepted",
+                s.len(),
+                limits::MAX_PATH_LEN
+            )));
+        }
+        if s.starts_with('/') {
+            if s.contains('\0') {
+                return Err(Error::BadRequest(
+                    "--netns: a path cannot hold a NUL byte".into(),
+                ));
+            }
+            return Ok(Netns::Path(s.to_owned()));
+        }
+        if s.contains('/') || s == "." || s == ".." || s.chars().any(|c| c.is_control()) {
+            return Err(Error::BadRequest(format!(
+                "--netns {s:?} is not an `ip netns` name (no '/'); give a path starting with '/' \
+                 for a namespace file"
+            )));
+        }
+        Ok(Netns::Name(s.to_owned()))
+    }
+
+    /// Checks a pid target.
+    pub fn pid(pid: u32) -> Result<Netns> {
+        if pid == 0 || pid > limits::MAX_PID {
+            return Err(Error::BadRequest(format!(
+                "--pid {pid} is out of range: use 1 to {}",
+                limits::MAX_PID
+            )));
+        }
+        Ok(Netns::Pid(pid))
+    }
+}
+
+impl fmt::Display for Netns {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Netns::Name(n) => write!(f, "netns {n}"),
+            Netns::Path(p) => write!(f, "netns {p}"),
+            Netns::Inode(i) => write!(f, "netns {i}"),
+            Netns::Pid(p) => write!(f, "pid {p}"),
+        }
+    }
 }
 
 impl Target {
@@ -123,18 +201,23 @@ impl Target {
     /// whose name Linux would accept (see [`limits::check_interface`]).
     pub fn named(name: &str) -> Result<Self> {
         if name.is_empty() || name == "any" {
-            return Ok(Target { interface: None });
+            return Ok(Target::default());
         }
         limits::check_interface(name)?;
         Ok(Target {
             interface: Some(name.to_owned()),
+            netns: None,
         })
     }
 }
 
 impl fmt::Display for Target {
+    /// `eth0`, `any`; in a namespace `netns blue: eth0`, `pid 1234: all`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.interface.as_deref().unwrap_or("any"))
+        match &self.netns {
+            None => f.write_str(self.interface.as_deref().unwrap_or("any")),
+            Some(ns) => write!(f, "{ns}: {}", self.interface.as_deref().unwrap_or("all")),
+        }
     }
 }
 
@@ -274,6 +357,18 @@ pub struct CaptureInfo {
     pub link_type: u32,
     pub created_unix_ns: i64,
     pub started_unix_ns: i64,
+    /// The process whose namespace a capture in another namespace was found through (a
+    /// `--pid` target, or what held an inode): a reused pid is never taken for it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub anchor: Option<ProcessRef>,
+}
+
+/// A process, known by its pid and its start time (clock ticks after boot), since pids are
+/// reused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct ProcessRef {
+    pub pid: u32,
+    pub start_time: u64,
 }
 
 /// A `Replay` call: what is spooled, optionally bounded in time and filtered, then live.

@@ -43,6 +43,12 @@ pub const MAX_INTERFACE_LEN: usize = 15;
 /// all; the daemon applies its own, smaller, configurable `max_filter_len` after it.
 pub const MAX_FILTER_BYTES: usize = 64 << 10;
 
+/// Longest namespace path or name accepted (PATH_MAX).
+pub const MAX_PATH_LEN: usize = 4096;
+
+/// Highest process id Linux gives (PID_MAX_LIMIT, 2^22).
+pub const MAX_PID: u32 = 1 << 22;
+
 /// A number a request can carry: the flag it is known by, its unit and its inclusive range.
 /// Zero in the API means "none" or "the default" and is never checked against a bound.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

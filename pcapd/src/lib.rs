@@ -6,6 +6,7 @@ pub mod config;
 pub mod error;
 pub mod listen;
 pub mod metrics;
+pub mod netns;
 pub mod privileges;
 pub mod readout;
 pub mod registry;

@@ -25,7 +25,9 @@ fn main() -> ExitCode {
         Err(e) => return fail(e),
     };
     match pcapd::privileges::drop_privileges(&config.data_dir) {
-        Ok(d) => tracing::info!(privileges = ?d, "keeping only CAP_NET_RAW and CAP_NET_ADMIN"),
+        Ok(d) => {
+            tracing::info!(privileges = ?d, "keeping only CAP_NET_RAW, CAP_NET_ADMIN, CAP_SYS_ADMIN and CAP_SYS_PTRACE")
+        }
         Err(e) => {
             bound.remove_socket();
             return fail(e);

@@ -1,5 +1,6 @@
 //! After its sockets are bound, pcapd keeps only what capturing needs: CAP_NET_RAW and
-//! CAP_NET_ADMIN. Started as root, it also becomes the `pcapd` user when one exists (the
+//! CAP_NET_ADMIN, and for captures in other network namespaces CAP_SYS_ADMIN (setns) and
+//! CAP_SYS_PTRACE (opening another user's /proc/PID/ns/net). Started as root, it also becomes the `pcapd` user when one exists (the
 //! data directory is handed to it first). Capabilities belong to threads, so this runs on
 //! the main thread before any other thread exists; every thread started later inherits it.
 
@@ -12,8 +13,14 @@ use crate::{Error, Result};
 
 /// The user pcapd becomes when it exists.
 pub const SERVICE_USER: &str = "pcapd";
-/// What a capture needs: AF_PACKET sockets, and promiscuous mode and ring set-up.
-const KEEP: [Capability; 2] = [Capability::CAP_NET_RAW, Capability::CAP_NET_ADMIN];
+/// What a capture needs: AF_PACKET sockets, promiscuous mode and ring set-up, and
+/// entering the network namespace of a process or name.
+const KEEP: [Capability; 4] = [
+    Capability::CAP_NET_RAW,
+    Capability::CAP_NET_ADMIN,
+    Capability::CAP_SYS_ADMIN,
+    Capability::CAP_SYS_PTRACE,
+];
 
 /// What was done.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,7 +33,7 @@ pub enum Dropped {
     User(String),
 }
 
-/// Drops everything but CAP_NET_RAW and CAP_NET_ADMIN, becoming `pcapd` if it exists.
+/// Drops everything but [`KEEP`], becoming `pcapd` if it exists.
 pub fn drop_privileges(data_dir: &Path) -> Result<Dropped> {
     if !nix::unistd::geteuid().is_root() {
         return Ok(Dropped::NotRoot);

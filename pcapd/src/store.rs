@@ -2,13 +2,14 @@
 //! The catalog is a cache of what is on disk; `spool::catalog` rebuilds it from a scan
 //! whenever the two disagree.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::RwLock;
 
 use pcap_core::domain::{CaptureId, CaptureInfo};
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use serde::{Deserialize, Serialize};
 
-use crate::Result;
+use crate::{Error, Result};
 
 const CAPTURES: TableDefinition<u64, &[u8]> = TableDefinition::new("captures");
 const SEGMENTS: TableDefinition<(u64, u64), &[u8]> = TableDefinition::new("segments");
@@ -33,57 +34,97 @@ impl SegmentMeta {
     }
 }
 
+/// What redb says after an I/O error, until the database is opened again.
+const PREVIOUS_IO: &str = "Previous I/O error occurred";
+
 /// Handle on the database file.
 pub struct Store {
-    db: Database,
+    path: PathBuf,
+    /// `None` only while being opened again.
+    db: RwLock<Option<Database>>,
 }
 
 impl Store {
     /// Opens (or creates) the database at `path` and makes sure every table exists.
     pub fn open(path: &Path) -> Result<Store> {
+        Ok(Store {
+            path: path.to_owned(),
+            db: RwLock::new(Some(Self::open_db(path)?)),
+        })
+    }
+
+    fn open_db(path: &Path) -> Result<Database> {
         let db = Database::create(path)?;
         let tx = db.begin_write()?;
         tx.open_table(CAPTURES)?;
         tx.open_table(SEGMENTS)?;
         tx.open_table(META)?;
         tx.commit()?;
-        Ok(Store { db })
+        Ok(db)
+    }
+
+    /// Runs `f` on the database. After an I/O error (a full disk, say) redb refuses
+    /// everything until the database is opened again: that is done here once, and `f`
+    /// tried again, so that a full disk now and then does not leave the registry unable to
+    /// write for the rest of the daemon's life.
+    fn with<T>(&self, f: impl Fn(&Database) -> Result<T>) -> Result<T> {
+        let first = match self.db.read().unwrap_or_else(|p| p.into_inner()).as_ref() {
+            Some(db) => f(db),
+            None => Err(Error::Store(PREVIOUS_IO.into())),
+        };
+        match first {
+            Err(Error::Store(msg)) if msg.contains(PREVIOUS_IO) => {
+                let mut db = self.db.write().unwrap_or_else(|p| p.into_inner());
+                // Closed first: the file cannot be opened twice.
+                *db = None;
+                *db = Some(Self::open_db(&self.path)?);
+                tracing::warn!(path = %self.path.display(), "registry database opened again after an I/O error");
+                f(db.as_ref().expect("just opened"))
+            }
+            other => other,
+        }
     }
 
     /// Every capture, in id order.
     pub fn load_captures(&self) -> Result<Vec<CaptureInfo>> {
-        let tx = self.db.begin_read()?;
-        let table = tx.open_table(CAPTURES)?;
-        let mut out = Vec::new();
-        for row in table.iter()? {
-            let (_, v) = row?;
-            out.push(serde_json::from_slice(v.value())?);
-        }
-        Ok(out)
+        self.with(|db| {
+            let tx = db.begin_read()?;
+            let table = tx.open_table(CAPTURES)?;
+            let mut out = Vec::new();
+            for row in table.iter()? {
+                let (_, v) = row?;
+                out.push(serde_json::from_slice(v.value())?);
+            }
+            Ok(out)
+        })
     }
 
     /// The id the next capture gets; ids are never reused, even after a delete.
     pub fn next_id(&self) -> Result<CaptureId> {
-        let tx = self.db.begin_read()?;
-        let meta = tx.open_table(META)?;
-        let next = meta.get(NEXT_ID)?.map(|v| v.value()).unwrap_or(1);
-        let captures = tx.open_table(CAPTURES)?;
-        let after_last = captures.last()?.map(|(k, _)| k.value() + 1).unwrap_or(1);
-        Ok(next.max(after_last))
+        self.with(|db| {
+            let tx = db.begin_read()?;
+            let meta = tx.open_table(META)?;
+            let next = meta.get(NEXT_ID)?.map(|v| v.value()).unwrap_or(1);
+            let captures = tx.open_table(CAPTURES)?;
+            let after_last = captures.last()?.map(|(k, _)| k.value() + 1).unwrap_or(1);
+            Ok(next.max(after_last))
+        })
     }
 
     /// Writes a new capture's record, and takes its id for good.
     pub fn create_capture(&self, info: &CaptureInfo) -> Result<()> {
-        let tx = self.db.begin_write()?;
-        {
-            let mut meta = tx.open_table(META)?;
-            let next = meta.get(NEXT_ID)?.map(|v| v.value()).unwrap_or(1);
-            meta.insert(NEXT_ID, next.max(info.id + 1))?;
-            let mut table = tx.open_table(CAPTURES)?;
-            table.insert(info.id, serde_json::to_vec(info)?.as_slice())?;
-        }
-        tx.commit()?;
-        Ok(())
+        self.with(|db| {
+            let tx = db.begin_write()?;
+            {
+                let mut meta = tx.open_table(META)?;
+                let next = meta.get(NEXT_ID)?.map(|v| v.value()).unwrap_or(1);
+                meta.insert(NEXT_ID, next.max(info.id + 1))?;
+                let mut table = tx.open_table(CAPTURES)?;
+                table.insert(info.id, serde_json::to_vec(info)?.as_slice())?;
+            }
+            tx.commit()?;
+            Ok(())
+        })
     }
 
     /// Writes one capture's record.
@@ -93,77 +134,89 @@ impl Store {
 
     /// Writes several capture records in one transaction.
     pub fn put_captures(&self, infos: &[CaptureInfo]) -> Result<()> {
-        let tx = self.db.begin_write()?;
-        {
-            let mut table = tx.open_table(CAPTURES)?;
-            for info in infos {
-                table.insert(info.id, serde_json::to_vec(info)?.as_slice())?;
+        self.with(|db| {
+            let tx = db.begin_write()?;
+            {
+                let mut table = tx.open_table(CAPTURES)?;
+                for info in infos {
+                    table.insert(info.id, serde_json::to_vec(info)?.as_slice())?;
+                }
             }
-        }
-        tx.commit()?;
-        Ok(())
+            tx.commit()?;
+            Ok(())
+        })
     }
 
     /// Removes a capture and its catalog.
     pub fn delete_capture(&self, id: CaptureId) -> Result<()> {
-        let tx = self.db.begin_write()?;
-        {
-            tx.open_table(CAPTURES)?.remove(id)?;
-            let mut segs = tx.open_table(SEGMENTS)?;
-            segs.retain_in((id, 0)..=(id, u64::MAX), |_, _| false)?;
-        }
-        tx.commit()?;
-        Ok(())
+        self.with(|db| {
+            let tx = db.begin_write()?;
+            {
+                tx.open_table(CAPTURES)?.remove(id)?;
+                let mut segs = tx.open_table(SEGMENTS)?;
+                segs.retain_in((id, 0)..=(id, u64::MAX), |_, _| false)?;
+            }
+            tx.commit()?;
+            Ok(())
+        })
     }
 
     /// The catalog of a capture's closed segments, oldest first.
     pub fn segments(&self, id: CaptureId) -> Result<Vec<SegmentMeta>> {
-        let tx = self.db.begin_read()?;
-        let table = tx.open_table(SEGMENTS)?;
-        let mut out = Vec::new();
-        for row in table.range((id, 0)..=(id, u64::MAX))? {
-            let (_, v) = row?;
-            out.push(serde_json::from_slice(v.value())?);
-        }
-        Ok(out)
+        self.with(|db| {
+            let tx = db.begin_read()?;
+            let table = tx.open_table(SEGMENTS)?;
+            let mut out = Vec::new();
+            for row in table.range((id, 0)..=(id, u64::MAX))? {
+                let (_, v) = row?;
+                out.push(serde_json::from_slice(v.value())?);
+            }
+            Ok(out)
+        })
     }
 
     /// Records a closed segment.
     pub fn put_segment(&self, id: CaptureId, seg: &SegmentMeta) -> Result<()> {
-        let tx = self.db.begin_write()?;
-        {
-            let mut table = tx.open_table(SEGMENTS)?;
-            table.insert((id, seg.first_seq), serde_json::to_vec(seg)?.as_slice())?;
-        }
-        tx.commit()?;
-        Ok(())
+        self.with(|db| {
+            let tx = db.begin_write()?;
+            {
+                let mut table = tx.open_table(SEGMENTS)?;
+                table.insert((id, seg.first_seq), serde_json::to_vec(seg)?.as_slice())?;
+            }
+            tx.commit()?;
+            Ok(())
+        })
     }
 
     /// Forgets segments deleted by retention.
     pub fn remove_segments(&self, id: CaptureId, first_seqs: &[u64]) -> Result<()> {
-        let tx = self.db.begin_write()?;
-        {
-            let mut table = tx.open_table(SEGMENTS)?;
-            for s in first_seqs {
-                table.remove((id, *s))?;
+        self.with(|db| {
+            let tx = db.begin_write()?;
+            {
+                let mut table = tx.open_table(SEGMENTS)?;
+                for s in first_seqs {
+                    table.remove((id, *s))?;
+                }
             }
-        }
-        tx.commit()?;
-        Ok(())
+            tx.commit()?;
+            Ok(())
+        })
     }
 
     /// Replaces a capture's whole catalog (after a scan of the disk).
     pub fn replace_segments(&self, id: CaptureId, segs: &[SegmentMeta]) -> Result<()> {
-        let tx = self.db.begin_write()?;
-        {
-            let mut table = tx.open_table(SEGMENTS)?;
-            table.retain_in((id, 0)..=(id, u64::MAX), |_, _| false)?;
-            for seg in segs {
-                table.insert((id, seg.first_seq), serde_json::to_vec(seg)?.as_slice())?;
+        self.with(|db| {
+            let tx = db.begin_write()?;
+            {
+                let mut table = tx.open_table(SEGMENTS)?;
+                table.retain_in((id, 0)..=(id, u64::MAX), |_, _| false)?;
+                for seg in segs {
+                    table.insert((id, seg.first_seq), serde_json::to_vec(seg)?.as_slice())?;
+                }
             }
-        }
-        tx.commit()?;
-        Ok(())
+            tx.commit()?;
+            Ok(())
+        })
     }
 }
 

@@ -56,6 +56,39 @@ impl VethPair {
         &self.host
     }
 
+    /// The far end, inside the namespace.
+    pub fn peer(&self) -> &str {
+        &self.peer
+    }
+
+    /// The namespace's `ip netns` name.
+    pub fn netns(&self) -> &str {
+        &self.netns
+    }
+
+    /// Makes the namespace and the pair again after [`VethPair::delete_netns`], once the
+    /// old pair is gone (the kernel removes it when nothing holds the old namespace).
+    pub fn recreate_netns(&self) {
+        let gone = format!("/sys/class/net/{}", self.host);
+        eventually(
+            DEFAULT_WAIT,
+            "the old pair to go with its namespace",
+            || {
+                let _ = quiet(&["link", "del", &self.host]);
+                !std::path::Path::new(&gone).exists()
+            },
+        );
+        let _ = quiet(&["netns", "del", &self.netns]);
+        ip(&["netns", "add", &self.netns]);
+        self.add_link();
+    }
+
+    /// `ip netns del`: the name goes; the namespace, and the pair with it, when nothing
+    /// holds it any more.
+    pub fn delete_netns(&self) {
+        ip(&["netns", "del", &self.netns]);
+    }
+
     /// The near end's address.
     pub fn host_addr(&self) -> Ipv4Addr {
         Ipv4Addr::new(10, 200, self.subnet, 1)

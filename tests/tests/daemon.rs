@@ -271,14 +271,15 @@ fn pcapd_keeps_only_the_capabilities_capturing_needs_and_private_files() {
     let id = d.init_started(&["lo", "udp port 23810"]);
     send_udp(23810, 20, 32);
     d.wait_spooled(id, 20);
-    // Every thread, capture threads included: CAP_NET_ADMIN (12) and CAP_NET_RAW (13) only.
+    // Every thread, capture threads included: CAP_NET_ADMIN (12), CAP_NET_RAW (13),
+    // CAP_SYS_PTRACE (19) and CAP_SYS_ADMIN (21) only.
     let tasks = std::fs::read_dir(format!("/proc/{}/task", d.pid())).unwrap();
     let mut n = 0;
     for task in tasks {
         let status = std::fs::read_to_string(task.unwrap().path().join("status")).unwrap();
         for set in ["CapEff", "CapPrm", "CapBnd"] {
             let line = status.lines().find(|l| l.starts_with(set)).unwrap();
-            assert!(line.ends_with("0000000000003000"), "{line}");
+            assert!(line.ends_with("0000000000283000"), "{line}");
         }
         n += 1;
     }

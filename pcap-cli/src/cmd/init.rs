@@ -45,6 +45,20 @@ pub struct InitArgs {
     /// daemon's]
     #[arg(long, value_name = "SECS", value_parser = values::max_age)]
     max_age: Option<u64>,
+    /// Capture in this network namespace: an `ip netns` name, a namespace file's path
+    /// (/proc/PID/ns/net, /run/docker/netns/ID) or its inode number
+    #[arg(long, value_name = "NETNS", conflicts_with_all = ["pid", "container"])]
+    netns: Option<String>,
+    /// Capture in the network namespace of this process; the capture finishes when it exits
+    #[arg(long, value_name = "PID", conflicts_with = "container")]
+    pid: Option<u32>,
+    /// Capture in this container's network namespace (name, id or id prefix)
+    #[arg(long, value_name = "NAME")]
+    container: Option<String>,
+    /// The engine that runs --container: docker, podman or containerd [default: the first
+    /// that knows it]
+    #[arg(long, value_name = "RUNTIME", requires = "container")]
+    runtime: Option<String>,
 }
 
 /// Runs `pcap init`.
@@ -83,7 +97,10 @@ fn spec(args: &InitArgs, iface: &str) -> Result<CaptureSpec, Usage> {
     let request = api::InitRequest {
         target: Some(api::Target {
             interfaces: vec![iface.trim().to_owned()],
-            netns: String::new(),
+            netns: args.netns.clone().unwrap_or_default(),
+            pid: args.pid.unwrap_or(0),
+            container: args.container.clone().unwrap_or_default(),
+            runtime: args.runtime.clone().unwrap_or_default(),
         }),
         filter: join_filter(&args.filter),
         aliases: args.aliases.iter().map(Alias::to_string).collect(),
@@ -119,9 +136,10 @@ fn outcome(c: &CaptureInfo, created: bool, requested: &[Alias], remote: &str) ->
             true => String::new(),
             false => format!(" ({})", aliases_cell(&c.aliases)),
         };
-        let on = match &c.target.interface {
-            Some(iface) => iface.clone(),
-            None => "all interfaces".to_owned(),
+        let on = match (&c.target.interface, &c.target.netns) {
+            (Some(iface), None) => iface.clone(),
+            (None, None) => "all interfaces".to_owned(),
+            (_, Some(_)) => c.target.to_string(),
         };
         format!("created capture {}{names} on {on}", c.id)
     } else {
@@ -222,6 +240,7 @@ mod tests {
             link_type: 1,
             created_unix_ns: 1,
             started_unix_ns: 0,
+            anchor: None,
         };
         assert_eq!(
             outcome(&c, true, std::slice::from_ref(&web), ""),

@@ -94,6 +94,7 @@ mod tests {
             aliases: vec![Alias::new(alias).unwrap()],
             target: Target {
                 interface: iface.map(str::to_owned),
+                netns: None,
             },
             filter: filter.into(),
             applied_filter: applied.into(),
@@ -108,6 +109,7 @@ mod tests {
             link_type: 276,
             created_unix_ns: 1,
             started_unix_ns: 1,
+            anchor: None,
         }
     }
 

@@ -6,10 +6,22 @@ pub struct Target {
     /// Interface names. Empty means all interfaces. More than one is reserved for later.
     #[prost(string, repeated, tag = "1")]
     pub interfaces: ::prost::alloc::vec::Vec<::prost::alloc::string::String>,
-    /// Network namespace to capture in (name or path). Empty means the daemon's own.
-    /// Reserved for container capture; refused for now.
+    /// Network namespace to capture in: a name from `ip netns` (/run/netns/NAME), the path of
+    /// a namespace file (/proc/PID/ns/net, /run/docker/netns/ID), or its inode number. Empty
+    /// means the daemon's own, unless pid or container is set. At most one of netns, pid and
+    /// container is set.
     #[prost(string, tag = "2")]
     pub netns: ::prost::alloc::string::String,
+    /// The network namespace of this process. 0: none.
+    #[prost(uint32, tag = "3")]
+    pub pid: u32,
+    /// A container by name, id or id prefix, resolved through its engine. Reserved: refused
+    /// until container capture is supported.
+    #[prost(string, tag = "4")]
+    pub container: ::prost::alloc::string::String,
+    /// The engine of `container`: docker, podman or containerd. Empty: the first that knows it.
+    #[prost(string, tag = "5")]
+    pub runtime: ::prost::alloc::string::String,
 }
 /// Which captures a call applies to.
 #[allow(clippy::all)]

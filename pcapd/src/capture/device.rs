@@ -56,18 +56,68 @@ pub fn device_name(target: &Target) -> &str {
     target.interface.as_deref().unwrap_or(ANY)
 }
 
-/// Checks that the target's interface exists.
+/// Every interface of the network namespace the calling thread is in, from the kernel
+/// (netlink): libpcap's list also reads sysfs, which shows the host's interfaces whatever
+/// namespace the thread is in.
+pub fn namespace_interfaces() -> Result<Vec<api::Interface>> {
+    use nix::net::if_::InterfaceFlags as F;
+    let all = nix::ifaddrs::getifaddrs()
+        .map_err(|e| Error::Unavailable(format!("listing interfaces: {}", e.desc())))?;
+    let mut out: Vec<api::Interface> = Vec::new();
+    for i in all {
+        let pos = match out.iter().position(|o| o.name == i.interface_name) {
+            Some(p) => p,
+            None => {
+                out.push(api::Interface {
+                    name: i.interface_name.clone(),
+                    up: i.flags.contains(F::IFF_UP),
+                    running: i.flags.contains(F::IFF_RUNNING),
+                    loopback: i.flags.contains(F::IFF_LOOPBACK),
+                    ..Default::default()
+                });
+                out.len() - 1
+            }
+        };
+        let ip = i.address.as_ref().and_then(|a| {
+            a.as_sockaddr_in()
+                .map(|v4| std::net::IpAddr::V4(v4.ip()))
+                .or_else(|| a.as_sockaddr_in6().map(|v6| std::net::IpAddr::V6(v6.ip())))
+        });
+        let mask = i.netmask.as_ref().and_then(|a| {
+            a.as_sockaddr_in()
+                .map(|v4| u32::from(v4.ip()).count_ones())
+                .or_else(|| {
+                    a.as_sockaddr_in6()
+                        .map(|v6| u128::from(v6.ip()).count_ones())
+                })
+        });
+        if let Some(ip) = ip {
+            out[pos].addresses.push(match mask {
+                Some(m) => format!("{ip}/{m}"),
+                None => ip.to_string(),
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// Checks that the target's interface exists (in the namespace the thread is in, for a
+/// target in another namespace).
 pub fn check_exists(target: &Target) -> Result<()> {
     let Some(name) = &target.interface else {
         return Ok(());
     };
-    let names: Vec<String> = interfaces()?.into_iter().map(|i| i.name).collect();
+    let (known, whose) = match &target.netns {
+        None => (interfaces()?, String::new()),
+        Some(ns) => (namespace_interfaces()?, format!(" in {ns}")),
+    };
+    let names: Vec<String> = known.into_iter().map(|i| i.name).collect();
     if names.iter().any(|n| n == name) {
         return Ok(());
     }
     Err(Error::Invalid(format!(
-        "unknown interface {name:?}; known interfaces: {} (see `pcap ifaces`), or leave it \
-         empty to capture on all",
+        "unknown interface {name:?}{whose}; its interfaces: {} (see `pcap ifaces`), or leave \
+         it empty to capture on all",
         names.join(", ")
     )))
 }

@@ -51,6 +51,8 @@ struct Engine {
     /// Packets spooled in this run, for the count stop condition.
     run_packets: u64,
     deadline: Option<Instant>,
+    /// The namespace this thread is in while it captures in another one.
+    ns: Option<(crate::netns::Opened, crate::netns::Inside)>,
 }
 
 /// Runs a capture until it is stopped, finishes or fails.
@@ -107,6 +109,7 @@ pub fn run(
         refilter: None,
         run_packets: 0,
         deadline,
+        ns: None,
     };
     let (state, reason) = engine.run();
     if let Some(ready) = engine.ready.take() {
@@ -130,15 +133,29 @@ impl Engine {
     fn run(&mut self) -> (State, String) {
         let mut backoff = Duration::from_secs(1);
         loop {
-            let end = match open(&self.p) {
-                Ok(cap) => {
-                    backoff = Duration::from_secs(1);
-                    self.set_state(State::Active, String::new());
-                    self.pump(cap)
-                }
-                Err(e) if retryable(&e) => End::Retry(e),
-                Err(e) => End::Failed(e),
+            let end = match self.enter_netns() {
+                Err(end) => end,
+                Ok(()) => match open(&self.p) {
+                    Ok(cap) => {
+                        backoff = Duration::from_secs(1);
+                        self.set_state(State::Active, String::new());
+                        self.pump(cap)
+                    }
+                    Err(e) if retryable(&e) => End::Retry(e),
+                    Err(e) => End::Failed(e),
+                },
             };
+            // An interface that disappeared with its namespace: say so, naming the namespace.
+            let end = match (end, &self.ns) {
+                (End::Retry(why), Some((opened, _))) => match opened.check() {
+                    Ok(()) => End::Retry(why),
+                    Err(crate::netns::Unusable::Gone(ns_why)) => End::Retry(ns_why),
+                    Err(crate::netns::Unusable::Ended(ns_why)) => End::Finished(ns_why),
+                },
+                (end, _) => end,
+            };
+            // Between attempts, and once ended, the thread holds no namespace alive.
+            self.ns = None;
             match end {
                 End::Stopped => return (State::Paused, String::new()),
                 End::Shutdown => return (self.state, String::new()),
@@ -269,10 +286,40 @@ impl Engine {
         }
     }
 
-    /// Retention, rotation by age, the free-space floor, and the interface still up (libpcap
-    /// says nothing when an interface goes down: it just stops delivering).
+    /// Moves the thread into the capture's namespace, found anew (a name or path is
+    /// followed to a namespace made again; a process must be the same one).
+    fn enter_netns(&mut self) -> Result<(), End> {
+        use crate::netns::{self, Anchor, Unusable};
+        let Some(ns) = &self.p.netns else {
+            return Ok(());
+        };
+        let was = self.p.anchor.map(netns::Process::from);
+        match netns::open_target(ns, was.as_ref()) {
+            Ok(opened) => {
+                let inside = netns::enter(&opened.file).map_err(|e| End::Failed(e.to_string()))?;
+                if let Anchor::Process(p) = &opened.anchor {
+                    self.p.anchor.get_or_insert((*p).into());
+                }
+                self.ns = Some((opened, inside));
+                Ok(())
+            }
+            Err(Unusable::Gone(why)) => Err(End::Retry(why)),
+            Err(Unusable::Ended(why)) => Err(End::Finished(why)),
+        }
+    }
+
+    /// Retention, rotation by age, the free-space floor, the namespace still the same, and
+    /// the interface still up (libpcap says nothing when an interface goes down: it just
+    /// stops delivering).
     fn housekeeping(&mut self) -> Option<End> {
-        if !interface_up(&self.p.device) {
+        if let Some((opened, _)) = &self.ns {
+            match opened.check() {
+                Ok(()) => {}
+                Err(crate::netns::Unusable::Gone(why)) => return Some(End::Retry(why)),
+                Err(crate::netns::Unusable::Ended(why)) => return Some(End::Finished(why)),
+            }
+        }
+        if !interface_up(&self.p.device, self.ns.is_some()) {
             return Some(End::Retry(format!("interface {} is down", self.p.device)));
         }
         let now = pcap_core::parse::unix_ns(SystemTime::now());

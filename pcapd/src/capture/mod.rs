@@ -29,6 +29,10 @@ pub struct CaptureParams {
     /// finished run are not taken for news.
     pub generation: u64,
     pub device: String,
+    /// The network namespace to capture in; `None` is pcapd's own.
+    pub netns: Option<pcap_core::domain::Netns>,
+    /// The process that anchored that namespace when the capture was defined.
+    pub anchor: Option<pcap_core::domain::ProcessRef>,
     /// The filter compiled into the kernel.
     pub filter: String,
     pub snaplen: u32,

@@ -53,10 +53,22 @@ pub fn retryable(msg: &str) -> bool {
     .any(|s| m.contains(s))
 }
 
-/// Whether the interface `name` is administratively up (from sysfs; `any` always is).
-pub fn interface_up(name: &str) -> bool {
+/// Whether the interface `name` is administratively up (`any` always is). In another
+/// network namespace sysfs still shows the host's interfaces, so there the thread asks
+/// the kernel (netlink, through getifaddrs) from inside the namespace.
+pub fn interface_up(name: &str, in_netns: bool) -> bool {
     if name == crate::capture::device::ANY {
         return true;
+    }
+    if in_netns {
+        return nix::ifaddrs::getifaddrs()
+            .map(|mut all| {
+                all.any(|i| {
+                    i.interface_name == name
+                        && i.flags.contains(nix::net::if_::InterfaceFlags::IFF_UP)
+                })
+            })
+            .unwrap_or(true);
     }
     match std::fs::read_to_string(format!("/sys/class/net/{name}/flags")) {
         Ok(flags) => u32::from_str_radix(flags.trim().trim_start_matches("0x"), 16)

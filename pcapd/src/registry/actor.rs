@@ -274,6 +274,8 @@ impl Owner {
                 id: info.id,
                 generation,
                 device: crate::capture::device::device_name(&info.target).to_owned(),
+                netns: info.target.netns.clone(),
+                anchor: info.anchor,
                 filter: applied.clone(),
                 snaplen: info.snaplen,
                 promisc: info.promisc,

@@ -272,6 +272,7 @@ pub(crate) mod tests_support {
             link_type: 1,
             created_unix_ns: 0,
             started_unix_ns: 0,
+            anchor: None,
         }
     }
 }

@@ -17,12 +17,19 @@ impl Registry {
         self.check_filter_len(&spec.filter)?;
         let config = self.settings();
         let (target, filter, snaplen) = (spec.target.clone(), spec.filter.clone(), spec.snaplen);
-        let (link_type, applied_filter) = blocking(move || {
-            device::check_exists(&target)?;
-            // The user's filter first, so that a mistake in it is reported as theirs.
-            device::probe(&target, &filter, snaplen)?;
+        let (link_type, applied_filter, anchor) = blocking(move || {
             let applied = config.applied_filter(&filter);
-            Ok((device::probe(&target, &applied, snaplen)?, applied))
+            let checks = || {
+                device::check_exists(&target)?;
+                // The user's filter first, so that a mistake in it is reported as theirs.
+                device::probe(&target, &filter, snaplen)?;
+                device::probe(&target, &applied, snaplen)
+            };
+            let (link_type, anchor) = match &target.netns {
+                None => (checks()?, None),
+                Some(ns) => crate::netns::run_in(ns, checks)?,
+            };
+            Ok((link_type, applied, anchor))
         })
         .await?;
         // A capture with this target and filter being deleted as the aliases are added to
@@ -30,7 +37,10 @@ impl Registry {
         let mut tries = 0;
         loop {
             tries += 1;
-            match self.define(&spec, caller, link_type, &applied_filter).await {
+            match self
+                .define(&spec, caller, link_type, &applied_filter, anchor)
+                .await
+            {
                 Err(Error::NotFound(_)) if tries < 3 => continue,
                 other => return other,
             }
@@ -45,6 +55,7 @@ impl Registry {
         caller: &Caller,
         link_type: u32,
         applied_filter: &str,
+        anchor: Option<pcap_core::domain::ProcessRef>,
     ) -> Result<(CaptureInfo, bool)> {
         let spec = spec.clone();
         let (capture, created) = {
@@ -114,6 +125,7 @@ impl Registry {
                         link_type,
                         created_unix_ns: pcap_core::parse::unix_ns(std::time::SystemTime::now()),
                         started_unix_ns: 0,
+                        anchor,
                     };
                     let capture = CaptureRef::spawn(info, self.shared.clone());
                     captures.by_id.insert(id, capture.clone());

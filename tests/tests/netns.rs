@@ -1,0 +1,187 @@
+//! Captures inside another network namespace: named by `ip netns` name, by the path of its
+//! namespace file, by inode, and by a process in it; what happens when the namespace or
+//! the process goes away; and what is refused.
+
+use std::os::unix::fs::MetadataExt;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use pcapd_e2e::*;
+
+/// Long enough for a retry step of the capture thread (1 s, 2 s, 4 s ...).
+const RESUME_LIMIT: Duration = Duration::from_secs(45);
+
+/// Captures `N` packets sent into the namespace, on the far end's interface, with the
+/// namespace given as `how`, and checks exactly those were spooled.
+fn captures_inside(veth: &VethPair, d: &Daemon, port: u16, how: &[&str]) -> u64 {
+    const N: u64 = 200;
+    let filter = format!("udp port {port}");
+    let mut args = vec![veth.peer(), filter.as_str()];
+    args.extend_from_slice(how);
+    let id = d.init_started(&args);
+    veth.send_udp_seq(port, 0..N, 64);
+    d.wait_spooled(id, N);
+    let got = d.replay(&[id.to_string()]);
+    assert_eq!(got.seqs_to(port), (0..N).collect::<Vec<_>>(), "{how:?}");
+    id
+}
+
+#[test]
+fn a_namespace_by_name_path_and_inode() {
+    if !require_root() {
+        return;
+    }
+    let veth = VethPair::create(2);
+    let d = Daemon::start();
+    // The far end does not exist in the daemon's own namespace: only inside.
+    let err = d.fails(&["init", veth.peer(), "udp"]);
+    assert!(err.contains("unknown interface"), "{err}");
+
+    let path = format!("/run/netns/{}", veth.netns());
+    let inode = std::fs::metadata(&path).unwrap().ino().to_string();
+    let id = captures_inside(&veth, &d, 24201, &["--netns", veth.netns()]);
+    let c = d.capture(id);
+    assert_eq!(c["state"], "ACTIVE", "{c}");
+    captures_inside(&veth, &d, 24202, &["--netns", &path]);
+    captures_inside(&veth, &d, 24203, &["--netns", &inode]);
+    let list = d.ok(&["list"]);
+    assert!(
+        list.contains(&format!("netns {}: {}", veth.netns(), veth.peer())),
+        "list names the namespace: {list}"
+    );
+}
+
+#[test]
+fn a_named_namespace_made_again_is_followed() {
+    const PORT: u16 = 24211;
+    if !require_root() {
+        return;
+    }
+    let veth = VethPair::create(3);
+    let d = Daemon::start();
+    let id = captures_inside(&veth, &d, PORT, &["--netns", veth.netns()]);
+
+    veth.delete_netns();
+    eventually(
+        Duration::from_secs(10),
+        "RETRYING once the netns is gone",
+        || d.state(id) == "RETRYING",
+    );
+    let c = d.capture(id);
+    assert!(
+        c["reason"].as_str().unwrap().contains(veth.netns()),
+        "the reason names the namespace: {c}"
+    );
+
+    veth.recreate_netns();
+    eventually(RESUME_LIMIT, "ACTIVE in the new namespace", || {
+        d.state(id) == "ACTIVE"
+    });
+    veth.send_udp_seq(PORT, 1000..1100, 64);
+    d.wait_spooled(id, 300);
+    let seqs = d.replay(&[id.to_string()]).seqs_to(PORT);
+    assert_eq!(seqs.len(), 300, "packets before and after are both kept");
+    assert_eq!(&seqs[200..], (1000..1100).collect::<Vec<_>>());
+}
+
+/// A process in the namespace, ended on drop.
+struct InNetns(Child);
+
+impl InNetns {
+    fn start(netns: &str) -> InNetns {
+        let child = Command::new("ip")
+            .args(["netns", "exec", netns, "sleep", "300"])
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("ip netns exec sleep");
+        // `ip netns exec` becomes sleep (exec), so the pid is the process in the namespace.
+        let me = InNetns(child);
+        let link = format!("/proc/{}/ns/net", me.pid());
+        let want = std::fs::metadata(format!("/run/netns/{netns}"))
+            .unwrap()
+            .ino();
+        eventually(
+            Duration::from_secs(10),
+            "the process to be in the netns",
+            || std::fs::metadata(&link).is_ok_and(|m| m.ino() == want),
+        );
+        me
+    }
+
+    fn pid(&self) -> u32 {
+        self.0.id()
+    }
+
+    fn end(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for InNetns {
+    fn drop(&mut self) {
+        self.end();
+    }
+}
+
+#[test]
+fn a_process_target_finishes_when_the_process_exits() {
+    const PORT: u16 = 24221;
+    if !require_root() {
+        return;
+    }
+    let veth = VethPair::create(4);
+    let d = Daemon::start();
+    let mut proc = InNetns::start(veth.netns());
+    let pid = proc.pid().to_string();
+    let id = captures_inside(&veth, &d, PORT, &["--pid", &pid]);
+    let listed = d.ok(&["list"]);
+    assert!(listed.contains(&format!("pid {pid}")), "{listed}");
+
+    proc.end();
+    eventually(
+        Duration::from_secs(10),
+        "FINISHED once the process exited",
+        || d.state(id) == "FINISHED",
+    );
+    let c = d.capture(id);
+    assert_eq!(
+        c["reason"].as_str().unwrap(),
+        format!("process {pid} exited"),
+        "{c}"
+    );
+    // Started again, it does not take another process for the one that ended.
+    let again = d.pcap(&["start", &id.to_string()]);
+    assert!(again.status.success(), "{}", again.stderr);
+    assert_eq!(d.state(id), "FINISHED");
+}
+
+#[test]
+fn what_is_not_a_usable_namespace_is_refused_with_the_reason() {
+    if !require_root() {
+        return;
+    }
+    let veth = VethPair::create(5);
+    let d = Daemon::start();
+    let cases: [(&[&str], &str); 5] = [
+        (&["lo", "--netns", "pcapd-no-such-netns"], "known names"),
+        (&["lo", "--netns", "/etc/hostname"], "not a namespace file"),
+        (&["lo", "--pid", "4194304"], "no process has pid 4194304"),
+        (
+            &["lo", "--netns", "999999999999"],
+            "no network namespace has inode",
+        ),
+        (
+            &["eth-nowhere", "--netns", veth.netns()],
+            "unknown interface",
+        ),
+    ];
+    for (args, want) in cases {
+        let out = d.pcap(&[&["init"][..], args].concat());
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {}", out.stderr);
+        assert!(out.stderr.contains(want), "{args:?}: {}", out.stderr);
+    }
+    let err = d.fails(&["init", "lo", "--netns", "a/b"]);
+    assert!(err.contains("not an `ip netns` name"), "{err}");
+    assert!(d.list().is_empty(), "nothing was created");
+}
