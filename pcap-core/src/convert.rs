@@ -63,6 +63,13 @@ impl TryFrom<Option<api::Target>> for Target {
     }
 }
 
+impl TryFrom<api::InterfacesRequest> for Option<Netns> {
+    type Error = Error;
+    fn try_from(r: api::InterfacesRequest) -> Result<Self> {
+        netns(&r.target.unwrap_or_default())
+    }
+}
+
 /// The namespace a target names: at most one of netns, pid and container.
 fn netns(t: &api::Target) -> Result<Option<Netns>> {
     if !t.container.is_empty() || !t.runtime.is_empty() {

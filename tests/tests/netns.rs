@@ -37,6 +37,37 @@ fn a_namespace_by_name_path_and_inode() {
     let err = d.fails(&["init", veth.peer(), "udp"]);
     assert!(err.contains("unknown interface"), "{err}");
 
+    // Its interfaces, as seen from inside, by name and by a process in it.
+    let ifaces: serde_json::Value =
+        serde_json::from_str(&d.ok(&["--json", "ifaces", "--netns", veth.netns()])).unwrap();
+    let peer = ifaces
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["name"] == veth.peer())
+        .unwrap_or_else(|| panic!("{} listed inside: {ifaces}", veth.peer()));
+    assert_eq!(peer["up"], true, "{peer}");
+    assert!(
+        peer["addresses"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a.as_str() == Some(&format!("{}/24", veth.peer_addr()))),
+        "{peer}"
+    );
+    assert!(
+        !ifaces
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|i| i["name"] == veth.host()),
+        "the host's end is not inside: {ifaces}"
+    );
+    let proc = InNetns::start(veth.netns());
+    let by_pid = d.ok(&["ifaces", "--pid", &proc.pid().to_string()]);
+    assert!(by_pid.contains(veth.peer()), "{by_pid}");
+    drop(proc);
+
     let path = format!("/run/netns/{}", veth.netns());
     let inode = std::fs::metadata(&path).unwrap().ino().to_string();
     let id = captures_inside(&veth, &d, 24201, &["--netns", veth.netns()]);

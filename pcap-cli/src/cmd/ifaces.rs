@@ -20,12 +20,36 @@ struct InterfaceJson<'a> {
     loopback: bool,
 }
 
+/// Arguments of `pcap ifaces`.
+#[derive(Debug, clap::Args)]
+pub struct IfacesArgs {
+    #[command(flatten)]
+    remote: RemoteArg,
+    /// The interfaces of this network namespace: an `ip netns` name, a namespace file's
+    /// path or its inode number
+    #[arg(long, value_name = "NETNS", conflicts_with = "pid")]
+    netns: Option<String>,
+    /// The interfaces of this process's network namespace
+    #[arg(long, value_name = "PID")]
+    pid: Option<u32>,
+}
+
 /// Runs `pcap ifaces`.
-pub async fn run(args: RemoteArg, ctx: &Context) -> Result<()> {
-    let endpoint = ctx.targets.resolve_remote(args.remote.as_deref())?;
+pub async fn run(args: IfacesArgs, ctx: &Context) -> Result<()> {
+    let request = api::InterfacesRequest {
+        target: Some(api::Target {
+            netns: args.netns.clone().unwrap_or_default(),
+            pid: args.pid.unwrap_or(0),
+            ..Default::default()
+        }),
+    };
+    // Checked as pcapd will check it, before connecting.
+    Option::<pcap_core::domain::Netns>::try_from(request.clone())
+        .map_err(crate::values::Usage::from)?;
+    let endpoint = ctx.targets.resolve_remote(args.remote.remote.as_deref())?;
     let mut client = ctx.targets.connect(&endpoint).await?;
     let response = client
-        .interfaces(api::InterfacesRequest {})
+        .interfaces(request)
         .await
         .map_err(status_error(&endpoint))?
         .into_inner();

@@ -48,8 +48,9 @@ pub enum Command {
     Replay(stream::ReplayArgs),
     /// Write new packets of a capture as a pcap savefile as they are captured
     Listen(stream::ListenArgs),
-    /// Show the network interfaces pcapd can capture on
-    Ifaces(RemoteArg),
+    /// Show the network interfaces pcapd can capture on (in its own network namespace, or
+    /// in another one)
+    Ifaces(ifaces::IfacesArgs),
     /// Name remote daemons, to be used as `NAME:` before captures and interfaces
     #[command(subcommand)]
     Remote(remote::RemoteCommand),

@@ -322,8 +322,13 @@ pub struct StateChange {
     pub reason: ::prost::alloc::string::String,
 }
 #[allow(clippy::all)]
-#[derive(Clone, Copy, PartialEq, Eq, Hash, ::prost::Message)]
-pub struct InterfacesRequest {}
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct InterfacesRequest {
+    /// The namespace whose interfaces to list (its netns, pid or container); unset: pcapd's
+    /// own. Interface names in it are ignored.
+    #[prost(message, optional, tag = "1")]
+    pub target: ::core::option::Option<Target>,
+}
 #[allow(clippy::all)]
 #[derive(Clone, PartialEq, ::prost::Message)]
 pub struct InterfacesResponse {

@@ -56,6 +56,14 @@ pub fn device_name(target: &Target) -> &str {
     target.interface.as_deref().unwrap_or(ANY)
 }
 
+/// Every interface of pcapd's own namespace, or of the namespace `netns` names.
+pub fn interfaces_in(netns: Option<&pcap_core::domain::Netns>) -> Result<Vec<api::Interface>> {
+    match netns {
+        None => interfaces(),
+        Some(ns) => crate::netns::run_in(ns, namespace_interfaces).map(|(list, _)| list),
+    }
+}
+
 /// Every interface of the network namespace the calling thread is in, from the kernel
 /// (netlink): libpcap's list also reads sysfs, which shows the host's interfaces whatever
 /// namespace the thread is in.

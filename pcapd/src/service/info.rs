@@ -7,9 +7,12 @@ use super::PcapdService;
 
 pub async fn interfaces(
     s: &PcapdService,
-    _req: Request<api::InterfacesRequest>,
+    req: Request<api::InterfacesRequest>,
 ) -> Result<Response<api::InterfacesResponse>, Status> {
-    let interfaces = s.blocking(|_| crate::capture::device::interfaces()).await?;
+    let netns: Option<pcap_core::domain::Netns> = super::domain(req.into_inner())?;
+    let interfaces = s
+        .blocking(move |_| crate::capture::device::interfaces_in(netns.as_ref()))
+        .await?;
     Ok(Response::new(api::InterfacesResponse { interfaces }))
 }
 
