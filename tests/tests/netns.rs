@@ -66,6 +66,56 @@ fn a_namespace_by_name_path_and_inode() {
     let proc = InNetns::start(veth.netns());
     let by_pid = d.ok(&["ifaces", "--pid", &proc.pid().to_string()]);
     assert!(by_pid.contains(veth.peer()), "{by_pid}");
+
+    // `pcap netns` lists it with its name, the process in it and its interfaces.
+    let all: serde_json::Value = serde_json::from_str(&d.ok(&["--json", "netns"])).unwrap();
+    let ours = all
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| {
+            n["names"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|x| x == veth.netns())
+        })
+        .unwrap_or_else(|| panic!("{} listed: {all}", veth.netns()));
+    let ino = std::fs::metadata(format!("/run/netns/{}", veth.netns()))
+        .unwrap()
+        .ino();
+    assert_eq!(ours["inode"], ino, "{ours}");
+    assert_eq!(ours["own"], false, "{ours}");
+    assert!(
+        ours["processes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["pid"] == proc.pid() && p["command"] == "sleep"),
+        "{ours}"
+    );
+    assert!(
+        ours["interfaces"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|i| i["name"] == veth.peer()),
+        "{ours}"
+    );
+    assert_eq!(
+        all.as_array()
+            .unwrap()
+            .iter()
+            .filter(|n| n["own"] == true)
+            .count(),
+        1,
+        "pcapd's own namespace once"
+    );
+    let table = d.ok(&["netns"]);
+    assert!(
+        table.contains(veth.netns()) && table.contains("(pcapd's own)"),
+        "{table}"
+    );
     drop(proc);
 
     let path = format!("/run/netns/{}", veth.netns());

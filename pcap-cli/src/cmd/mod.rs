@@ -5,6 +5,7 @@ mod ifaces;
 mod init;
 mod list;
 mod manage;
+mod netns;
 mod remote;
 mod stream;
 mod version;
@@ -51,6 +52,8 @@ pub enum Command {
     /// Show the network interfaces pcapd can capture on (in its own network namespace, or
     /// in another one)
     Ifaces(ifaces::IfacesArgs),
+    /// Show every network namespace on the host: inode, names, processes, interfaces
+    Netns(RemoteArg),
     /// Name remote daemons, to be used as `NAME:` before captures and interfaces
     #[command(subcommand)]
     Remote(remote::RemoteCommand),
@@ -88,6 +91,7 @@ pub async fn run(command: Command, ctx: &Context) -> Result<()> {
         Command::Ifaces(args) => ifaces::run(args, ctx).await,
         Command::Remote(command) => remote::run(command, ctx),
         Command::Version(args) => version::run(args, ctx).await,
+        Command::Netns(args) => netns::run(args, ctx).await,
         Command::Completions(args) => docs::completions(args, (ctx.cli)()),
         Command::Man(args) => docs::man(args, (ctx.cli)()),
     }

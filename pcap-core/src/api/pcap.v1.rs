@@ -353,6 +353,60 @@ pub struct Interface {
 }
 #[allow(clippy::all)]
 #[derive(Clone, Copy, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct NamespacesRequest {}
+#[allow(clippy::all)]
+#[derive(Clone, PartialEq, ::prost::Message)]
+pub struct NamespacesResponse {
+    #[prost(message, repeated, tag = "1")]
+    pub namespaces: ::prost::alloc::vec::Vec<Namespace>,
+}
+/// A network namespace.
+#[allow(clippy::all)]
+#[derive(Clone, PartialEq, ::prost::Message)]
+pub struct Namespace {
+    /// Its inode number (what `--netns` takes); reused once the namespace is gone.
+    #[prost(uint64, tag = "1")]
+    pub inode: u64,
+    /// Names from `ip netns` (/run/netns/NAME).
+    #[prost(string, repeated, tag = "2")]
+    pub names: ::prost::alloc::vec::Vec<::prost::alloc::string::String>,
+    /// Namespace files that hold it besides processes (/run/netns/NAME, /run/docker/netns/ID).
+    #[prost(string, repeated, tag = "3")]
+    pub paths: ::prost::alloc::vec::Vec<::prost::alloc::string::String>,
+    #[prost(message, repeated, tag = "4")]
+    pub processes: ::prost::alloc::vec::Vec<NamespaceProcess>,
+    /// Containers whose namespace it is. Reserved: filled once container capture is supported.
+    #[prost(message, repeated, tag = "5")]
+    pub containers: ::prost::alloc::vec::Vec<NamespaceContainer>,
+    #[prost(message, repeated, tag = "6")]
+    pub interfaces: ::prost::alloc::vec::Vec<Interface>,
+    /// pcapd's own namespace (the host's, usually).
+    #[prost(bool, tag = "7")]
+    pub own: bool,
+}
+#[allow(clippy::all)]
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct NamespaceProcess {
+    #[prost(uint32, tag = "1")]
+    pub pid: u32,
+    #[prost(string, tag = "2")]
+    pub command: ::prost::alloc::string::String,
+    /// When it started, unix nanoseconds.
+    #[prost(int64, tag = "3")]
+    pub started_unix_ns: i64,
+}
+#[allow(clippy::all)]
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct NamespaceContainer {
+    #[prost(string, tag = "1")]
+    pub runtime: ::prost::alloc::string::String,
+    #[prost(string, tag = "2")]
+    pub name: ::prost::alloc::string::String,
+    #[prost(string, tag = "3")]
+    pub id: ::prost::alloc::string::String,
+}
+#[allow(clippy::all)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct VersionRequest {}
 #[allow(clippy::all)]
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
@@ -693,6 +747,28 @@ pub mod pcapd_client {
             req.extensions_mut().insert(GrpcMethod::new("pcap.v1.Pcapd", "Version"));
             self.inner.unary(req, path, codec).await
         }
+        /// Every network namespace on the host: inode, names and paths, processes, interfaces.
+        pub async fn namespaces(
+            &mut self,
+            request: impl tonic::IntoRequest<super::NamespacesRequest>,
+        ) -> std::result::Result<
+            tonic::Response<super::NamespacesResponse>,
+            tonic::Status,
+        > {
+            self.inner
+                .ready()
+                .await
+                .map_err(|e| {
+                    tonic::Status::unknown(
+                        format!("Service was not ready: {}", e.into()),
+                    )
+                })?;
+            let codec = tonic_prost::ProstCodec::default();
+            let path = http::uri::PathAndQuery::from_static("/pcap.v1.Pcapd/Namespaces");
+            let mut req = request.into_request();
+            req.extensions_mut().insert(GrpcMethod::new("pcap.v1.Pcapd", "Namespaces"));
+            self.inner.unary(req, path, codec).await
+        }
     }
 }
 /// Generated server implementations.
@@ -777,6 +853,14 @@ pub mod pcapd_server {
             &self,
             request: tonic::Request<super::VersionRequest>,
         ) -> std::result::Result<tonic::Response<super::VersionResponse>, tonic::Status>;
+        /// Every network namespace on the host: inode, names and paths, processes, interfaces.
+        async fn namespaces(
+            &self,
+            request: tonic::Request<super::NamespacesRequest>,
+        ) -> std::result::Result<
+            tonic::Response<super::NamespacesResponse>,
+            tonic::Status,
+        >;
     }
     /// Pcapd owns packet captures: define them, run them, spool them, and hand them back.
     #[derive(Debug)]
@@ -1233,6 +1317,49 @@ pub mod pcapd_server {
                     let inner = self.inner.clone();
                     let fut = async move {
                         let method = VersionSvc(inner);
+                        let codec = tonic_prost::ProstCodec::default();
+                        let mut grpc = tonic::server::Grpc::new(codec)
+                            .apply_compression_config(
+                                accept_compression_encodings,
+                                send_compression_encodings,
+                            )
+                            .apply_max_message_size_config(
+                                max_decoding_message_size,
+                                max_encoding_message_size,
+                            );
+                        let res = grpc.unary(method, req).await;
+                        Ok(res)
+                    };
+                    Box::pin(fut)
+                }
+                "/pcap.v1.Pcapd/Namespaces" => {
+                    #[allow(non_camel_case_types)]
+                    struct NamespacesSvc<T: Pcapd>(pub Arc<T>);
+                    impl<T: Pcapd> tonic::server::UnaryService<super::NamespacesRequest>
+                    for NamespacesSvc<T> {
+                        type Response = super::NamespacesResponse;
+                        type Future = BoxFuture<
+                            tonic::Response<Self::Response>,
+                            tonic::Status,
+                        >;
+                        fn call(
+                            &mut self,
+                            request: tonic::Request<super::NamespacesRequest>,
+                        ) -> Self::Future {
+                            let inner = Arc::clone(&self.0);
+                            let fut = async move {
+                                <T as Pcapd>::namespaces(&inner, request).await
+                            };
+                            Box::pin(fut)
+                        }
+                    }
+                    let accept_compression_encodings = self.accept_compression_encodings;
+                    let send_compression_encodings = self.send_compression_encodings;
+                    let max_decoding_message_size = self.max_decoding_message_size;
+                    let max_encoding_message_size = self.max_encoding_message_size;
+                    let inner = self.inner.clone();
+                    let fut = async move {
+                        let method = NamespacesSvc(inner);
                         let codec = tonic_prost::ProstCodec::default();
                         let mut grpc = tonic::server::Grpc::new(codec)
                             .apply_compression_config(

@@ -9,6 +9,7 @@
 //! start time), or by the name or path it was found under, which is followed when the
 //! namespace is made again.
 
+mod list;
 mod proc;
 
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
@@ -21,6 +22,7 @@ use nix::sys::stat::Mode;
 use pcap_core::domain::Netns;
 
 use crate::{Error, Result};
+pub use list::namespaces;
 pub use proc::Process;
 
 /// Where `ip netns` keeps its names.

@@ -16,6 +16,14 @@ pub async fn interfaces(
     Ok(Response::new(api::InterfacesResponse { interfaces }))
 }
 
+pub async fn namespaces(
+    s: &PcapdService,
+    _req: Request<api::NamespacesRequest>,
+) -> Result<Response<api::NamespacesResponse>, Status> {
+    let namespaces = s.blocking(|_| Ok(crate::netns::namespaces())).await?;
+    Ok(Response::new(api::NamespacesResponse { namespaces }))
+}
+
 pub async fn version(
     _req: Request<api::VersionRequest>,
 ) -> Result<Response<api::VersionResponse>, Status> {

@@ -141,6 +141,13 @@ impl api::pcapd_server::Pcapd for PcapdService {
         info::interfaces(self, req).await
     }
 
+    async fn namespaces(
+        &self,
+        req: Request<api::NamespacesRequest>,
+    ) -> Result<Response<api::NamespacesResponse>, Status> {
+        info::namespaces(self, req).await
+    }
+
     async fn version(
         &self,
         req: Request<api::VersionRequest>,
