@@ -5,6 +5,8 @@
 
 mod containerd;
 mod docker;
+#[cfg(test)]
+mod fake_api;
 mod matching;
 mod report;
 
@@ -206,7 +208,7 @@ pub async fn list_with(sockets: &Sockets) -> Vec<Container> {
         };
         let listed = match listed {
             Ok(listed) => listed,
-            Err(EngineError(reason)) => {
+            Err(EngineError { reason, .. }) => {
                 tracing::debug!(runtime = %endpoint.runtime, socket = %endpoint.socket.display(), %reason, "engine left out of the container list");
                 continue;
             }
@@ -281,8 +283,11 @@ mod tests {
     #[tokio::test]
     async fn no_engine_reachable_is_unavailable_and_names_every_socket() {
         let dir = tempfile::tempdir().unwrap();
+        // A socket file left behind by an engine that is gone: connecting is refused.
+        let stale = dir.path().join("docker.sock");
+        drop(std::os::unix::net::UnixListener::bind(&stale).unwrap());
         let s = Sockets {
-            docker: dir.path().join("docker.sock"),
+            docker: stale,
             podman: dir.path().join("podman.sock"),
             containerd: vec![dir.path().join("containerd.sock")],
             containerd_namespaces: vec!["default".into()],
@@ -291,10 +296,16 @@ mod tests {
         let e = find_with(&s, "web", None).await.unwrap_err();
         let msg = e.to_string();
         assert!(matches!(e, Error::Unavailable(_)), "{msg}");
-        for sock in ["docker.sock", "podman.sock", "containerd.sock"] {
-            assert!(msg.contains(sock), "{msg}");
-        }
-        assert!(msg.contains("no such socket"), "{msg}");
+        let d = dir.path().display();
+        assert_eq!(
+            msg,
+            format!(
+                "cannot look up container \"web\": could not ask any container engine: \
+                 docker ({d}/docker.sock: nothing listens on it), podman ({d}/podman.sock: no \
+                 such socket), containerd ({d}/containerd.sock: no such socket); start the \
+                 engine that runs it, or check its socket"
+            )
+        );
         assert!(list_with(&s).await.is_empty());
     }
 }

@@ -14,22 +14,39 @@ use crate::Error;
 
 /// Why an engine could not be asked: the reason, without the socket (the report adds it).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct EngineError(pub String);
+pub(crate) struct EngineError {
+    /// What went wrong, e.g. "no such socket" or "GET /containers/json: ...".
+    pub reason: String,
+    /// Nothing could connect to the socket (rather than: the engine answered badly).
+    pub unreachable: bool,
+}
 
 impl EngineError {
-    /// A failed connection to `socket`, in words a user can act on.
+    /// An engine that answered, but not as it should.
+    pub fn new(reason: impl Into<String>) -> Self {
+        EngineError {
+            reason: reason.into(),
+            unreachable: false,
+        }
+    }
+
+    /// A failed connection to the socket, in words a user can act on.
     pub fn connect(e: &io::Error) -> Self {
-        EngineError(match e.kind() {
+        let reason = match e.kind() {
             io::ErrorKind::NotFound => "no such socket".to_owned(),
             io::ErrorKind::ConnectionRefused => "nothing listens on it".to_owned(),
             io::ErrorKind::PermissionDenied => "permission denied".to_owned(),
             _ => e.to_string(),
-        })
+        };
+        EngineError {
+            reason,
+            unreachable: true,
+        }
     }
 
     /// A call that got no answer in time.
     pub fn timed_out(what: &str, timeout: Duration) -> Self {
-        EngineError(format!("{what}: no answer within {}", humanize(timeout)))
+        EngineError::new(format!("{what}: no answer within {}", humanize(timeout)))
     }
 }
 
@@ -41,7 +58,7 @@ pub(crate) async fn within<T, E: Display>(
 ) -> Result<T, EngineError> {
     match tokio::time::timeout(timeout, call).await {
         Ok(Ok(v)) => Ok(v),
-        Ok(Err(e)) => Err(EngineError(format!("{what}: {e}"))),
+        Ok(Err(e)) => Err(EngineError::new(format!("{what}: {e}"))),
         Err(_) => Err(EngineError::timed_out(what, timeout)),
     }
 }
@@ -98,8 +115,8 @@ impl Inquiry {
             .unreachable
             .iter()
             .map(|(ep, e)| match self.runtime {
-                Some(_) => format!("{}: {}", ep.socket.display(), e.0),
-                None => format!("{} ({}: {})", ep.runtime, ep.socket.display(), e.0),
+                Some(_) => format!("{}: {}", ep.socket.display(), e.reason),
+                None => format!("{} ({}: {})", ep.runtime, ep.socket.display(), e.reason),
             })
             .collect();
         listed.join(", ")
@@ -110,15 +127,21 @@ impl Inquiry {
     pub fn into_error(self) -> Error {
         let q = &self.query;
         if self.asked.is_empty() {
+            let unreachable = self.unreachable.iter().any(|(_, e)| e.unreachable);
             let (which, hint) = match self.runtime {
-                Some(r) => (format!("{r} is not reachable"), start_hint(r)),
+                Some(r) => (format!("could not ask {r}"), start_hint(r)),
                 None => (
-                    "no container engine is reachable".to_owned(),
+                    "could not ask any container engine".to_owned(),
                     "start the engine that runs it, or check its socket".to_owned(),
                 ),
             };
+            let hint = if unreachable {
+                format!("; {hint}")
+            } else {
+                String::new()
+            };
             return Error::Unavailable(format!(
-                "cannot look up container \"{q}\": {which}: {}; {hint}",
+                "cannot look up container \"{q}\": {which}: {}{hint}",
                 self.unreachable_list()
             ));
         }
@@ -229,7 +252,7 @@ mod tests {
         assert!(matches!(e, Error::Unavailable(_)));
         assert_eq!(
             e.to_string(),
-            "cannot look up container \"web\": docker is not reachable: \
+            "cannot look up container \"web\": could not ask docker: \
              /var/run/docker.sock: nothing listens on it; is dockerd running?"
         );
     }
@@ -274,6 +297,7 @@ mod tests {
         let e = within(Duration::from_millis(20), "list containers", slow)
             .await
             .unwrap_err();
-        assert_eq!(e.0, "list containers: no answer within 20 ms");
+        assert_eq!(e.reason, "list containers: no answer within 20 ms");
+        assert!(!e.unreachable);
     }
 }

@@ -110,7 +110,7 @@ fn from_task(namespace: &str, id: String, task: Option<&Process>) -> Container {
 /// A request to the namespace `namespace`.
 fn request<T>(namespace: &str, message: T) -> Result<tonic::Request<T>, EngineError> {
     let value = MetadataValue::try_from(namespace).map_err(|_| {
-        EngineError(format!(
+        EngineError::new(format!(
             "namespace \"{namespace}\" cannot be sent in a gRPC header (printable ASCII only)"
         ))
     })?;
