@@ -129,7 +129,9 @@ impl Default for Sockets {
 /// One socket of one engine.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Endpoint {
+    /// The engine listening there.
     pub runtime: Runtime,
+    /// Its API socket.
     pub socket: PathBuf,
 }
 
