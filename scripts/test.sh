@@ -12,8 +12,10 @@ cd "$(dirname "$0")/.."
 # python3, python3-venv: the Python gRPC client tests (grpcio and friends come from PyPI into a
 # venv, at the versions pinned in tests/python/requirements.txt).
 # tshark (capinfos comes with it in wireshark-common): Wireshark's reading of what pcap writes.
+# docker.io, containerd, podman, busybox-static: the container tests start the engines and run
+# containers of an image made from the static busybox (nothing is pulled).
 ensure_packages libpcap-dev protobuf-compiler tcpdump tcpreplay pkg-config iproute2 util-linux gcc \
-    libc6-dev man-db python3 python3-venv tshark
+    libc6-dev man-db python3 python3-venv tshark docker.io containerd podman busybox-static
 ensure_rust
 
 cargo build --locked --workspace --all-targets
