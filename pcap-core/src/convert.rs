@@ -72,19 +72,19 @@ impl TryFrom<api::InterfacesRequest> for Option<Netns> {
 
 /// The namespace a target names: at most one of netns, pid and container.
 fn netns(t: &api::Target) -> Result<Option<Netns>> {
-    if !t.container.is_empty() || !t.runtime.is_empty() {
-        return Err(Error::BadRequest(
-            "capturing in a container by its name is not supported yet: give its namespace \
-             with --pid (its main process) or --netns (e.g. /run/docker/netns/ID)"
-                .into(),
-        ));
-    }
-    match (t.netns.as_str(), t.pid) {
-        ("", 0) => Ok(None),
-        (ns, 0) => Netns::parse(ns).map(Some),
-        ("", pid) => Netns::pid(pid).map(Some),
+    match (
+        t.netns.as_str(),
+        t.pid,
+        t.container.as_str(),
+        t.runtime.as_str(),
+    ) {
+        ("", 0, "", "") => Ok(None),
+        (ns, 0, "", "") if !ns.is_empty() => Netns::parse(ns).map(Some),
+        ("", pid, "", "") if pid != 0 => Netns::pid(pid).map(Some),
+        ("", 0, name, runtime) => Netns::container(name, runtime).map(Some),
         _ => Err(Error::BadRequest(
-            "--netns and --pid both given: name the namespace one way".into(),
+            "more than one of --netns, --pid and --container given: name the namespace one way"
+                .into(),
         )),
     }
 }
@@ -108,6 +108,14 @@ impl From<&Target> for api::Target {
             Some(Netns::Name(n)) | Some(Netns::Path(n)) => (n.clone(), 0),
             Some(Netns::Inode(i)) => (i.to_string(), 0),
             Some(Netns::Pid(p)) => (String::new(), *p),
+            Some(Netns::Container { name, runtime }) => {
+                return api::Target {
+                    interfaces: t.interface.iter().cloned().collect(),
+                    container: name.clone(),
+                    runtime: runtime.clone().unwrap_or_default(),
+                    ..Default::default()
+                }
+            }
         };
         api::Target {
             interfaces: t.interface.iter().cloned().collect(),

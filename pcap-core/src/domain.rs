@@ -132,6 +132,12 @@ pub enum Netns {
     Inode(u64),
     /// The namespace of a process.
     Pid(u32),
+    /// The namespace of a container, found through its engine (`docker`, `podman`,
+    /// `containerd`; `None`: the first that knows it) and followed when it runs again.
+    Container {
+        name: String,
+        runtime: Option<String>,
+    },
 }
 
 impl Netns {
@@ -173,6 +179,35 @@ impl Netns {
         Ok(Netns::Name(s.to_owned()))
     }
 
+    /// Checks a container target: a name, id or id prefix, and an engine if given.
+    pub fn container(name: &str, runtime: &str) -> Result<Netns> {
+        if name.is_empty() {
+            return Err(Error::BadRequest(
+                "--runtime needs --container: name the container".into(),
+            ));
+        }
+        if name.len() > 255 || name.chars().any(|c| c.is_control() || c == '/') {
+            return Err(Error::BadRequest(format!(
+                "--container {name:?} is not a container name or id: use up to 255 \
+                 characters without '/'"
+            )));
+        }
+        let runtime = match runtime {
+            "" => None,
+            r @ ("docker" | "podman" | "containerd") => Some(r.to_owned()),
+            other => {
+                return Err(Error::BadRequest(format!(
+                    "--runtime {other:?} is not a container engine pcapd knows: use docker, \
+                     podman or containerd"
+                )))
+            }
+        };
+        Ok(Netns::Container {
+            name: name.to_owned(),
+            runtime,
+        })
+    }
+
     /// Checks a pid target.
     pub fn pid(pid: u32) -> Result<Netns> {
         if pid == 0 || pid > limits::MAX_PID {
@@ -192,6 +227,14 @@ impl fmt::Display for Netns {
             Netns::Path(p) => write!(f, "netns {p}"),
             Netns::Inode(i) => write!(f, "netns {i}"),
             Netns::Pid(p) => write!(f, "pid {p}"),
+            Netns::Container {
+                name,
+                runtime: Some(r),
+            } => write!(f, "container {name} ({r})"),
+            Netns::Container {
+                name,
+                runtime: None,
+            } => write!(f, "container {name}"),
         }
     }
 }

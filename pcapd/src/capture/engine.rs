@@ -297,6 +297,8 @@ impl Engine {
         match netns::open_target(ns, was.as_ref()) {
             Ok(opened) => {
                 let inside = netns::enter(&opened.file).map_err(|e| End::Failed(e.to_string()))?;
+                // A container's process changes when it runs again: only a pid or inode
+                // target is pinned to the process it was found through.
                 if let Anchor::Process(p) = &opened.anchor {
                     self.p.anchor.get_or_insert((*p).into());
                 }

@@ -14,8 +14,9 @@ use crate::capture::device;
 /// Where namespace files are kept besides `ip netns`'s directory.
 const NAMESPACE_DIRS: [&str; 2] = [NETNS_RUN_DIR, "/run/docker/netns"];
 
-/// Every network namespace, pcapd's own first, then by inode. Blocking.
-pub fn namespaces() -> Vec<api::Namespace> {
+/// Every network namespace, pcapd's own first, then by inode, with the running
+/// `containers` in theirs. Blocking.
+pub fn namespaces(containers: &[crate::engines::Container]) -> Vec<api::Namespace> {
     let own = netns_inode_of(std::process::id());
     let mut by_inode: BTreeMap<u64, api::Namespace> = BTreeMap::new();
     fn entry(
@@ -62,6 +63,18 @@ pub fn namespaces() -> Vec<api::Namespace> {
                 pid,
                 command,
                 started_unix_ns: boot.unix_ns(p.start_time),
+            });
+    }
+    for c in containers {
+        let Some(inode) = c.pid.filter(|_| c.running).and_then(netns_inode_of) else {
+            continue;
+        };
+        entry(&mut by_inode, inode, own)
+            .containers
+            .push(api::NamespaceContainer {
+                runtime: c.runtime.to_string(),
+                name: c.name.clone(),
+                id: c.id.clone(),
             });
     }
     let mut out: Vec<api::Namespace> = by_inode.into_values().collect();
@@ -125,7 +138,7 @@ mod tests {
 
     #[test]
     fn pcapds_own_namespace_comes_first_with_this_process_in_it() {
-        let all = namespaces();
+        let all = namespaces(&[]);
         let own = all.first().expect("at least our own namespace");
         assert!(own.own);
         let me = std::process::id();

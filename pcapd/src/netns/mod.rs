@@ -46,6 +46,14 @@ pub enum Anchor {
     File(PathBuf),
     /// A process: the same namespace while that process (pid and start time) lives.
     Process(Process),
+    /// A container's main process; when it ends the container is looked for again, in
+    /// the namespace it gets when it runs again.
+    Container {
+        process: Process,
+        /// `web (docker)`, for messages.
+        label: String,
+        runtime: String,
+    },
 }
 
 /// Why a namespace cannot be used now.
@@ -94,6 +102,7 @@ pub fn open_target(ns: &Netns, was: Option<&Process>) -> std::result::Result<Ope
                 .map_err(|e| Unusable::Gone(e.to_string()))
         }
         Netns::Pid(pid) => open_process(*pid, was),
+        Netns::Container { name, runtime } => open_container(name, runtime.as_deref()),
         Netns::Inode(inode) => {
             // An inode is looked for while something holds it; its holder anchors it.
             if let Some(p) = was {
@@ -122,6 +131,53 @@ pub fn open_target(ns: &Netns, was: Option<&Process>) -> std::result::Result<Ope
 pub enum Holder {
     Process(Process),
     File(PathBuf),
+}
+
+/// The tokio runtime's handle, for asking container engines from capture threads.
+static RUNTIME: OnceLock<tokio::runtime::Handle> = OnceLock::new();
+
+/// Remembers the runtime container engines are asked through; called at start-up.
+pub fn set_runtime(handle: tokio::runtime::Handle) {
+    let _ = RUNTIME.set(handle);
+}
+
+/// The namespace of a running container, found anew through its engine.
+fn open_container(name: &str, runtime: Option<&str>) -> std::result::Result<Opened, Unusable> {
+    let engine = match runtime
+        .map(str::parse::<crate::engines::Runtime>)
+        .transpose()
+    {
+        Ok(e) => e,
+        Err(e) => return Err(Unusable::Ended(e.to_string())),
+    };
+    let Some(rt) = RUNTIME.get() else {
+        return Err(Unusable::Gone(
+            "container engines cannot be asked yet".into(),
+        ));
+    };
+    let c = rt
+        .block_on(crate::engines::find(name, engine))
+        .map_err(|e| Unusable::Gone(e.to_string()))?;
+    let label = format!("container {name} ({})", c.runtime);
+    let pid = match (c.running, c.pid) {
+        (true, Some(pid)) => pid,
+        _ => return Err(Unusable::Gone(format!("{label} is not running"))),
+    };
+    match open_process(pid, None) {
+        Ok(opened) => match opened.anchor {
+            Anchor::Process(process) => Ok(Opened {
+                anchor: Anchor::Container {
+                    process,
+                    label,
+                    runtime: c.runtime.to_string(),
+                },
+                ..opened
+            }),
+            _ => Ok(opened),
+        },
+        // Stopped between the engine's answer and now: it may run again.
+        Err(_) => Err(Unusable::Gone(format!("{label} is not running"))),
+    }
 }
 
 fn open_process(pid: u32, was: Option<&Process>) -> std::result::Result<Opened, Unusable> {
@@ -168,6 +224,13 @@ impl Opened {
                     Ok(())
                 } else {
                     Err(Unusable::Ended(format!("process {} exited", p.pid)))
+                }
+            }
+            Anchor::Container { process, label, .. } => {
+                if process.is_alive() {
+                    Ok(())
+                } else {
+                    Err(Unusable::Gone(format!("{label} is not running")))
                 }
             }
             Anchor::File(path) => match std::fs::metadata(path) {
@@ -273,17 +336,24 @@ impl Drop for Inside {
 
 /// Runs `f` on a short-lived thread inside the namespace `ns` names (for the checks of
 /// `init` and for listing its interfaces), so that no other thread changes namespace.
-/// Also returns the process that anchors the namespace, if one does.
-pub fn run_in<T: Send>(
-    ns: &Netns,
-    f: impl FnOnce() -> Result<T> + Send,
-) -> Result<(T, Option<pcap_core::domain::ProcessRef>)> {
+/// Also returns the process that anchors the namespace, if one does, and for a container
+/// the engine that runs it.
+pub fn run_in<T: Send>(ns: &Netns, f: impl FnOnce() -> Result<T> + Send) -> Result<(T, Found)> {
     let opened = open_target(ns, None).map_err(|u| match u {
         Unusable::Gone(why) | Unusable::Ended(why) => Error::Invalid(why),
     })?;
-    let anchor = match &opened.anchor {
-        Anchor::Process(p) => Some((*p).into()),
-        Anchor::File(_) => None,
+    let found = match &opened.anchor {
+        Anchor::Process(p) => Found {
+            anchor: Some((*p).into()),
+            runtime: None,
+        },
+        Anchor::Container {
+            process, runtime, ..
+        } => Found {
+            anchor: Some((*process).into()),
+            runtime: Some(runtime.clone()),
+        },
+        Anchor::File(_) => Found::default(),
     };
     let out = std::thread::scope(|s| {
         s.spawn(|| {
@@ -293,5 +363,14 @@ pub fn run_in<T: Send>(
         .join()
         .unwrap_or_else(|_| Err(Error::Internal("a namespace check crashed".into())))
     })?;
-    Ok((out, anchor))
+    Ok((out, found))
+}
+
+/// What finding a namespace learnt besides the namespace itself.
+#[derive(Debug, Default)]
+pub struct Found {
+    /// The process that anchors it, if one does.
+    pub anchor: Option<pcap_core::domain::ProcessRef>,
+    /// The engine running the container it belongs to.
+    pub runtime: Option<String>,
 }

@@ -58,6 +58,7 @@ impl Registry {
     /// workers but inside the runtime (owners are tasks).
     pub fn open(config: Config) -> Result<Arc<Registry>> {
         let data_dir = config.data_dir.clone();
+        crate::netns::set_runtime(tokio::runtime::Handle::current());
         create_private_dir(&data_dir)?;
         create_private_dir(&data_dir.join("captures"))?;
         let store = Arc::new(Store::open(&data_dir.join(DB_FILE))?);

@@ -17,7 +17,7 @@ impl Registry {
         self.check_filter_len(&spec.filter)?;
         let config = self.settings();
         let (target, filter, snaplen) = (spec.target.clone(), spec.filter.clone(), spec.snaplen);
-        let (link_type, applied_filter, anchor) = blocking(move || {
+        let (link_type, applied_filter, found) = blocking(move || {
             let applied = config.applied_filter(&filter);
             let checks = || {
                 device::check_exists(&target)?;
@@ -25,13 +25,25 @@ impl Registry {
                 device::probe(&target, &filter, snaplen)?;
                 device::probe(&target, &applied, snaplen)
             };
-            let (link_type, anchor) = match &target.netns {
-                None => (checks()?, None),
+            let (link_type, found) = match &target.netns {
+                None => (checks()?, crate::netns::Found::default()),
                 Some(ns) => crate::netns::run_in(ns, checks)?,
             };
-            Ok((link_type, applied, anchor))
+            Ok((link_type, applied, found))
         })
         .await?;
+        let mut spec = spec;
+        // A container is recorded with the engine found running it, and followed by name;
+        // only a pid or inode target is pinned to its process.
+        let anchor = match &mut spec.target.netns {
+            Some(pcap_core::domain::Netns::Container { runtime, .. }) => {
+                if runtime.is_none() {
+                    *runtime = found.runtime;
+                }
+                None
+            }
+            _ => found.anchor,
+        };
         // A capture with this target and filter being deleted as the aliases are added to
         // it is gone by the next try, which defines a new one.
         let mut tries = 0;

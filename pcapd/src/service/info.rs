@@ -20,7 +20,10 @@ pub async fn namespaces(
     s: &PcapdService,
     _req: Request<api::NamespacesRequest>,
 ) -> Result<Response<api::NamespacesResponse>, Status> {
-    let namespaces = s.blocking(|_| Ok(crate::netns::namespaces())).await?;
+    let containers = crate::engines::list().await;
+    let namespaces = s
+        .blocking(move |_| Ok(crate::netns::namespaces(&containers)))
+        .await?;
     Ok(Response::new(api::NamespacesResponse { namespaces }))
 }
 

@@ -1,0 +1,130 @@
+//! Captures inside a Docker container, by its name: packets of its own loopback, the
+//! capture following the container across a stop and start (a new namespace), and not
+//! holding the old namespace alive. dockerd is started when it is not running.
+
+#[path = "../../pcapd/tests/support/mod.rs"]
+mod support;
+
+use std::os::unix::fs::MetadataExt;
+use std::process::Command;
+use std::time::Duration;
+
+use pcapd_e2e::*;
+use support::docker::{busybox_image, Containers, Dockerd, IMAGE};
+
+/// Long enough for the capture thread's retry steps (1 s, 2 s, 4 s, 8 s ...).
+const RESUME_LIMIT: Duration = Duration::from_secs(45);
+
+/// `ping -c N 127.0.0.1` inside the container: N requests and N replies on its `lo`.
+fn ping_inside(name: &str, n: u32) {
+    support::run(Command::new("docker").args([
+        "exec",
+        name,
+        "busybox",
+        "ping",
+        "-c",
+        &n.to_string(),
+        "-i",
+        "0.2",
+        "127.0.0.1",
+    ]));
+}
+
+/// The network namespace inode of a container's main process.
+fn netns_inode(containers: &Containers, name: &str) -> u64 {
+    let pid = containers.inspect(name, "{{.State.Pid}}");
+    std::fs::metadata(format!("/proc/{}/ns/net", pid.trim()))
+        .unwrap()
+        .ino()
+}
+
+/// Whether any thread of process `pid` is in the namespace with `inode`.
+fn holds(pid: u32, inode: u64) -> bool {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .unwrap()
+        .flatten()
+        .any(|t| std::fs::metadata(t.path().join("ns/net")).is_ok_and(|m| m.ino() == inode))
+}
+
+#[test]
+fn a_container_by_name_is_captured_and_followed_across_a_restart() {
+    if !require_root() {
+        return;
+    }
+    let _one_at_a_time = support::serial();
+    let _dockerd = Dockerd::ensure();
+    let image = busybox_image("docker", IMAGE);
+    let mut containers = Containers::new("docker");
+    let name = support::unique_name("pcapd-cap");
+    containers.run(&name, &[], &image);
+    let first_ns = netns_inode(&containers, &name);
+
+    let d = Daemon::start();
+    let id = d.init_started(&["lo", "icmp", "--container", &name]);
+    let c = d.capture(id);
+    assert_eq!(
+        c["target"],
+        format!("container {name} (docker): lo"),
+        "the engine found is recorded: {c}"
+    );
+    ping_inside(&name, 5);
+    d.wait_spooled(id, 10);
+
+    // Stopped: RETRYING, naming it, and its namespace is let go.
+    containers.stop(&name);
+    eventually(Duration::from_secs(10), "RETRYING once stopped", || {
+        d.state(id) == "RETRYING"
+    });
+    let c = d.capture(id);
+    assert_eq!(
+        c["reason"].as_str().unwrap(),
+        format!("container {name} (docker) is not running"),
+        "{c}"
+    );
+    eventually(Duration::from_secs(5), "the old namespace let go", || {
+        !holds(d.pid(), first_ns)
+    });
+
+    // Running again, in a new namespace: the capture resumes there by itself.
+    support::run(Command::new("docker").args(["start", &name]));
+    eventually(RESUME_LIMIT, "ACTIVE again", || d.state(id) == "ACTIVE");
+    ping_inside(&name, 5);
+    d.wait_spooled(id, 20);
+    let replay = d.replay(&[id.to_string()]);
+    assert_eq!(
+        replay.packets.len(),
+        20,
+        "packets before and after the restart"
+    );
+
+    // Removed: RETRYING, and not found is said.
+    containers.remove(&name);
+    eventually(Duration::from_secs(10), "RETRYING once removed", || {
+        d.state(id) == "RETRYING"
+    });
+}
+
+#[test]
+fn an_unknown_container_is_refused_naming_the_engines_asked() {
+    if !require_root() {
+        return;
+    }
+    let _one_at_a_time = support::serial();
+    let _dockerd = Dockerd::ensure();
+    let d = Daemon::start();
+    let out = d.pcap(&["init", "lo", "--container", "pcapd-no-such-container"]);
+    assert_eq!(out.status.code(), Some(1), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("pcapd-no-such-container") && out.stderr.contains("docker"),
+        "{}",
+        out.stderr
+    );
+    let out = d.pcap(&["init", "lo", "--container", "x", "--runtime", "lxc"]);
+    assert_eq!(out.status.code(), Some(2), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("docker, podman or containerd"),
+        "{}",
+        out.stderr
+    );
+    assert!(d.list().is_empty(), "nothing was created");
+}
