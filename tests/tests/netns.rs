@@ -266,3 +266,35 @@ fn what_is_not_a_usable_namespace_is_refused_with_the_reason() {
     assert!(err.contains("not an `ip netns` name"), "{err}");
     assert!(d.list().is_empty(), "nothing was created");
 }
+
+#[test]
+fn a_restarted_daemon_does_not_resume_in_a_namespace_whose_process_is_gone() {
+    const PORT: u16 = 24231;
+    if !require_root() {
+        return;
+    }
+    let veth = VethPair::create(6);
+    let mut d = Daemon::start();
+    let mut proc = InNetns::start(veth.netns());
+    let pid = proc.pid().to_string();
+    let id = captures_inside(&veth, &d, PORT, &["--pid", &pid]);
+    assert!(d.stop().success(), "pcapd exits cleanly");
+    proc.end();
+    d.start_again();
+    eventually(
+        Duration::from_secs(10),
+        "FINISHED after the restart",
+        || d.state(id) == "FINISHED",
+    );
+    let c = d.capture(id);
+    assert_eq!(
+        c["reason"].as_str().unwrap(),
+        format!("process {pid} exited"),
+        "{c}"
+    );
+    assert_eq!(
+        d.replay(&[id.to_string()]).seqs_to(PORT).len(),
+        200,
+        "the spool is kept"
+    );
+}
