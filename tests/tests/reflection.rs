@@ -21,6 +21,7 @@ const EXPECTED: &[&str] = &[
     "method Listen pcap.v1.ListenRequest pcap.v1.StreamMessage stream",
     "method Interfaces pcap.v1.InterfacesRequest pcap.v1.InterfacesResponse unary",
     "method Version pcap.v1.VersionRequest pcap.v1.VersionResponse unary",
+    "method Namespaces pcap.v1.NamespacesRequest pcap.v1.NamespacesResponse unary",
     "fields pcap.v1.Packet timestamp_ns captured_length original_length data sequence",
     "v1 service pcap.v1.Pcapd",
     "v1 service grpc.reflection.v1.ServerReflection",
@@ -49,8 +50,8 @@ fn check_reflection(python: &Path, args: &[&str]) {
     }
     let methods = text.lines().filter(|l| l.starts_with("method ")).count();
     assert_eq!(
-        methods, 9,
-        "exactly the nine RPCs of pcap.v1.Pcapd:\n{text}"
+        methods, 10,
+        "exactly the ten RPCs of pcap.v1.Pcapd:\n{text}"
     );
 }
 
