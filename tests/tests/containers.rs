@@ -128,3 +128,35 @@ fn an_unknown_container_is_refused_naming_the_engines_asked() {
     );
     assert!(d.list().is_empty(), "nothing was created");
 }
+
+#[test]
+fn a_containers_eth0_is_captured_from_inside() {
+    const PORT: u16 = 24301;
+    const N: u64 = 100;
+    if !require_root() {
+        return;
+    }
+    let _one_at_a_time = support::serial();
+    let _dockerd = Dockerd::ensure();
+    let image = busybox_image("docker", IMAGE);
+    let mut containers = Containers::new("docker");
+    let name = support::unique_name("pcapd-eth0");
+    containers.run_on(&name, "bridge", &[], &image);
+    let addr = containers.inspect(&name, "{{.NetworkSettings.IPAddress}}");
+    let addr: std::net::Ipv4Addr = addr.trim().parse().expect("the container's address");
+
+    let d = Daemon::start();
+    // eth0 is the container's: the host has none of that name here, or another one.
+    let id = d.init_started(&["eth0", &format!("udp port {PORT}"), "--container", &name]);
+    let sock = std::net::UdpSocket::bind("0.0.0.0:0").unwrap();
+    for seq in 0..N {
+        sock.send_to(&payload(seq, 64), (addr, PORT)).unwrap();
+    }
+    d.wait_spooled(id, N);
+    let got = d.replay(&[id.to_string()]);
+    assert_eq!(got.seqs_to(PORT), (0..N).collect::<Vec<_>>());
+    assert_eq!(
+        got.link_type, 1,
+        "Ethernet, as eth0 inside the container is"
+    );
+}

@@ -93,9 +93,15 @@ impl Containers {
 
     /// `run -d --name NAME --network none [extra] IMAGE sleep 600`; the container's full id.
     pub fn run(&mut self, name: &str, extra: &[&str], image: &str) -> String {
+        self.run_on(name, "none", extra, image)
+    }
+
+    /// As [`Containers::run`], on the engine's network `network` (`bridge`: an `eth0` with
+    /// an address on the engine's own bridge).
+    pub fn run_on(&mut self, name: &str, network: &str, extra: &[&str], image: &str) -> String {
         self.names.push(name.to_owned());
         run(Command::new(self.program)
-            .args(["run", "-d", "--name", name, "--network", "none"])
+            .args(["run", "-d", "--name", name, "--network", network])
             .args(extra)
             .args([image, "sleep", "600"]))
     }
