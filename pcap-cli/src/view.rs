@@ -10,8 +10,14 @@ use serde::Serialize;
 pub struct CaptureJson<'a> {
     pub id: u64,
     pub aliases: Vec<&'a str>,
-    /// `None` (JSON null) for a capture on all interfaces.
+    /// The first interface; `None` (JSON null) for a capture on all interfaces. Kept for
+    /// scripts written before captures had several: `interfaces` has them all.
     pub interface: Option<&'a str>,
+    /// Every interface named; empty for a capture on all interfaces.
+    pub interfaces: &'a [String],
+    /// Interface index -> name, as pcapd found them when it opened the interfaces
+    /// (LINUX_SLL2 records carry the index): `{"2": "eth0"}`.
+    pub interface_names: &'a std::collections::BTreeMap<u32, String>,
     /// Where it captures, as `list` shows it: `eth0`, `any`, `netns blue: eth0`,
     /// `pid 1234: all`.
     pub target: String,
@@ -37,7 +43,9 @@ impl<'a> From<&'a CaptureInfo> for CaptureJson<'a> {
         CaptureJson {
             id: c.id,
             aliases: c.aliases.iter().map(Alias::as_str).collect(),
-            interface: c.target.interface.as_deref(),
+            interface: c.target.interfaces.first().map(String::as_str),
+            interfaces: &c.target.interfaces,
+            interface_names: &c.interface_names,
             target: c.target.to_string(),
             filter: &c.filter,
             applied_filter: &c.applied_filter,
@@ -128,6 +136,7 @@ mod tests {
             created_unix_ns: 1_795_356_300_250_000_000,
             started_unix_ns: 0,
             anchor: None,
+            interface_names: Default::default(),
         }
     }
 
@@ -152,5 +161,22 @@ mod tests {
         assert_eq!(v["started"], serde_json::Value::Null);
         assert_eq!(v["retention"]["max_bytes"], 1 << 30);
         assert_eq!(v["stop"]["packet_count"], serde_json::Value::Null);
+        assert_eq!(v["interfaces"], serde_json::json!([]));
+        assert_eq!(v["interface_names"], serde_json::json!({}));
+    }
+
+    #[test]
+    fn json_names_several_interfaces_and_their_indexes() {
+        let mut c = capture();
+        c.target = Target::named("eth0,eth1").unwrap();
+        c.interface_names = [(2, "eth0".to_owned()), (7, "eth1".to_owned())].into();
+        let v = serde_json::to_value(CaptureJson::from(&c)).unwrap();
+        assert_eq!(v["interface"], "eth0");
+        assert_eq!(v["interfaces"], serde_json::json!(["eth0", "eth1"]));
+        assert_eq!(v["target"], "eth0,eth1");
+        assert_eq!(
+            v["interface_names"],
+            serde_json::json!({"2": "eth0", "7": "eth1"})
+        );
     }
 }

@@ -58,7 +58,7 @@ impl TryFrom<Option<api::Target>> for Target {
         let netns = netns(&t)?;
         Ok(Target {
             netns,
-            ..Target::named(&one_interface(t)?)?
+            ..Target::with_interfaces(t.interfaces).map_err(bad_request)?
         })
     }
 }
@@ -89,18 +89,6 @@ fn netns(t: &api::Target) -> Result<Option<Netns>> {
     }
 }
 
-/// The interface a target names, as given ("" for all), refusing what is not supported.
-fn one_interface(mut t: api::Target) -> Result<String> {
-    match t.interfaces.len() {
-        0 => Ok(String::new()),
-        1 => Ok(t.interfaces.remove(0)),
-        _ => Err(Error::BadRequest(
-            "a capture on several interfaces is not supported yet: give one, or none for all"
-                .into(),
-        )),
-    }
-}
-
 impl From<&Target> for api::Target {
     fn from(t: &Target) -> Self {
         let (netns, pid) = match &t.netns {
@@ -110,7 +98,7 @@ impl From<&Target> for api::Target {
             Some(Netns::Pid(p)) => (String::new(), *p),
             Some(Netns::Container { name, runtime }) => {
                 return api::Target {
-                    interfaces: t.interface.iter().cloned().collect(),
+                    interfaces: t.interfaces.clone(),
                     container: name.clone(),
                     runtime: runtime.clone().unwrap_or_default(),
                     ..Default::default()
@@ -118,7 +106,7 @@ impl From<&Target> for api::Target {
             }
         };
         api::Target {
-            interfaces: t.interface.iter().cloned().collect(),
+            interfaces: t.interfaces.clone(),
             netns,
             pid,
             ..Default::default()
@@ -267,6 +255,11 @@ impl From<&CaptureInfo> for api::Capture {
             link_type: c.link_type,
             created_unix_ns: c.created_unix_ns,
             started_unix_ns: c.started_unix_ns,
+            interface_names: c
+                .interface_names
+                .iter()
+                .map(|(i, n)| (*i, n.clone()))
+                .collect(),
         }
     }
 }
@@ -288,8 +281,11 @@ impl TryFrom<api::Capture> for CaptureInfo {
                 let t = c.target.unwrap_or_default();
                 Target {
                     netns: netns(&t).ok().flatten(),
-                    interface: Some(one_interface(t)?)
-                        .filter(|name| !name.is_empty() && name != "any"),
+                    interfaces: t
+                        .interfaces
+                        .into_iter()
+                        .filter(|name| !name.is_empty() && name != "any")
+                        .collect(),
                 }
             },
             filter: c.filter,
@@ -312,6 +308,7 @@ impl TryFrom<api::Capture> for CaptureInfo {
             created_unix_ns: c.created_unix_ns,
             started_unix_ns: c.started_unix_ns,
             anchor: None,
+            interface_names: c.interface_names.into_iter().collect(),
         })
     }
 }
@@ -386,7 +383,7 @@ mod tests {
     fn init_request_round_trips_and_validates() {
         let spec = CaptureSpec {
             target: Target {
-                interface: Some("lo".into()),
+                interfaces: vec!["lo".into(), "eth0".into()],
                 netns: None,
             },
             filter: "udp port 53".into(),
@@ -427,7 +424,7 @@ mod tests {
         assert!(CaptureSpec::try_from(many).is_err());
         let default = CaptureSpec::try_from(api::InitRequest::default()).unwrap();
         assert_eq!(default.snaplen, DEFAULT_SNAPLEN);
-        assert_eq!(default.target.interface, None);
+        assert!(default.target.interfaces.is_empty());
     }
 
     #[test]
@@ -597,14 +594,19 @@ mod tests {
             })
         };
         let spec = CaptureSpec::try_from(target("a23456789012345")).unwrap();
-        assert_eq!(spec.target.interface.as_deref(), Some("a23456789012345"));
-        assert_eq!(
-            CaptureSpec::try_from(target("any"))
-                .unwrap()
-                .target
-                .interface,
-            None
-        );
+        assert_eq!(spec.target.single_interface(), Some("a23456789012345"));
+        assert!(CaptureSpec::try_from(target("any"))
+            .unwrap()
+            .target
+            .interfaces
+            .is_empty());
+        let twice = init(|r| {
+            r.target = Some(api::Target {
+                interfaces: vec!["lo".into(), "lo".into()],
+                ..Default::default()
+            })
+        });
+        refused::<_, CaptureSpec>(twice, &["named twice"]);
         for bad in ["a234567890123456", "..", "../../etc", "eth 0", "lo\n"] {
             refused::<_, CaptureSpec>(target(bad), &["interface name", "1 to 15 bytes"]);
         }
@@ -700,10 +702,7 @@ mod tests {
             ..Default::default()
         })
         .unwrap();
-        assert_eq!(
-            spec.target.interface.as_deref(),
-            Some("a-name-longer-than-15")
-        );
+        assert_eq!(spec.target.interfaces, ["a-name-longer-than-15"]);
         assert_eq!(spec.stop.duration_secs, Some(u64::MAX));
         assert_eq!(spec.retention.max_age_secs, Some(u64::MAX));
     }

@@ -113,12 +113,38 @@ impl fmt::Display for Selector {
 
 /// Where a capture listens.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(from = "TargetRepr")]
 pub struct Target {
-    /// Interface name; `None` captures on all interfaces.
-    pub interface: Option<String>,
+    /// Interface names, distinct; empty captures on all interfaces.
+    pub interfaces: Vec<String>,
     /// The network namespace; `None` is the daemon's own.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub netns: Option<Netns>,
+}
+
+/// A target as stored: records written before captures had several interfaces hold
+/// `interface` (one name or null) instead of `interfaces`.
+#[derive(Deserialize)]
+struct TargetRepr {
+    #[serde(default)]
+    interface: Option<String>,
+    #[serde(default)]
+    interfaces: Vec<String>,
+    #[serde(default)]
+    netns: Option<Netns>,
+}
+
+impl From<TargetRepr> for Target {
+    fn from(r: TargetRepr) -> Target {
+        let interfaces = match (r.interfaces.is_empty(), r.interface) {
+            (true, Some(one)) => vec![one],
+            _ => r.interfaces,
+        };
+        Target {
+            interfaces,
+            netns: r.netns,
+        }
+    }
 }
 
 /// A network namespace other than the daemon's, as a user names it.
@@ -240,26 +266,76 @@ impl fmt::Display for Netns {
 }
 
 impl Target {
-    /// The target a user names: empty or `any` for all interfaces, otherwise one interface
-    /// whose name Linux would accept (see [`limits::check_interface`]).
-    pub fn named(name: &str) -> Result<Self> {
-        if name.is_empty() || name == "any" {
+    /// The target a user names: empty or `any` for all interfaces, otherwise one or more
+    /// interface names separated by commas (`eth0,eth1`).
+    pub fn named(names: &str) -> Result<Self> {
+        let names: Vec<String> = names.split(',').map(|n| n.trim().to_owned()).collect();
+        Target::with_interfaces(names)
+    }
+
+    /// The target of these interfaces: none, or only `""` or `any`, for all of them. Each
+    /// name must be one Linux would accept (see [`limits::check_interface`]), named once,
+    /// and at most [`MAX_INTERFACES`](limits::MAX_INTERFACES) of them.
+    pub fn with_interfaces(names: Vec<String>) -> Result<Self> {
+        if names.is_empty() || (names.len() == 1 && (names[0].is_empty() || names[0] == "any")) {
             return Ok(Target::default());
         }
-        limits::check_interface(name)?;
+        if names.len() > limits::MAX_INTERFACES {
+            return Err(Error::Invalid(format!(
+                "{} interfaces given: a capture takes at most {}, or none for all",
+                names.len(),
+                limits::MAX_INTERFACES
+            )));
+        }
+        for (i, name) in names.iter().enumerate() {
+            if name == "any" {
+                return Err(Error::Invalid(
+                    "`any` means all interfaces: give it alone, or list interfaces without it"
+                        .into(),
+                ));
+            }
+            if name.is_empty() && names.len() > 1 {
+                return Err(Error::Invalid(format!(
+                    "empty interface name in the list {:?}: separate names with single commas",
+                    names.join(",")
+                )));
+            }
+            limits::check_interface(name)?;
+            if names[..i].contains(name) {
+                return Err(Error::Invalid(format!(
+                    "interface {name:?} is named twice: give each interface once"
+                )));
+            }
+        }
         Ok(Target {
-            interface: Some(name.to_owned()),
+            interfaces: names,
             netns: None,
         })
+    }
+
+    /// The interface when exactly one is named.
+    pub fn single_interface(&self) -> Option<&str> {
+        match self.interfaces.as_slice() {
+            [one] => Some(one),
+            _ => None,
+        }
+    }
+
+    /// Whether the capture is on every interface (of its namespace).
+    pub fn all_interfaces(&self) -> bool {
+        self.interfaces.is_empty()
     }
 }
 
 impl fmt::Display for Target {
-    /// `eth0`, `any`; in a namespace `netns blue: eth0`, `pid 1234: all`.
+    /// `eth0`, `eth0,eth1`, `any`; in a namespace `netns blue: eth0,eth1`, `pid 1234: all`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let names = self.interfaces.join(",");
+        let all = if self.netns.is_some() { "all" } else { "any" };
+        let shown = if names.is_empty() { all } else { &names };
         match &self.netns {
-            None => f.write_str(self.interface.as_deref().unwrap_or("any")),
-            Some(ns) => write!(f, "{ns}: {}", self.interface.as_deref().unwrap_or("all")),
+            None => f.write_str(shown),
+            Some(ns) => write!(f, "{ns}: {shown}"),
         }
     }
 }
@@ -404,6 +480,10 @@ pub struct CaptureInfo {
     /// `--pid` target, or what held an inode): a reused pid is never taken for it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub anchor: Option<ProcessRef>,
+    /// Interface index -> name, as the capture found them each time it opened its
+    /// interfaces; an index keeps the last name it had. LINUX_SLL2 records carry the index.
+    #[serde(default)]
+    pub interface_names: std::collections::BTreeMap<u32, String>,
 }
 
 /// A process, known by its pid and its start time (clock ticks after boot), since pids are
@@ -465,10 +545,10 @@ mod tests {
 
     #[test]
     fn interface_names_follow_linux() {
-        assert_eq!(Target::named("").unwrap().interface, None);
-        assert_eq!(Target::named("any").unwrap().interface, None);
+        assert!(Target::named("").unwrap().interfaces.is_empty());
+        assert!(Target::named("any").unwrap().interfaces.is_empty());
         for ok in ["lo", "eth0", "eth0:1", "a23456789012345", "veth-x.10"] {
-            assert_eq!(Target::named(ok).unwrap().interface.as_deref(), Some(ok));
+            assert_eq!(Target::named(ok).unwrap().single_interface(), Some(ok));
         }
         for bad in [
             "a234567890123456",
@@ -482,5 +562,57 @@ mod tests {
             let e = Target::named(bad).unwrap_err().to_string();
             assert!(e.contains("1 to 15 bytes"), "{bad:?}: {e}");
         }
+    }
+
+    #[test]
+    fn several_interfaces_are_distinct_and_bounded() {
+        let t = Target::named("eth0, eth1").unwrap();
+        assert_eq!(t.interfaces, ["eth0", "eth1"]);
+        assert_eq!(t.single_interface(), None);
+        assert_eq!(t.to_string(), "eth0,eth1");
+        for (bad, says) in [
+            ("eth0,eth0", "named twice"),
+            ("eth0,,eth1", "empty interface name"),
+            ("eth0,", "empty interface name"),
+            ("eth0,any", "`any` means all"),
+            ("eth0,a b", "1 to 15 bytes"),
+        ] {
+            let e = Target::named(bad).unwrap_err().to_string();
+            assert!(e.contains(says), "{bad:?}: {e}");
+        }
+        let many: Vec<String> = (0..=limits::MAX_INTERFACES)
+            .map(|i| format!("v{i}"))
+            .collect();
+        let e = Target::named(&many.join(",")).unwrap_err().to_string();
+        assert!(e.contains("at most 64"), "{e}");
+        assert!(Target::named(&many[1..].join(",")).is_ok());
+    }
+
+    #[test]
+    fn targets_show_their_interfaces() {
+        let mut t = Target::named("eth0,eth1").unwrap();
+        t.netns = Some(Netns::Name("blue".into()));
+        assert_eq!(t.to_string(), "netns blue: eth0,eth1");
+        assert_eq!(Target::default().to_string(), "any");
+        let all = Target {
+            netns: Some(Netns::Name("blue".into())),
+            ..Target::default()
+        };
+        assert_eq!(all.to_string(), "netns blue: all");
+    }
+
+    #[test]
+    fn stored_targets_of_one_interface_still_read() {
+        let old: Target = serde_json::from_str(r#"{"interface": "lo"}"#).unwrap();
+        assert_eq!(old.interfaces, ["lo"]);
+        let old_all: Target = serde_json::from_str(r#"{"interface": null}"#).unwrap();
+        assert!(old_all.interfaces.is_empty());
+        let old_ns: Target =
+            serde_json::from_str(r#"{"interface": null, "netns": {"Name": "blue"}}"#).unwrap();
+        assert_eq!(old_ns.netns, Some(Netns::Name("blue".into())));
+        let new = Target::named("eth0,eth1").unwrap();
+        let json = serde_json::to_string(&new).unwrap();
+        assert_eq!(json, r#"{"interfaces":["eth0","eth1"]}"#);
+        assert_eq!(serde_json::from_str::<Target>(&json).unwrap(), new);
     }
 }

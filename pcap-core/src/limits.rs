@@ -39,6 +39,9 @@ pub const MAX_ALIASES: usize = 32;
 /// Longest interface name: Linux's `IFNAMSIZ` (16) less the terminating NUL.
 pub const MAX_INTERFACE_LEN: usize = 15;
 
+/// Most interfaces one capture names.
+pub const MAX_INTERFACES: usize = 64;
+
 /// Longest BPF filter text a request may carry: 64 KiB. A hard ceiling on what is parsed at
 /// all; the daemon applies its own, smaller, configurable `max_filter_len` after it.
 pub const MAX_FILTER_BYTES: usize = 64 << 10;

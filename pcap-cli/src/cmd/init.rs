@@ -15,8 +15,9 @@ use crate::view::{aliases_cell, CaptureJson};
 /// Arguments of `pcap init`.
 #[derive(Debug, Args)]
 pub struct InitArgs {
-    /// Interface to capture on, after `REMOTE:` for a remote daemon (`lab:eth0`); empty or
-    /// "any" captures on all interfaces
+    /// Interface to capture on, or several separated by commas (`eth0,eth1`, recorded as
+    /// LINUX_SLL2 with each packet's interface), after `REMOTE:` for a remote daemon
+    /// (`lab:eth0`); empty or "any" captures on all interfaces
     #[arg(value_name = "[REMOTE:]IFACE")]
     iface: Option<String>,
     /// BPF filter in libpcap syntax; several words are joined with spaces, as in tcpdump
@@ -96,7 +97,7 @@ pub async fn run(args: InitArgs, ctx: &Context) -> Result<()> {
 fn spec(args: &InitArgs, iface: &str) -> Result<CaptureSpec, Usage> {
     let request = api::InitRequest {
         target: Some(api::Target {
-            interfaces: vec![iface.trim().to_owned()],
+            interfaces: iface.split(',').map(|n| n.trim().to_owned()).collect(),
             netns: args.netns.clone().unwrap_or_default(),
             pid: args.pid.unwrap_or(0),
             container: args.container.clone().unwrap_or_default(),
@@ -136,10 +137,9 @@ fn outcome(c: &CaptureInfo, created: bool, requested: &[Alias], remote: &str) ->
             true => String::new(),
             false => format!(" ({})", aliases_cell(&c.aliases)),
         };
-        let on = match (&c.target.interface, &c.target.netns) {
-            (Some(iface), None) => iface.clone(),
-            (None, None) => "all interfaces".to_owned(),
-            (_, Some(_)) => c.target.to_string(),
+        let on = match (c.target.all_interfaces(), &c.target.netns) {
+            (true, None) => "all interfaces".to_owned(),
+            _ => c.target.to_string(),
         };
         format!("created capture {}{names} on {on}", c.id)
     } else {
@@ -241,6 +241,7 @@ mod tests {
             created_unix_ns: 1,
             started_unix_ns: 0,
             anchor: None,
+            interface_names: Default::default(),
         };
         assert_eq!(
             outcome(&c, true, std::slice::from_ref(&web), ""),
@@ -265,12 +266,20 @@ mod tests {
     #[test]
     fn any_and_empty_mean_all_interfaces() {
         let args = parse(&[]);
-        assert_eq!(spec(&args, "").unwrap().target.interface, None);
-        assert_eq!(spec(&args, "any").unwrap().target.interface, None);
+        assert!(spec(&args, "").unwrap().target.interfaces.is_empty());
+        assert!(spec(&args, "any").unwrap().target.interfaces.is_empty());
         assert_eq!(
-            spec(&args, " lo ").unwrap().target.interface.as_deref(),
+            spec(&args, " lo ").unwrap().target.single_interface(),
             Some("lo")
         );
+        assert_eq!(
+            spec(&args, "lo, eth0").unwrap().target.interfaces,
+            ["lo", "eth0"]
+        );
+        for (bad, says) in [("lo,lo", "named twice"), ("lo,,eth0", "empty interface")] {
+            let e = spec(&args, bad).unwrap_err().to_string();
+            assert!(e.contains(says), "{bad}: {e}");
+        }
     }
 
     #[test]

@@ -93,7 +93,7 @@ mod tests {
             id,
             aliases: vec![Alias::new(alias).unwrap()],
             target: Target {
-                interface: iface.map(str::to_owned),
+                interfaces: iface.map(str::to_owned).into_iter().collect(),
                 netns: None,
             },
             filter: filter.into(),
@@ -110,6 +110,7 @@ mod tests {
             created_unix_ns: 1,
             started_unix_ns: 1,
             anchor: None,
+            interface_names: Default::default(),
         }
     }
 

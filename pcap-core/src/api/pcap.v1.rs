@@ -3,7 +3,8 @@
 #[allow(clippy::all)]
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct Target {
-    /// Interface names. Empty means all interfaces. More than one is reserved for later.
+    /// Interface names. Empty means all interfaces. Several (or all) are recorded as
+    /// LINUX_SLL2, whose records carry each packet's interface index.
     #[prost(string, repeated, tag = "1")]
     pub interfaces: ::prost::alloc::vec::Vec<::prost::alloc::string::String>,
     /// Network namespace to capture in: a name from `ip netns` (/run/netns/NAME), the path of
@@ -82,7 +83,7 @@ pub struct InitRequest {
     pub retention: ::core::option::Option<Retention>,
 }
 #[allow(clippy::all)]
-#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+#[derive(Clone, PartialEq, ::prost::Message)]
 pub struct InitResponse {
     #[prost(message, optional, tag = "1")]
     pub capture: ::core::option::Option<Capture>,
@@ -141,7 +142,7 @@ pub struct Counters {
     pub expired_packets: u64,
 }
 #[allow(clippy::all)]
-#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+#[derive(Clone, PartialEq, ::prost::Message)]
 pub struct Capture {
     #[prost(uint64, tag = "1")]
     pub id: u64,
@@ -181,6 +182,13 @@ pub struct Capture {
     /// Last time the capture went ACTIVE; 0 if never.
     #[prost(int64, tag = "16")]
     pub started_unix_ns: i64,
+    /// Interface index -> name, as seen each time the capture opened its interfaces (for
+    /// LINUX_SLL2 records, which carry the index). An index keeps the last name it had.
+    #[prost(map = "uint32, string", tag = "17")]
+    pub interface_names: ::std::collections::HashMap<
+        u32,
+        ::prost::alloc::string::String,
+    >,
 }
 #[allow(clippy::all)]
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]

@@ -53,7 +53,7 @@ fn format_address(a: &pcap::Address) -> String {
 
 /// The libpcap device name of a target.
 pub fn device_name(target: &Target) -> &str {
-    target.interface.as_deref().unwrap_or(ANY)
+    target.single_interface().unwrap_or(ANY)
 }
 
 /// Every interface of pcapd's own namespace, or of the namespace `netns` names.
@@ -109,20 +109,20 @@ pub fn namespace_interfaces() -> Result<Vec<api::Interface>> {
     Ok(out)
 }
 
-/// Checks that the target's interface exists (in the namespace the thread is in, for a
+/// Checks that the target's interfaces exist (in the namespace the thread is in, for a
 /// target in another namespace).
 pub fn check_exists(target: &Target) -> Result<()> {
-    let Some(name) = &target.interface else {
+    if target.all_interfaces() {
         return Ok(());
-    };
+    }
     let (known, whose) = match &target.netns {
         None => (interfaces()?, String::new()),
         Some(ns) => (namespace_interfaces()?, format!(" in {ns}")),
     };
     let names: Vec<String> = known.into_iter().map(|i| i.name).collect();
-    if names.iter().any(|n| n == name) {
+    let Some(name) = target.interfaces.iter().find(|n| !names.contains(n)) else {
         return Ok(());
-    }
+    };
     Err(Error::Invalid(format!(
         "unknown interface {name:?}{whose}; its interfaces: {} (see `pcap ifaces`), or leave \
          it empty to capture on all",
@@ -132,22 +132,34 @@ pub fn check_exists(target: &Target) -> Result<()> {
 
 /// Opens the device to learn its link type and compiles `filter` for it. An interface that
 /// cannot be opened now (down) is checked against a dead handle of its sysfs link type.
+/// Several interfaces are captured on `any` as LINUX_SLL2, which they need.
 pub fn probe(target: &Target, filter: &str, snaplen: u32) -> Result<u32> {
     let name = device_name(target);
     let opened =
         Capture::from_device(name).and_then(|c| c.snaplen(snaplen as i32).timeout(10).open());
     let link = match opened {
         Ok(mut cap) => {
-            if target.interface.is_none() {
+            if target.single_interface().is_none() {
                 let _ = cap.set_datalink(Linktype(LINUX_SLL2));
             }
             let link = cap.get_datalink();
+            if target.interfaces.len() > 1 && link.0 != LINUX_SLL2 {
+                return Err(Error::Invalid(format!(
+                    "a capture on several interfaces is recorded as LINUX_SLL2 ({LINUX_SLL2}), \
+                     which this libpcap does not offer (it gave link type {}): capture on one \
+                     interface, or on all",
+                    link.0
+                )));
+            }
             compile_check(&cap, filter)?;
             link
         }
         Err(e) => {
             tracing::debug!(device = name, error = %e, "probing with a dead handle");
-            let link = Linktype(sysfs_link_type(name));
+            let link = match target.interfaces.len() {
+                0 | 1 => Linktype(sysfs_link_type(name)),
+                _ => Linktype(LINUX_SLL2),
+            };
             let dead = Capture::dead(link).map_err(|e| Error::Invalid(e.to_string()))?;
             compile_check(&dead, filter)?;
             link

@@ -14,7 +14,7 @@ use pcap_core::savefile::FileHeader;
 use tokio::sync::{mpsc as tmpsc, oneshot};
 
 use super::live::{Fanout, PendingBatch};
-use super::open::{interface_up, open, retryable};
+use super::open::{interface_indexes, interface_up, open, retryable};
 use super::{CaptureParams, Control, Event, LiveCounters};
 use crate::spool::writer::Spool;
 
@@ -53,6 +53,10 @@ struct Engine {
     deadline: Option<Instant>,
     /// The namespace this thread is in while it captures in another one.
     ns: Option<(crate::netns::Opened, crate::netns::Inside)>,
+    /// With several interfaces: their indexes in the open device's kernel filter.
+    selected: Vec<u32>,
+    /// Index -> name of the interfaces, as found when the device was opened.
+    names: std::collections::BTreeMap<u32, String>,
 }
 
 /// Runs a capture until it is stopped, finishes or fails.
@@ -110,6 +114,8 @@ pub fn run(
         run_packets: 0,
         deadline,
         ns: None,
+        selected: Vec::new(),
+        names: Default::default(),
     };
     let (state, reason) = engine.run();
     if let Some(ready) = engine.ready.take() {
@@ -133,11 +139,12 @@ impl Engine {
     fn run(&mut self) -> (State, String) {
         let mut backoff = Duration::from_secs(1);
         loop {
-            let end = match self.enter_netns() {
+            let end = match self.enter_netns().and_then(|()| self.resolve_interfaces()) {
                 Err(end) => end,
-                Ok(()) => match open(&self.p) {
+                Ok(()) => match open(&self.p, &self.kernel_filter(&self.p.filter)) {
                     Ok(cap) => {
                         backoff = Duration::from_secs(1);
+                        self.report_opened();
                         self.set_state(State::Active, String::new());
                         self.pump(cap)
                     }
@@ -193,11 +200,15 @@ impl Engine {
                 return end;
             }
             if let Some((filter, reply)) = self.refilter.take() {
-                let r = cap.filter(&filter, true).map_err(|e| e.to_string());
+                let r = cap
+                    .filter(&self.kernel_filter(&filter), true)
+                    .map_err(|e| e.to_string());
                 if let Err(e) = &r {
                     tracing::error!(capture.id = self.p.id, error = %e, "the new filter was refused; the old one stays");
                 } else {
                     self.p.filter = filter;
+                    // Before the reply, so that the owner ends with the filter shown whole.
+                    self.report_opened();
                 }
                 let _ = reply.send(r);
             }
@@ -310,6 +321,51 @@ impl Engine {
         }
     }
 
+    /// Finds the indexes of the named interfaces in the namespace the thread is in now
+    /// (interfaces made again get new ones); a missing interface is retried.
+    fn resolve_interfaces(&mut self) -> Result<(), End> {
+        let (indexes, names) = interface_indexes(&self.p.interfaces).map_err(End::Retry)?;
+        // One interface is opened by name; only several need the kernel to pick theirs.
+        self.selected = if indexes.len() > 1 {
+            indexes
+        } else {
+            Vec::new()
+        };
+        self.names = names;
+        Ok(())
+    }
+
+    /// The filter put into the kernel for the user's (applied) `filter`.
+    fn kernel_filter(&self, filter: &str) -> String {
+        super::exclusion::on_interfaces(&self.selected, filter)
+    }
+
+    /// Tells the owner the interfaces' names and the filter in the kernel.
+    fn report_opened(&self) {
+        let _ = self.events.send(Event::Opened {
+            id: self.p.id,
+            generation: self.p.generation,
+            interface_names: self.names.clone(),
+            filter: self.kernel_filter(&self.p.filter),
+        });
+    }
+
+    /// Whether every interface picked by index still has the index it had when the device
+    /// was opened; an interface gone, or made again with another index, is reopened.
+    fn interfaces_moved(&self) -> Option<String> {
+        if self.selected.is_empty() {
+            return None;
+        }
+        for (name, was) in self.p.interfaces.iter().zip(&self.selected) {
+            match nix::net::if_::if_nametoindex(name.as_str()) {
+                Ok(now) if now == *was => {}
+                Ok(_) => return Some(format!("interface {name} was made again")),
+                Err(_) => return Some(format!("interface {name} is gone")),
+            }
+        }
+        None
+    }
+
     /// Retention, rotation by age, the free-space floor, the namespace still the same, and
     /// the interface still up (libpcap says nothing when an interface goes down: it just
     /// stops delivering).
@@ -323,6 +379,9 @@ impl Engine {
         }
         if !interface_up(&self.p.device, self.ns.is_some()) {
             return Some(End::Retry(format!("interface {} is down", self.p.device)));
+        }
+        if let Some(why) = self.interfaces_moved() {
+            return Some(End::Retry(why));
         }
         let now = pcap_core::parse::unix_ns(SystemTime::now());
         if self.spool.open_segment_expired(now) {

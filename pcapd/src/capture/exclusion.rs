@@ -44,6 +44,20 @@ pub fn applied_filter(user: &str, own: Option<&str>) -> String {
     }
 }
 
+/// The filter compiled into the kernel for a capture on some interfaces of libpcap's `any`
+/// device (recorded as LINUX_SLL2): only packets of those interface indexes, then `filter`.
+/// Without indexes (one interface, or all) it is `filter` as it is.
+pub fn on_interfaces(indexes: &[u32], filter: &str) -> String {
+    if indexes.is_empty() {
+        return filter.to_owned();
+    }
+    let only: Vec<String> = indexes.iter().map(|i| format!("ifindex {i}")).collect();
+    match filter.trim() {
+        "" => only.join(" or "),
+        f => format!("({}) and ({f})", only.join(" or ")),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -147,5 +161,31 @@ mod tests {
         assert_eq!(own_traffic(None, &[]), None);
         assert_eq!(applied_filter("udp port 53", None), "udp port 53");
         assert_eq!(applied_filter("", None), "");
+    }
+
+    #[test]
+    fn interface_indexes_come_first_and_keep_the_exclusion() {
+        assert_eq!(on_interfaces(&[], "udp port 53"), "udp port 53");
+        assert_eq!(on_interfaces(&[2, 7], ""), "ifindex 2 or ifindex 7");
+        let own = own_traffic(Some("127.0.0.1:4999".parse().unwrap()), &[]).unwrap();
+        let applied = applied_filter("udp port 53", Some(&own));
+        let f = on_interfaces(&[2, 7], &applied);
+        assert_eq!(f, format!("(ifindex 2 or ifindex 7) and ({applied})"));
+        // It compiles for LINUX_SLL2, and picks packets by the index SLL2 records carry.
+        let dead = Capture::dead(Linktype(276)).unwrap();
+        let prog = dead.compile(&f, true).unwrap();
+        let sll2 = |ifindex: u32| {
+            // Protocol, reserved, interface index, ARPHRD_ETHER, packet type, address.
+            let mut p = vec![0u8; 20];
+            p[0..2].copy_from_slice(&0x0800u16.to_be_bytes());
+            p[4..8].copy_from_slice(&ifindex.to_be_bytes());
+            p[8..10].copy_from_slice(&1u16.to_be_bytes());
+            p[11] = 6;
+            p.extend_from_slice(&packet(false, [10, 0, 0, 1], 999, [10, 0, 0, 2], 53)[14..]);
+            p
+        };
+        assert!(prog.filter(&sll2(2)));
+        assert!(prog.filter(&sll2(7)));
+        assert!(!prog.filter(&sll2(3)));
     }
 }

@@ -39,7 +39,11 @@ pub struct CaptureParams {
     pub promisc: bool,
     /// Bytes of kernel ring buffer.
     pub buffer_bytes: u32,
+    /// On libpcap's `any` device (all interfaces, or several): recorded as LINUX_SLL2.
     pub all_interfaces: bool,
+    /// The interfaces named (empty: all). With several, the kernel filter keeps only
+    /// their packets, by the indexes they have when the device is opened.
+    pub interfaces: Vec<String>,
     pub link_type: u32,
     pub stop: StopConditions,
     pub dir: PathBuf,
@@ -76,6 +80,14 @@ pub enum Event {
         generation: u64,
         state: State,
         reason: String,
+    },
+    /// The device was opened (or took a new filter): the interfaces' indexes and names
+    /// (those named, or all of the namespace's), and the filter now in the kernel.
+    Opened {
+        id: CaptureId,
+        generation: u64,
+        interface_names: std::collections::BTreeMap<u32, String>,
+        filter: String,
     },
     /// The thread ended in this state.
     Exited {

@@ -1,6 +1,8 @@
 //! Opening a capture handle on a device, and telling a passing outage (interface gone or
 //! down, retried) from a lasting failure.
 
+use std::collections::BTreeMap;
+
 use pcap::{Active, Capture, Linktype};
 
 use super::CaptureParams;
@@ -9,8 +11,8 @@ use super::CaptureParams;
 /// bounds how late a packet reaches live readers.
 const READ_TIMEOUT_MS: i32 = 1;
 
-/// Opens and configures the device; errors are libpcap's words.
-pub fn open(p: &CaptureParams) -> std::result::Result<Capture<Active>, String> {
+/// Opens and configures the device with `filter` in the kernel; errors are libpcap's words.
+pub fn open(p: &CaptureParams, filter: &str) -> std::result::Result<Capture<Active>, String> {
     let mut cap = Capture::from_device(p.device.as_str())
         .map_err(|e| e.to_string())?
         .snaplen(p.snaplen as i32)
@@ -31,8 +33,8 @@ pub fn open(p: &CaptureParams) -> std::result::Result<Capture<Active>, String> {
             p.link_type
         ));
     }
-    cap.filter(&p.filter, true)
-        .map_err(|e| format!("filter {:?}: {e}", p.filter))?;
+    cap.filter(filter, true)
+        .map_err(|e| format!("filter {filter:?}: {e}"))?;
     Ok(cap)
 }
 
@@ -48,9 +50,38 @@ pub fn retryable(msg: &str) -> bool {
         "enxio",
         "no such device or address",
         "disappeared",
+        "is gone",
     ]
     .iter()
     .any(|s| m.contains(s))
+}
+
+/// The indexes several interfaces `names` have now, in the namespace the thread is in,
+/// and every index -> name of interest: those of `names`, or all the namespace's when
+/// `names` is empty. One of several interfaces missing is gone for now (retried); a single
+/// interface is opened by name, and libpcap says when it is missing.
+pub fn interface_indexes(
+    names: &[String],
+) -> std::result::Result<(Vec<u32>, BTreeMap<u32, String>), String> {
+    let mut indexes = Vec::with_capacity(names.len());
+    let mut known = BTreeMap::new();
+    for name in names {
+        let index = match nix::net::if_::if_nametoindex(name.as_str()) {
+            Ok(i) => i,
+            Err(_) if names.len() == 1 => continue,
+            Err(_) => return Err(format!("interface {name} is gone")),
+        };
+        indexes.push(index);
+        known.insert(index, name.clone());
+    }
+    if names.is_empty() {
+        if let Ok(all) = nix::net::if_::if_nameindex() {
+            for i in &all {
+                known.insert(i.index(), i.name().to_string_lossy().into_owned());
+            }
+        }
+    }
+    Ok((indexes, known))
 }
 
 /// Whether the interface `name` is administratively up (`any` always is). In another

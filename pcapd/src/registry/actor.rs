@@ -280,7 +280,8 @@ impl Owner {
                 snaplen: info.snaplen,
                 promisc: info.promisc,
                 buffer_bytes: config.capture_buffer_bytes,
-                all_interfaces: info.target.interface.is_none(),
+                all_interfaces: info.target.single_interface().is_none(),
+                interfaces: info.target.interfaces.clone(),
                 link_type: info.link_type,
                 stop: info.stop,
                 dir,
@@ -403,6 +404,21 @@ impl Owner {
     /// A report from the capture thread; those of earlier runs are ignored.
     async fn on_event(&mut self, ev: Event) {
         let (generation, state, reason, exited) = match ev {
+            Event::Opened {
+                generation,
+                interface_names,
+                filter,
+                ..
+            } => {
+                if self.run.as_ref().map(|r| r.generation) == Some(generation) {
+                    self.info.interface_names.extend(interface_names);
+                    self.info.applied_filter = filter;
+                    if let Err(e) = self.save().await {
+                        tracing::error!(capture.id = self.info.id, error = %e, "saving capture");
+                    }
+                }
+                return;
+            }
             Event::State {
                 generation,
                 state,

@@ -274,6 +274,7 @@ pub(crate) mod tests_support {
             created_unix_ns: 0,
             started_unix_ns: 0,
             anchor: None,
+            interface_names: Default::default(),
         }
     }
 }

@@ -138,6 +138,7 @@ impl Registry {
                         created_unix_ns: pcap_core::parse::unix_ns(std::time::SystemTime::now()),
                         started_unix_ns: 0,
                         anchor,
+                        interface_names: Default::default(),
                     };
                     let capture = CaptureRef::spawn(info, self.shared.clone());
                     captures.by_id.insert(id, capture.clone());
