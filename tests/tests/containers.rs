@@ -160,3 +160,60 @@ fn a_containers_eth0_is_captured_from_inside() {
         "Ethernet, as eth0 inside the container is"
     );
 }
+
+#[test]
+fn a_containers_eth0_and_lo_at_once_each_packet_naming_its_interface() {
+    const PORT: u16 = 24311;
+    if !require_root() {
+        return;
+    }
+    let _one_at_a_time = support::serial();
+    let _dockerd = Dockerd::ensure();
+    let image = busybox_image("docker", IMAGE);
+    let mut containers = Containers::new("docker");
+    let name = support::unique_name("pcapd-both");
+    containers.run_on(&name, "bridge", &[], &image);
+    let addr: std::net::Ipv4Addr = containers
+        .inspect(&name, "{{.NetworkSettings.IPAddress}}")
+        .trim()
+        .parse()
+        .expect("the container's address");
+
+    let d = Daemon::start();
+    let filter = format!("udp port {PORT} or (icmp and src host 127.0.0.1)");
+    let id = d.init_started(&["eth0,lo", &filter, "--container", &name]);
+    // UDP from the host arrives on eth0; a ping inside the container to itself on lo.
+    let sock = std::net::UdpSocket::bind("0.0.0.0:0").unwrap();
+    for seq in 0..10 {
+        sock.send_to(&payload(seq, 64), (addr, PORT)).unwrap();
+    }
+    ping_inside(&name, 3);
+    d.wait_spooled(id, 16);
+    let c = d.capture(id);
+    let names: std::collections::BTreeMap<String, String> = c["interface_names"]
+        .as_object()
+        .unwrap_or_else(|| panic!("interface_names: {c}"))
+        .iter()
+        .map(|(i, n)| (i.clone(), n.as_str().unwrap().to_owned()))
+        .collect();
+    let got = d.replay(&[id.to_string()]);
+    assert_eq!(got.link_type, 276, "LINUX_SLL2");
+    let mut seen = std::collections::BTreeMap::<String, usize>::new();
+    for p in &got.packets {
+        let index = u32::from_be_bytes(p.data[4..8].try_into().unwrap()).to_string();
+        let iface = names
+            .get(&index)
+            .unwrap_or_else(|| panic!("index {index} not in {names:?}"));
+        *seen.entry(iface.clone()).or_default() += 1;
+    }
+    assert_eq!(
+        seen.get("eth0"),
+        Some(&10),
+        "the host's datagrams on eth0: {seen:?}"
+    );
+    assert_eq!(
+        seen.get("lo"),
+        Some(&6),
+        "3 pings and 3 replies on lo: {seen:?}"
+    );
+}
