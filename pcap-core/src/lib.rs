@@ -11,6 +11,7 @@ pub mod limits;
 pub mod parse;
 pub mod savefile;
 pub mod segment;
+pub mod target;
 
 pub use error::{Error, Result};
 
