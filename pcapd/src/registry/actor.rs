@@ -9,13 +9,14 @@
 //! Readers never wait for this task: it publishes the capture's record in a [`View`]
 //! after every change, and while the capture runs, the thread's [`Controller`] too.
 
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 use std::time::Duration;
 
 use pcap_core::domain::{CaptureInfo, State, StopConditions};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::capture::{CaptureHandle, CaptureParams, Control, Controller, Event, LiveCounters};
+use super::view::{label, View};
+use crate::capture::{CaptureHandle, CaptureParams, Control, Event};
 use crate::config::Config;
 use crate::spool::{self, catalog};
 use crate::store::Store;
@@ -45,55 +46,6 @@ pub enum Command {
     Reconfigure(Arc<Config>, oneshot::Sender<()>),
     /// The daemon is exiting: stop the thread, keep the state, end this task.
     Shutdown(oneshot::Sender<()>),
-}
-
-/// The capture as last published by its owner.
-pub struct View {
-    inner: Mutex<Published>,
-}
-
-struct Published {
-    info: CaptureInfo,
-    /// Present while a thread runs.
-    run: Option<(Arc<LiveCounters>, Controller)>,
-}
-
-impl View {
-    fn new(info: CaptureInfo) -> View {
-        View {
-            inner: Mutex::new(Published { info, run: None }),
-        }
-    }
-
-    fn lock(&self) -> MutexGuard<'_, Published> {
-        self.inner.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// The capture's record, with live counters while it runs.
-    pub fn snapshot(&self) -> CaptureInfo {
-        let p = self.lock();
-        let mut info = p.info.clone();
-        if let Some((counters, _)) = &p.run {
-            info.counters = counters.snapshot();
-        }
-        info
-    }
-
-    /// Reads the record without copying it.
-    pub fn with<T>(&self, f: impl FnOnce(&CaptureInfo) -> T) -> T {
-        f(&self.lock().info)
-    }
-
-    /// Changes the record in place; only for what the registry owns across captures
-    /// (aliases). The caller then asks the owner to persist it.
-    pub fn update(&self, f: impl FnOnce(&mut CaptureInfo)) {
-        f(&mut self.lock().info)
-    }
-
-    /// The running thread's controller, if it runs.
-    pub fn controller(&self) -> Option<Controller> {
-        self.lock().run.as_ref().map(|(_, c)| c.clone())
-    }
 }
 
 /// What every owner shares: the database, the data directory, the configuration in force.
@@ -151,14 +103,6 @@ impl CaptureRef {
         };
         self.mailbox.send(make(tx)).map_err(|_| gone())?;
         rx.await.map_err(|_| gone())
-    }
-}
-
-/// "capture 3 (web)", for messages.
-pub fn label(info: &CaptureInfo) -> String {
-    match info.aliases.first() {
-        Some(a) => format!("capture {} ({a})", info.id),
-        None => format!("capture {}", info.id),
     }
 }
 

@@ -16,6 +16,7 @@ mod actor;
 mod ops;
 mod readers;
 mod streams;
+mod view;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -29,10 +30,10 @@ use crate::store::Store;
 use crate::{Error, Result};
 
 pub use access::Caller;
-pub use actor::label;
 use actor::{CaptureRef, Command, Shared};
 pub use readers::{ReaderGuard, ReaderKind, ReaderStats};
 pub use streams::ReplaySource;
+pub use view::label;
 
 /// Name of the database file in the data directory.
 const DB_FILE: &str = "registry.redb";

@@ -5,7 +5,8 @@
 use pcap_core::domain::{CaptureInfo, CaptureSpec, Counters, State, StopConditions};
 
 use super::access::{denied, Caller};
-use super::actor::{blocking, label, CaptureRef, Command};
+use super::actor::{blocking, CaptureRef, Command};
+use super::view::label;
 use super::{Registry, Selector};
 use crate::capture::device;
 use crate::{Error, Result};

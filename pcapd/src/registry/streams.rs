@@ -5,7 +5,8 @@ use std::path::PathBuf;
 
 use pcap_core::domain::{CaptureId, ListenSpec, ReplaySpec, State};
 
-use super::actor::{blocking, label};
+use super::actor::blocking;
+use super::view::label;
 use super::Registry;
 use crate::capture::{device, live::Subscription};
 use crate::store::SegmentMeta;
