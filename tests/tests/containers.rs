@@ -217,3 +217,53 @@ fn a_containers_eth0_and_lo_at_once_each_packet_naming_its_interface() {
         "3 pings and 3 replies on lo: {seen:?}"
     );
 }
+
+#[test]
+fn a_containerd_task_is_captured_by_its_name() {
+    use std::os::unix::fs::PermissionsExt;
+    use support::containerd::{ctr, import_image, Containerd, Tasks};
+    if !require_root() {
+        return;
+    }
+    let _one_at_a_time = support::serial();
+    let _dockerd = Dockerd::ensure();
+    let image = busybox_image("docker", IMAGE);
+    let containerd = Containerd::ensure();
+    // containerd makes its state directory 0711; one left by `ctr` alone can be 0600,
+    // which pcapd (without CAP_DAC_OVERRIDE) cannot pass through to the socket.
+    let state = containerd.socket.parent().unwrap();
+    std::fs::set_permissions(state, std::fs::Permissions::from_mode(0o711)).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let archive = dir.path().join("busybox.tar");
+    support::run(
+        Command::new("docker")
+            .args(["save", "-o"])
+            .arg(&archive)
+            .arg(&image),
+    );
+    let reference = import_image(&containerd.socket, "default", &archive, IMAGE);
+    let mut tasks = Tasks::new(&containerd.socket, "default");
+    let id = support::unique_name("ctr-cap");
+    tasks.run(&reference, &id);
+
+    let d = Daemon::start();
+    let cap = d.init_started(&["lo", "icmp", "--container", &id, "--runtime", "containerd"]);
+    support::run(
+        ctr(&containerd.socket, "default")
+            .args(["tasks", "exec", "--exec-id", "ping", &id])
+            .args(["busybox", "ping", "-c", "3", "-i", "0.2", "127.0.0.1"]),
+    );
+    d.wait_spooled(cap, 6);
+    tasks.kill(&id);
+    eventually(
+        Duration::from_secs(10),
+        "RETRYING once the task is gone",
+        || d.state(cap) == "RETRYING",
+    );
+    let c = d.capture(cap);
+    assert_eq!(
+        c["reason"].as_str().unwrap(),
+        format!("container {id} (containerd) is not running"),
+        "{c}"
+    );
+}
