@@ -182,3 +182,18 @@ fn find_spool_dir(root: &Path, name: &str) -> Option<PathBuf> {
     }
     None
 }
+
+/// A capture's index -> interface name map, as `list --json` shows it.
+pub fn interface_names(c: &Value) -> std::collections::BTreeMap<u32, String> {
+    c["interface_names"]
+        .as_object()
+        .unwrap_or_else(|| panic!("interface_names is an object: {c}"))
+        .iter()
+        .map(|(i, n)| {
+            (
+                i.parse().expect("an index"),
+                n.as_str().expect("a name").to_owned(),
+            )
+        })
+        .collect()
+}

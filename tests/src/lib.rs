@@ -33,7 +33,7 @@ mod users;
 mod wait;
 
 pub use bins::{pcap_bin, pcapd_bin};
-pub use captures::list_json;
+pub use captures::{interface_names, list_json};
 pub use certs::Certs;
 pub use cli::{run_bounded, Output, Pcap, Running};
 pub use daemon::{pcapd_once, pcapd_tls, Daemon, DaemonBuilder};
@@ -41,7 +41,9 @@ pub use expect::{assert_unknown_capture, has_word};
 pub use netns::VethPair;
 pub use privilege::require_root;
 pub use python::{generate_python_client, python_venv};
-pub use savefile::{read_pcap, tcpdump_count, udp_dst_ports, Packet, PcapFile, Tcp, Udp};
+pub use savefile::{
+    read_pcap, tcpdump_count, udp_dst_ports, Packet, PcapFile, Tcp, Udp, LINUX_SLL2,
+};
 pub use time::{rfc3339, unix_secs};
 pub use traffic::{
     free_port, payload, payload_seq, send_tcp, send_udp, send_udp_seq, PAYLOAD_MAGIC,

@@ -25,6 +25,9 @@ pub struct PcapFile {
     pub packets: Vec<Packet>,
 }
 
+/// DLT_LINUX_SLL2: captures on several interfaces, or on all of them.
+pub const LINUX_SLL2: u32 = 276;
+
 /// One record of a savefile.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Packet {
@@ -273,4 +276,11 @@ fn file_snaplen(path: &Path) -> u32 {
 fn be16(b: &[u8], at: usize) -> u16 {
     b.get(at..at + 2)
         .map_or(0, |s| u16::from_be_bytes([s[0], s[1]]))
+}
+
+impl Packet {
+    /// The interface index an SLL2 record carries (bytes 4..8 of its header, big-endian).
+    pub fn sll2_ifindex(&self) -> u32 {
+        u32::from_be_bytes(self.data[4..8].try_into().expect("an SLL2 header"))
+    }
 }

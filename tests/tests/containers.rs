@@ -38,6 +38,27 @@ fn netns_inode(containers: &Containers, name: &str) -> u64 {
         .ino()
 }
 
+/// A container on Docker's bridge (an `eth0` with an address), and that address.
+fn bridged(containers: &mut Containers, what: &str) -> (String, std::net::Ipv4Addr) {
+    let image = busybox_image("docker", IMAGE);
+    let name = support::unique_name(what);
+    containers.run_on(&name, "bridge", &[], &image);
+    let addr = containers
+        .inspect(&name, "{{.NetworkSettings.IPAddress}}")
+        .trim()
+        .parse()
+        .expect("the container's address");
+    (name, addr)
+}
+
+/// `n` UDP datagrams (sequence numbers 0..n) from the host to `addr`:`port`.
+fn send_to_container(addr: std::net::Ipv4Addr, port: u16, n: u64) {
+    let sock = std::net::UdpSocket::bind("0.0.0.0:0").unwrap();
+    for seq in 0..n {
+        sock.send_to(&payload(seq, 64), (addr, port)).unwrap();
+    }
+}
+
 /// Whether any thread of process `pid` is in the namespace with `inode`.
 fn holds(pid: u32, inode: u64) -> bool {
     std::fs::read_dir(format!("/proc/{pid}/task"))
@@ -138,20 +159,13 @@ fn a_containers_eth0_is_captured_from_inside() {
     }
     let _one_at_a_time = support::serial();
     let _dockerd = Dockerd::ensure();
-    let image = busybox_image("docker", IMAGE);
     let mut containers = Containers::new("docker");
-    let name = support::unique_name("pcapd-eth0");
-    containers.run_on(&name, "bridge", &[], &image);
-    let addr = containers.inspect(&name, "{{.NetworkSettings.IPAddress}}");
-    let addr: std::net::Ipv4Addr = addr.trim().parse().expect("the container's address");
+    let (name, addr) = bridged(&mut containers, "pcapd-eth0");
 
     let d = Daemon::start();
     // eth0 is the container's: the host has none of that name here, or another one.
     let id = d.init_started(&["eth0", &format!("udp port {PORT}"), "--container", &name]);
-    let sock = std::net::UdpSocket::bind("0.0.0.0:0").unwrap();
-    for seq in 0..N {
-        sock.send_to(&payload(seq, 64), (addr, PORT)).unwrap();
-    }
+    send_to_container(addr, PORT, N);
     d.wait_spooled(id, N);
     let got = d.replay(&[id.to_string()]);
     assert_eq!(got.seqs_to(PORT), (0..N).collect::<Vec<_>>());
@@ -169,38 +183,22 @@ fn a_containers_eth0_and_lo_at_once_each_packet_naming_its_interface() {
     }
     let _one_at_a_time = support::serial();
     let _dockerd = Dockerd::ensure();
-    let image = busybox_image("docker", IMAGE);
     let mut containers = Containers::new("docker");
-    let name = support::unique_name("pcapd-both");
-    containers.run_on(&name, "bridge", &[], &image);
-    let addr: std::net::Ipv4Addr = containers
-        .inspect(&name, "{{.NetworkSettings.IPAddress}}")
-        .trim()
-        .parse()
-        .expect("the container's address");
+    let (name, addr) = bridged(&mut containers, "pcapd-both");
 
     let d = Daemon::start();
     let filter = format!("udp port {PORT} or (icmp and src host 127.0.0.1)");
     let id = d.init_started(&["eth0,lo", &filter, "--container", &name]);
     // UDP from the host arrives on eth0; a ping inside the container to itself on lo.
-    let sock = std::net::UdpSocket::bind("0.0.0.0:0").unwrap();
-    for seq in 0..10 {
-        sock.send_to(&payload(seq, 64), (addr, PORT)).unwrap();
-    }
+    send_to_container(addr, PORT, 10);
     ping_inside(&name, 3);
     d.wait_spooled(id, 16);
-    let c = d.capture(id);
-    let names: std::collections::BTreeMap<String, String> = c["interface_names"]
-        .as_object()
-        .unwrap_or_else(|| panic!("interface_names: {c}"))
-        .iter()
-        .map(|(i, n)| (i.clone(), n.as_str().unwrap().to_owned()))
-        .collect();
+    let names = interface_names(&d.capture(id));
     let got = d.replay(&[id.to_string()]);
-    assert_eq!(got.link_type, 276, "LINUX_SLL2");
+    assert_eq!(got.link_type, LINUX_SLL2);
     let mut seen = std::collections::BTreeMap::<String, usize>::new();
     for p in &got.packets {
-        let index = u32::from_be_bytes(p.data[4..8].try_into().unwrap()).to_string();
+        let index = p.sll2_ifindex();
         let iface = names
             .get(&index)
             .unwrap_or_else(|| panic!("index {index} not in {names:?}"));

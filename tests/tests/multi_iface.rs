@@ -7,32 +7,9 @@ use std::process::Command;
 use std::time::Duration;
 
 use pcapd_e2e::*;
-use serde_json::Value;
 
-/// DLT_LINUX_SLL2.
-const LINUX_SLL2: u32 = 276;
 /// Packets sent on each interface.
 const N: u64 = 100;
-
-/// The interface index an SLL2 record carries (bytes 4..8 of its header, big-endian).
-fn sll2_ifindex(p: &Packet) -> u32 {
-    u32::from_be_bytes(p.data[4..8].try_into().expect("an SLL2 header"))
-}
-
-/// The capture's index -> name map as `list --json` shows it.
-fn interface_names(c: &Value) -> BTreeMap<u32, String> {
-    c["interface_names"]
-        .as_object()
-        .unwrap_or_else(|| panic!("interface_names is an object: {c}"))
-        .iter()
-        .map(|(i, n)| {
-            (
-                i.parse().expect("an index"),
-                n.as_str().expect("a name").to_owned(),
-            )
-        })
-        .collect()
-}
 
 /// The interface each packet to `port` was seen on, by its sequence number.
 fn seen_on(got: &PcapFile, names: &BTreeMap<u32, String>, port: u16) -> Vec<(u64, String)> {
@@ -45,7 +22,7 @@ fn seen_on(got: &PcapFile, names: &BTreeMap<u32, String>, port: u16) -> Vec<(u64
                 return None;
             }
             let seq = payload_seq(udp.payload).expect("payload made by the test");
-            let index = sll2_ifindex(p);
+            let index = p.sll2_ifindex();
             let name = names
                 .get(&index)
                 .unwrap_or_else(|| panic!("index {index} of seq {seq} is not in {names:?}"));
