@@ -137,6 +137,7 @@ mod tests {
             started_unix_ns: 0,
             anchor: None,
             interface_names: Default::default(),
+            decode: Vec::new(),
         }
     }
 

@@ -2,6 +2,8 @@
 //! validate every field against its bound in [`limits`](crate::limits), so that handlers
 //! never read raw proto fields and nothing deeper can overflow.
 
+mod decode;
+
 use crate::api::v1 as api;
 use crate::domain::{
     Alias, CaptureInfo, CaptureSpec, Counters, ListenSpec, Netns, ReplaySpec, Retention, Selector,
@@ -174,6 +176,7 @@ impl TryFrom<api::InitRequest> for CaptureSpec {
             promisc: !r.no_promisc,
             stop: StopConditions::try_from(r.stop.unwrap_or_default())?,
             retention: Retention::new(retention.max_bytes, retention.max_age_secs)?,
+            decode: decode::rules("--decode", r.decode)?,
         })
     }
 }
@@ -188,6 +191,7 @@ impl From<&CaptureSpec> for api::InitRequest {
             no_promisc: !s.promisc,
             stop: Some(s.stop.into()),
             retention: Some(s.retention.into()),
+            decode: s.decode.iter().map(Into::into).collect(),
         }
     }
 }
@@ -260,6 +264,7 @@ impl From<&CaptureInfo> for api::Capture {
                 .iter()
                 .map(|(i, n)| (*i, n.clone()))
                 .collect(),
+            decode: c.decode.iter().map(Into::into).collect(),
         }
     }
 }
@@ -309,6 +314,7 @@ impl TryFrom<api::Capture> for CaptureInfo {
             started_unix_ns: c.started_unix_ns,
             anchor: None,
             interface_names: c.interface_names.into_iter().collect(),
+            decode: decode::rules("--decode", c.decode)?,
         })
     }
 }
@@ -398,6 +404,7 @@ mod tests {
                 max_bytes: Some(1 << 20),
                 max_age_secs: None,
             },
+            decode: vec!["http:80,8080".parse().unwrap(), "dns".parse().unwrap()],
         };
         let back = CaptureSpec::try_from(api::InitRequest::from(&spec)).unwrap();
         assert_eq!(back, spec);

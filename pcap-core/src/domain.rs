@@ -3,6 +3,7 @@
 
 use std::fmt;
 
+use pcap_decode::ProtoRule;
 use serde::{Deserialize, Serialize};
 
 use crate::limits::{self, MAX_ALIAS_LEN};
@@ -199,6 +200,8 @@ pub struct CaptureSpec {
     pub promisc: bool,
     pub stop: StopConditions,
     pub retention: Retention,
+    /// Protocols decoded while capturing, for metrics (`--decode`).
+    pub decode: Vec<ProtoRule>,
 }
 
 /// Calls the macro `$m` with every capture counter's name and type: the one list of them,
@@ -257,6 +260,9 @@ pub struct CaptureInfo {
     /// interfaces; an index keeps the last name it had. LINUX_SLL2 records carry the index.
     #[serde(default)]
     pub interface_names: std::collections::BTreeMap<u32, String>,
+    /// Protocols decoded while capturing (`--decode`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub decode: Vec<ProtoRule>,
 }
 
 /// A process, known by its pid and its start time (clock ticks after boot), since pids are
@@ -278,6 +284,19 @@ pub struct ReplaySpec {
     /// Packets as savefile records ([`RecordBatch`](crate::api::RecordBatch)) rather than
     /// one message per packet.
     pub raw_records: bool,
+}
+
+/// A `Decode` call: roundtrips from what is spooled (optionally bounded in time and
+/// filtered), then live.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DecodeSpec {
+    pub selector: Selector,
+    pub live: bool,
+    pub since_unix_ns: Option<i64>,
+    pub until_unix_ns: Option<i64>,
+    pub filter: String,
+    /// Protocols (and ports) to decode; empty: all, recognised by content.
+    pub protocols: Vec<ProtoRule>,
 }
 
 /// A `Listen` call: new packets only, optionally a bounded number.

@@ -188,6 +188,20 @@ pub fn check_filter(flag: &str, filter: &str) -> Result<()> {
     Ok(())
 }
 
+/// Most `--decode` or `--proto` rules one capture or request may carry.
+pub const MAX_DECODE_RULES: usize = 16;
+
+/// Checks the number of decode rules (`flag`: `--decode` or `--proto`).
+pub fn check_decode_rules(flag: &str, n: usize) -> Result<()> {
+    if n > MAX_DECODE_RULES {
+        return Err(Error::BadRequest(format!(
+            "{n} {flag} rules given: at most {MAX_DECODE_RULES}; name several ports in one rule \
+             (http:80,8080) instead"
+        )));
+    }
+    Ok(())
+}
+
 /// Checks the number of aliases of one capture.
 pub fn check_alias_count(n: usize) -> Result<()> {
     if n > MAX_ALIASES {

@@ -107,6 +107,7 @@ fn spec(args: &InitArgs, iface: &str) -> Result<CaptureSpec, Usage> {
         aliases: args.aliases.iter().map(Alias::to_string).collect(),
         snaplen: args.snaplen.unwrap_or(0),
         no_promisc: args.no_promisc,
+        decode: Vec::new(),
         stop: Some(api::StopConditions {
             duration_secs: args.duration.unwrap_or(0),
             packet_count: args.count.unwrap_or(0),
@@ -242,6 +243,7 @@ mod tests {
             started_unix_ns: 0,
             anchor: None,
             interface_names: Default::default(),
+            decode: Vec::new(),
         };
         assert_eq!(
             outcome(&c, true, std::slice::from_ref(&web), ""),

@@ -111,6 +111,7 @@ mod tests {
             started_unix_ns: 1,
             anchor: None,
             interface_names: Default::default(),
+            decode: Vec::new(),
         }
     }
 

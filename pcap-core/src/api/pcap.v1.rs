@@ -63,7 +63,7 @@ pub struct Retention {
     pub max_age_secs: u64,
 }
 #[allow(clippy::all)]
-#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+#[derive(Clone, PartialEq, ::prost::Message)]
 pub struct InitRequest {
     #[prost(message, optional, tag = "1")]
     pub target: ::core::option::Option<Target>,
@@ -81,6 +81,9 @@ pub struct InitRequest {
     pub stop: ::core::option::Option<StopConditions>,
     #[prost(message, optional, tag = "7")]
     pub retention: ::core::option::Option<Retention>,
+    /// Decode this capture while it captures and export metrics (`pcap init --decode`).
+    #[prost(message, repeated, tag = "8")]
+    pub decode: ::prost::alloc::vec::Vec<DecodeRule>,
 }
 #[allow(clippy::all)]
 #[derive(Clone, PartialEq, ::prost::Message)]
@@ -189,6 +192,9 @@ pub struct Capture {
         u32,
         ::prost::alloc::string::String,
     >,
+    /// Protocols decoded while capturing (InitRequest.decode).
+    #[prost(message, repeated, tag = "18")]
+    pub decode: ::prost::alloc::vec::Vec<DecodeRule>,
 }
 #[allow(clippy::all)]
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
@@ -423,6 +429,227 @@ pub struct VersionResponse {
     pub name: ::prost::alloc::string::String,
     #[prost(string, tag = "2")]
     pub version: ::prost::alloc::string::String,
+}
+/// A protocol to decode ("http", "dns", "http2", "grpc"), on these server ports (any when
+/// empty).
+#[allow(clippy::all)]
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct DecodeRule {
+    #[prost(string, tag = "1")]
+    pub proto: ::prost::alloc::string::String,
+    #[prost(uint32, repeated, tag = "2")]
+    pub ports: ::prost::alloc::vec::Vec<u32>,
+}
+#[allow(clippy::all)]
+#[derive(Clone, PartialEq, ::prost::Message)]
+pub struct DecodeRequest {
+    #[prost(message, optional, tag = "1")]
+    pub selector: ::core::option::Option<Selector>,
+    /// Keep decoding new packets after what is spooled, until the capture stops.
+    #[prost(bool, tag = "2")]
+    pub live: bool,
+    /// Only packets at or after / before this time.
+    #[prost(int64, optional, tag = "3")]
+    pub since_unix_ns: ::core::option::Option<i64>,
+    #[prost(int64, optional, tag = "4")]
+    pub until_unix_ns: ::core::option::Option<i64>,
+    /// BPF filter applied to each packet before decoding.
+    #[prost(string, tag = "5")]
+    pub filter: ::prost::alloc::string::String,
+    /// Protocols (and ports) to decode; empty: every protocol, recognised by content.
+    #[prost(message, repeated, tag = "6")]
+    pub protocols: ::prost::alloc::vec::Vec<DecodeRule>,
+}
+/// One message of a Decode stream. The first is always a header.
+#[allow(clippy::all)]
+#[derive(Clone, PartialEq, ::prost::Message)]
+pub struct DecodeMessage {
+    #[prost(oneof = "decode_message::Kind", tags = "1, 2, 3")]
+    pub kind: ::core::option::Option<decode_message::Kind>,
+}
+/// Nested message and enum types in `DecodeMessage`.
+pub mod decode_message {
+    #[allow(clippy::all)]
+    #[derive(Clone, PartialEq, ::prost::Oneof)]
+    pub enum Kind {
+        #[prost(message, tag = "1")]
+        Header(super::DecodeHeader),
+        #[prost(message, tag = "2")]
+        Roundtrips(super::RoundtripBatch),
+        /// A gap (packets this reader skipped: the flows they hit are marked incomplete) or a
+        /// change of the capture's state.
+        #[prost(message, tag = "3")]
+        Notice(super::Notice),
+    }
+}
+#[allow(clippy::all)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct DecodeHeader {
+    #[prost(uint64, tag = "1")]
+    pub capture_id: u64,
+    #[prost(uint32, tag = "2")]
+    pub link_type: u32,
+}
+#[allow(clippy::all)]
+#[derive(Clone, PartialEq, ::prost::Message)]
+pub struct RoundtripBatch {
+    #[prost(message, repeated, tag = "1")]
+    pub roundtrips: ::prost::alloc::vec::Vec<Roundtrip>,
+}
+/// A request and its response, or a query and its answer (docs/DECODE.md).
+#[allow(clippy::all)]
+#[derive(Clone, PartialEq, ::prost::Message)]
+pub struct Roundtrip {
+    /// When the first packet of the request was seen, Unix time in ns.
+    #[prost(int64, tag = "1")]
+    pub timestamp_ns: i64,
+    /// From the first packet of the request to the last of the response.
+    #[prost(uint64, tag = "2")]
+    pub duration_ns: u64,
+    /// "http", "dns", "http2" or "grpc".
+    #[prost(string, tag = "3")]
+    pub proto: ::prost::alloc::string::String,
+    /// "ip:port" of the side that sent the request, and of the other.
+    #[prost(string, tag = "4")]
+    pub client: ::prost::alloc::string::String,
+    #[prost(string, tag = "5")]
+    pub server: ::prost::alloc::string::String,
+    /// Shared by the roundtrips of one connection.
+    #[prost(uint64, tag = "6")]
+    pub flow: u64,
+    /// Sequence numbers of the first and last packet of the roundtrip.
+    #[prost(uint64, tag = "7")]
+    pub first_packet: u64,
+    #[prost(uint64, tag = "8")]
+    pub last_packet: u64,
+    /// False when a part was never seen.
+    #[prost(bool, tag = "9")]
+    pub complete: bool,
+    #[prost(string, repeated, tag = "10")]
+    pub notes: ::prost::alloc::vec::Vec<::prost::alloc::string::String>,
+    #[prost(message, optional, tag = "11")]
+    pub http: ::core::option::Option<HttpExchange>,
+    #[prost(message, optional, tag = "12")]
+    pub dns: ::core::option::Option<DnsExchange>,
+    #[prost(message, optional, tag = "13")]
+    pub http2: ::core::option::Option<Http2Exchange>,
+    /// With http2, for gRPC calls.
+    #[prost(message, optional, tag = "14")]
+    pub grpc: ::core::option::Option<GrpcCall>,
+}
+#[allow(clippy::all)]
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct Header {
+    #[prost(string, tag = "1")]
+    pub name: ::prost::alloc::string::String,
+    #[prost(string, tag = "2")]
+    pub value: ::prost::alloc::string::String,
+}
+#[allow(clippy::all)]
+#[derive(Clone, PartialEq, ::prost::Message)]
+pub struct HttpExchange {
+    #[prost(string, tag = "1")]
+    pub method: ::prost::alloc::string::String,
+    #[prost(string, tag = "2")]
+    pub target: ::prost::alloc::string::String,
+    #[prost(string, tag = "3")]
+    pub version: ::prost::alloc::string::String,
+    #[prost(string, tag = "4")]
+    pub host: ::prost::alloc::string::String,
+    #[prost(message, repeated, tag = "5")]
+    pub request_headers: ::prost::alloc::vec::Vec<Header>,
+    /// Unset when no response was seen.
+    #[prost(uint32, optional, tag = "6")]
+    pub status: ::core::option::Option<u32>,
+    #[prost(string, tag = "7")]
+    pub reason: ::prost::alloc::string::String,
+    #[prost(message, repeated, tag = "8")]
+    pub response_headers: ::prost::alloc::vec::Vec<Header>,
+    #[prost(uint64, tag = "9")]
+    pub request_body_bytes: u64,
+    #[prost(uint64, tag = "10")]
+    pub response_body_bytes: u64,
+}
+#[allow(clippy::all)]
+#[derive(Clone, PartialEq, ::prost::Message)]
+pub struct DnsExchange {
+    #[prost(uint32, tag = "1")]
+    pub id: u32,
+    /// "udp" or "tcp".
+    #[prost(string, tag = "2")]
+    pub transport: ::prost::alloc::string::String,
+    #[prost(string, tag = "3")]
+    pub name: ::prost::alloc::string::String,
+    #[prost(string, tag = "4")]
+    pub r#type: ::prost::alloc::string::String,
+    #[prost(string, tag = "5")]
+    pub class: ::prost::alloc::string::String,
+    /// Empty when no answer was seen.
+    #[prost(string, tag = "6")]
+    pub rcode: ::prost::alloc::string::String,
+    #[prost(string, repeated, tag = "7")]
+    pub flags: ::prost::alloc::vec::Vec<::prost::alloc::string::String>,
+    #[prost(message, repeated, tag = "8")]
+    pub answers: ::prost::alloc::vec::Vec<DnsAnswer>,
+}
+#[allow(clippy::all)]
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct DnsAnswer {
+    #[prost(string, tag = "1")]
+    pub name: ::prost::alloc::string::String,
+    #[prost(string, tag = "2")]
+    pub r#type: ::prost::alloc::string::String,
+    #[prost(uint32, tag = "3")]
+    pub ttl: u32,
+    #[prost(string, tag = "4")]
+    pub data: ::prost::alloc::string::String,
+}
+#[allow(clippy::all)]
+#[derive(Clone, PartialEq, ::prost::Message)]
+pub struct Http2Exchange {
+    #[prost(uint32, tag = "1")]
+    pub stream: u32,
+    #[prost(string, tag = "2")]
+    pub method: ::prost::alloc::string::String,
+    #[prost(string, tag = "3")]
+    pub scheme: ::prost::alloc::string::String,
+    #[prost(string, tag = "4")]
+    pub authority: ::prost::alloc::string::String,
+    #[prost(string, tag = "5")]
+    pub path: ::prost::alloc::string::String,
+    #[prost(uint32, optional, tag = "6")]
+    pub status: ::core::option::Option<u32>,
+    #[prost(message, repeated, tag = "7")]
+    pub request_headers: ::prost::alloc::vec::Vec<Header>,
+    #[prost(message, repeated, tag = "8")]
+    pub response_headers: ::prost::alloc::vec::Vec<Header>,
+    #[prost(uint64, tag = "9")]
+    pub request_body_bytes: u64,
+    #[prost(uint64, tag = "10")]
+    pub response_body_bytes: u64,
+    /// RST_STREAM error code by name; empty when not reset.
+    #[prost(string, tag = "11")]
+    pub reset: ::prost::alloc::string::String,
+}
+#[allow(clippy::all)]
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct GrpcCall {
+    #[prost(string, tag = "1")]
+    pub service: ::prost::alloc::string::String,
+    #[prost(string, tag = "2")]
+    pub method: ::prost::alloc::string::String,
+    #[prost(uint32, optional, tag = "3")]
+    pub grpc_status: ::core::option::Option<u32>,
+    #[prost(string, tag = "4")]
+    pub grpc_message: ::prost::alloc::string::String,
+    #[prost(uint64, tag = "5")]
+    pub request_messages: u64,
+    #[prost(uint64, tag = "6")]
+    pub response_messages: u64,
+    #[prost(uint64, tag = "7")]
+    pub request_bytes: u64,
+    #[prost(uint64, tag = "8")]
+    pub response_bytes: u64,
 }
 #[allow(clippy::all)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, ::prost::Enumeration)]
@@ -777,6 +1004,29 @@ pub mod pcapd_client {
             req.extensions_mut().insert(GrpcMethod::new("pcap.v1.Pcapd", "Namespaces"));
             self.inner.unary(req, path, codec).await
         }
+        /// Roundtrips (HTTP/1.1, DNS, HTTP/2, gRPC) decoded from a capture's spool, then, with
+        /// `live`, from its new packets. The first message is a header.
+        pub async fn decode(
+            &mut self,
+            request: impl tonic::IntoRequest<super::DecodeRequest>,
+        ) -> std::result::Result<
+            tonic::Response<tonic::codec::Streaming<super::DecodeMessage>>,
+            tonic::Status,
+        > {
+            self.inner
+                .ready()
+                .await
+                .map_err(|e| {
+                    tonic::Status::unknown(
+                        format!("Service was not ready: {}", e.into()),
+                    )
+                })?;
+            let codec = tonic_prost::ProstCodec::default();
+            let path = http::uri::PathAndQuery::from_static("/pcap.v1.Pcapd/Decode");
+            let mut req = request.into_request();
+            req.extensions_mut().insert(GrpcMethod::new("pcap.v1.Pcapd", "Decode"));
+            self.inner.server_streaming(req, path, codec).await
+        }
     }
 }
 /// Generated server implementations.
@@ -869,6 +1119,18 @@ pub mod pcapd_server {
             tonic::Response<super::NamespacesResponse>,
             tonic::Status,
         >;
+        /// Server streaming response type for the Decode method.
+        type DecodeStream: tonic::codegen::tokio_stream::Stream<
+                Item = std::result::Result<super::DecodeMessage, tonic::Status>,
+            >
+            + std::marker::Send
+            + 'static;
+        /// Roundtrips (HTTP/1.1, DNS, HTTP/2, gRPC) decoded from a capture's spool, then, with
+        /// `live`, from its new packets. The first message is a header.
+        async fn decode(
+            &self,
+            request: tonic::Request<super::DecodeRequest>,
+        ) -> std::result::Result<tonic::Response<Self::DecodeStream>, tonic::Status>;
     }
     /// Pcapd owns packet captures: define them, run them, spool them, and hand them back.
     #[derive(Debug)]
@@ -1379,6 +1641,52 @@ pub mod pcapd_server {
                                 max_encoding_message_size,
                             );
                         let res = grpc.unary(method, req).await;
+                        Ok(res)
+                    };
+                    Box::pin(fut)
+                }
+                "/pcap.v1.Pcapd/Decode" => {
+                    #[allow(non_camel_case_types)]
+                    struct DecodeSvc<T: Pcapd>(pub Arc<T>);
+                    impl<
+                        T: Pcapd,
+                    > tonic::server::ServerStreamingService<super::DecodeRequest>
+                    for DecodeSvc<T> {
+                        type Response = super::DecodeMessage;
+                        type ResponseStream = T::DecodeStream;
+                        type Future = BoxFuture<
+                            tonic::Response<Self::ResponseStream>,
+                            tonic::Status,
+                        >;
+                        fn call(
+                            &mut self,
+                            request: tonic::Request<super::DecodeRequest>,
+                        ) -> Self::Future {
+                            let inner = Arc::clone(&self.0);
+                            let fut = async move {
+                                <T as Pcapd>::decode(&inner, request).await
+                            };
+                            Box::pin(fut)
+                        }
+                    }
+                    let accept_compression_encodings = self.accept_compression_encodings;
+                    let send_compression_encodings = self.send_compression_encodings;
+                    let max_decoding_message_size = self.max_decoding_message_size;
+                    let max_encoding_message_size = self.max_encoding_message_size;
+                    let inner = self.inner.clone();
+                    let fut = async move {
+                        let method = DecodeSvc(inner);
+                        let codec = tonic_prost::ProstCodec::default();
+                        let mut grpc = tonic::server::Grpc::new(codec)
+                            .apply_compression_config(
+                                accept_compression_encodings,
+                                send_compression_encodings,
+                            )
+                            .apply_max_message_size_config(
+                                max_decoding_message_size,
+                                max_encoding_message_size,
+                            );
+                        let res = grpc.server_streaming(method, req).await;
                         Ok(res)
                     };
                     Box::pin(fut)

@@ -276,6 +276,7 @@ pub(crate) mod tests_support {
             started_unix_ns: 0,
             anchor: None,
             interface_names: Default::default(),
+            decode: Vec::new(),
         }
     }
 }

@@ -140,6 +140,7 @@ impl Registry {
                         started_unix_ns: 0,
                         anchor,
                         interface_names: Default::default(),
+                        decode: spec.decode,
                     };
                     let capture = CaptureRef::spawn(info, self.shared.clone());
                     captures.by_id.insert(id, capture.clone());

@@ -134,6 +134,15 @@ impl api::pcapd_server::Pcapd for PcapdService {
         stream::listen(self, req).await
     }
 
+    type DecodeStream = stream::DecodeStream;
+
+    async fn decode(
+        &self,
+        req: Request<api::DecodeRequest>,
+    ) -> Result<Response<Self::DecodeStream>, Status> {
+        stream::decode(self, req).await
+    }
+
     async fn interfaces(
         &self,
         req: Request<api::InterfacesRequest>,

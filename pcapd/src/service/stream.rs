@@ -98,3 +98,16 @@ fn packet(p: readout::Packet) -> api::Packet {
         sequence: p.seq,
     }
 }
+
+/// The stream type of `Decode`.
+pub type DecodeStream = ReceiverStream<Result<api::DecodeMessage, Status>>;
+
+/// Decode: roundtrips of a capture (being built: refused until the decoder lands).
+#[tracing::instrument(skip_all)]
+pub async fn decode(
+    _s: &PcapdService,
+    req: Request<api::DecodeRequest>,
+) -> Result<Response<DecodeStream>, Status> {
+    let _spec: pcap_core::domain::DecodeSpec = domain(req.into_inner())?;
+    Err(Status::unimplemented("this pcapd cannot decode yet"))
+}

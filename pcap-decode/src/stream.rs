@@ -1,0 +1,101 @@
+//! The interface between the transport layer (TCP reassembly, UDP datagrams) and the
+//! application parsers (HTTP/1.1, DNS, HTTP/2). The transport layer knows addresses and
+//! packets; a parser knows bytes in order per direction and pairs requests with responses.
+//! A parser never sees a byte twice or out of order: retransmissions and overlaps are
+//! resolved before, and what was never seen arrives as a [`StreamParser::hole`].
+
+use crate::roundtrip::{DnsExchange, GrpcCall, Http2Exchange, HttpExchange};
+
+/// Which way bytes flow, relative to the side that sends requests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Dir {
+    ToServer,
+    ToClient,
+}
+
+impl Dir {
+    /// The other direction.
+    pub fn reverse(self) -> Dir {
+        match self {
+            Dir::ToServer => Dir::ToClient,
+            Dir::ToClient => Dir::ToServer,
+        }
+    }
+}
+
+/// The packet that delivered some bytes (or an event): its time and its number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Meta {
+    /// Unix time in ns.
+    pub ts_ns: i64,
+    /// Sequence number in the capture, or packet number in a file.
+    pub seq: u64,
+}
+
+/// A roundtrip as a parser knows it: everything but the addresses and the flow id, which
+/// the transport layer adds.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Exchange {
+    /// First packet of the request.
+    pub start: Meta,
+    /// Last packet of the response (or of the request when there was no response).
+    pub end: Meta,
+    pub complete: bool,
+    pub notes: Vec<String>,
+    pub detail: Detail,
+}
+
+/// The protocol part of an [`Exchange`].
+#[derive(Debug, Clone, PartialEq, Default)]
+pub enum Detail {
+    #[default]
+    None,
+    Http(HttpExchange),
+    Dns(DnsExchange),
+    Http2(Http2Exchange),
+    Grpc(Http2Exchange, GrpcCall),
+}
+
+/// Why a connection's parser is being closed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CloseReason {
+    /// Both directions ended (FIN or RST seen both ways, or RST one way).
+    Ended,
+    /// No packet for the idle timeout.
+    Idle,
+    /// The end of the input (file read to its end, replay done, decoder finished).
+    EndOfInput,
+    /// The flow was dropped to stay within the total memory bound.
+    Evicted,
+}
+
+/// A parser of one TCP connection's byte streams (HTTP/1.1, DNS over TCP, HTTP/2).
+///
+/// It keeps only what it must (an unfinished head, a length prefix), within `limit` bytes
+/// of buffer per direction given at construction, and reports what it could not keep in the
+/// exchange's notes.
+pub trait StreamParser: Send {
+    /// In-order bytes of one direction.
+    fn data(&mut self, dir: Dir, bytes: &[u8], meta: Meta, out: &mut Vec<Exchange>);
+
+    /// `len` bytes of `dir` were never seen (a hole in the sequence space), or an unknown
+    /// amount when `len` is `None` (packets skipped by a slow reader, a buffer limit).
+    /// The parser resynchronises if it can (e.g. at the next HTTP message head), and marks
+    /// the exchanges it hits `complete: false` with a note.
+    fn hole(&mut self, dir: Dir, len: Option<u64>, meta: Meta, out: &mut Vec<Exchange>);
+
+    /// `dir` ended: FIN (`reset` false) or RST (`reset` true). Bodies delimited by the
+    /// connection's close end here.
+    fn end(&mut self, dir: Dir, reset: bool, meta: Meta, out: &mut Vec<Exchange>);
+
+    /// The connection is gone: report every exchange still open, with a note saying why it
+    /// did not finish.
+    fn close(&mut self, reason: CloseReason, meta: Meta, out: &mut Vec<Exchange>);
+
+    /// Time has moved on to `now_ns` (the latest packet's time): report requests that have
+    /// waited longer than the response timeout as unanswered.
+    fn tick(&mut self, _now_ns: i64, _out: &mut Vec<Exchange>) {}
+
+    /// Bytes of buffer this parser holds now (counted against the decoder's total bound).
+    fn buffered(&self) -> usize;
+}
