@@ -9,7 +9,9 @@
 #![forbid(unsafe_code)]
 
 pub mod decoder;
+pub mod dns;
 pub mod error;
+pub mod http1;
 pub mod roundtrip;
 pub mod rules;
 pub mod stream;

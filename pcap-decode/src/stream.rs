@@ -99,3 +99,54 @@ pub trait StreamParser: Send {
     /// Bytes of buffer this parser holds now (counted against the decoder's total bound).
     fn buffered(&self) -> usize;
 }
+
+/// A parser of one UDP 5-tuple's datagrams (DNS).
+pub trait DatagramParser: Send {
+    /// One datagram's payload, in `dir`.
+    fn datagram(&mut self, dir: Dir, bytes: &[u8], meta: Meta, out: &mut Vec<Exchange>);
+
+    /// The flow is gone (idle, end of input, evicted): report every exchange still open.
+    fn close(&mut self, reason: CloseReason, meta: Meta, out: &mut Vec<Exchange>);
+
+    /// Time has moved on to `now_ns`: report queries that waited longer than their timeout.
+    fn tick(&mut self, now_ns: i64, out: &mut Vec<Exchange>);
+
+    /// Bytes this parser holds now (pending queries).
+    fn buffered(&self) -> usize;
+}
+
+/// Bounds and timeouts every parser is built with (from [`crate::DecodeConfig`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ParserLimits {
+    /// Most bytes a parser buffers per direction (an unfinished head, a DNS message over TCP).
+    pub max_buffer: usize,
+    /// Header values are cut at this many bytes, with "…" appended.
+    pub max_header_value: usize,
+    /// Most exchanges a parser keeps open at once (pipelined requests, DNS ids in flight).
+    pub max_pending: usize,
+    /// A request without a response after this long is reported unanswered.
+    pub response_timeout_ns: i64,
+}
+
+impl Default for ParserLimits {
+    fn default() -> Self {
+        ParserLimits {
+            max_buffer: 64 << 10,
+            max_header_value: 256,
+            max_pending: 128,
+            response_timeout_ns: 60 * 1_000_000_000,
+        }
+    }
+}
+
+/// Cuts a header value at `max` bytes (at a character boundary), marking the cut with "…".
+pub fn cap_value(value: &str, max: usize) -> String {
+    if value.len() <= max {
+        return value.to_owned();
+    }
+    let mut end = max;
+    while !value.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &value[..end])
+}
