@@ -81,13 +81,16 @@ fn a_container_by_name_is_captured_and_followed_across_a_restart() {
     let first_ns = netns_inode(&containers, &name);
 
     let d = Daemon::start();
-    let id = d.init_started(&["lo", "icmp", "--container", &name]);
+    let id = d.init_started(&["lo", "icmp", "--container", &name, "--alias", "cw"]);
     let c = d.capture(id);
     assert_eq!(
         c["target"],
         format!("container {name} (docker): lo"),
         "the engine found is recorded: {c}"
     );
+    // A live reader, told of every change of state on its stderr.
+    let live_file = d.dir().join("live.pcap");
+    let mut live = d.spawn_to_file(&["replay", "cw", "--live"], &live_file);
     ping_inside(&name, 5);
     d.wait_spooled(id, 10);
 
@@ -105,6 +108,10 @@ fn a_container_by_name_is_captured_and_followed_across_a_restart() {
     eventually(Duration::from_secs(5), "the old namespace let go", || {
         !holds(d.pid(), first_ns)
     });
+    let told = format!("pcap: cw is RETRYING: container {name} (docker) is not running");
+    eventually(Duration::from_secs(5), "the live reader told", || {
+        live.stderr().contains(&told)
+    });
 
     // Running again, in a new namespace: the capture resumes there by itself.
     support::run(Command::new("docker").args(["start", &name]));
@@ -117,6 +124,21 @@ fn a_container_by_name_is_captured_and_followed_across_a_restart() {
         20,
         "packets before and after the restart"
     );
+    eventually(Duration::from_secs(5), "the live reader told again", || {
+        live.stderr().contains("pcap: cw is ACTIVE again")
+    });
+    // The reader went on across the restart: every packet, old namespace and new.
+    eventually(
+        Duration::from_secs(5),
+        "the live reader has every packet",
+        || {
+            std::fs::read(&live_file)
+                .ok()
+                .and_then(|b| PcapFile::parse_prefix(&b))
+                .is_some_and(|f| f.packets.len() == 20)
+        },
+    );
+    assert!(live.try_status().is_none(), "{}", live.stderr());
 
     // Removed: RETRYING, and not found is said.
     containers.remove(&name);
