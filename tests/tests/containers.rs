@@ -287,3 +287,46 @@ fn a_containerd_task_is_captured_by_its_name() {
         "{c}"
     );
 }
+
+#[test]
+fn a_podman_container_is_captured_by_its_name() {
+    use support::podman::{PodmanService, RUN_OPTIONS};
+    const PORT: u16 = 24321;
+    const N: u64 = 50;
+    if !require_root() {
+        return;
+    }
+    let _one_at_a_time = support::serial();
+    let _service = PodmanService::ensure();
+    let image = busybox_image("podman", IMAGE);
+    let mut containers = Containers::new("podman");
+    let name = support::unique_name("pcapd-podman");
+    containers.run_on(&name, "bridge", RUN_OPTIONS, &image);
+    let addr: std::net::Ipv4Addr = containers
+        .inspect(&name, "{{.NetworkSettings.IPAddress}}")
+        .trim()
+        .parse()
+        .expect("the container's address on Podman's bridge");
+
+    let d = Daemon::start();
+    let filter = format!("udp port {PORT}");
+    let id = d.init_started(&["eth0", &filter, "--container", &name, "--runtime", "podman"]);
+    assert_eq!(
+        d.capture(id)["target"],
+        format!("container {name} (podman): eth0")
+    );
+    // Podman's containers have no CAP_NET_RAW (no ping inside): datagrams from the host.
+    send_to_container(addr, PORT, N);
+    d.wait_spooled(id, N);
+    let got = d.replay(&[id.to_string()]);
+    assert_eq!(got.seqs_to(PORT), (0..N).collect::<Vec<_>>());
+
+    containers.stop(&name);
+    eventually(Duration::from_secs(10), "RETRYING once stopped", || {
+        d.state(id) == "RETRYING"
+    });
+    assert_eq!(
+        d.capture(id)["reason"].as_str().unwrap(),
+        format!("container {name} (podman) is not running")
+    );
+}
