@@ -75,7 +75,7 @@ impl Http1Parser {
                 self.side_mut(dir).buf = buf;
                 return rest;
             }
-            Outcome::NeedMore => self.too_large(dir, &buf, out),
+            Outcome::NeedMore => self.too_large(dir, &buf, meta, out),
             Outcome::Bad => {
                 self.bad(dir, out);
                 self.run(dir, &buf[1..], meta, out);
@@ -187,7 +187,7 @@ impl Http1Parser {
         match self.parse_collected(dir, s, meta, out) {
             Outcome::Done(n) => n,
             Outcome::NeedMore if s.len() >= cap => {
-                self.too_large(dir, s, out);
+                self.too_large(dir, s, meta, out);
                 s.len()
             }
             Outcome::NeedMore => {

@@ -171,6 +171,7 @@ impl Http1Parser {
         side.malformed = false;
         if t.kind == Kind::Unseen && t.http.version.is_empty() {
             t.start = start;
+            t.end = start;
             t.http.version = version.to_owned();
             t.cut("the request was not captured");
         }
@@ -219,7 +220,8 @@ impl Http1Parser {
                 side.malformed |= unexpected;
                 if fresh && dir == Dir::ToServer {
                     // The capture began inside a request: its response is still to come.
-                    let t = Txn::new(u64::MAX, Kind::Unseen, Meta::default());
+                    let start = self.req.head_start;
+                    let t = Txn::new(u64::MAX, Kind::Unseen, start);
                     self.enqueue(t, out);
                 }
                 if dir == Dir::ToClient && unexpected {
@@ -255,7 +257,7 @@ impl Http1Parser {
     }
 
     /// A head outgrew the buffer: report what its first line says, and resynchronise.
-    pub(super) fn too_large(&mut self, dir: Dir, s: &[u8], out: &mut Vec<Exchange>) {
+    pub(super) fn too_large(&mut self, dir: Dir, s: &[u8], meta: Meta, out: &mut Vec<Exchange>) {
         let side = self.side_mut(dir);
         if side.state != State::Head || line::start_line(dir, s) != Verdict::Yes {
             self.bad(dir, out);
@@ -274,6 +276,7 @@ impl Http1Parser {
                 let (method, target) = head::salvage_request_line(s, max_value).unwrap_or_default();
                 let mut t = Txn::new(self.next_id, Kind::Request, start);
                 self.next_id += 1;
+                t.end = meta;
                 t.head = method == "HEAD";
                 t.http.version = version_in(s).to_owned();
                 t.http.method = method;
@@ -285,6 +288,7 @@ impl Http1Parser {
             Dir::ToClient => {
                 let mut t = self.take_responding(start);
                 self.attach_response(&mut t, start, version_in(s));
+                t.end = meta;
                 if let Some((code, reason)) = head::salvage_status_line(s, max_value) {
                     if !(100..200).contains(&code) || code == 101 {
                         t.http.status = Some(code);
