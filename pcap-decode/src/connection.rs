@@ -3,7 +3,6 @@
 
 use std::net::SocketAddr;
 
-use crate::decoder::DecodeStats;
 use crate::roundtrip::{Proto, Roundtrip};
 use crate::stream::{Detail, Exchange};
 use crate::tcp::TcpConn;
@@ -106,7 +105,7 @@ impl Flow {
         &mut self,
         scratch: &mut Vec<Exchange>,
         out: &mut Vec<Roundtrip>,
-        stats: &mut DecodeStats,
+        roundtrips: &mut u64,
         extra: Option<&str>,
     ) {
         if scratch.is_empty() {
@@ -129,7 +128,7 @@ impl Flow {
                 rt.complete = false;
                 rt.notes.push(note.to_string());
             }
-            stats.roundtrips += 1;
+            *roundtrips += 1;
             out.push(rt);
         }
     }

@@ -24,6 +24,7 @@ pub mod stream;
 mod tcp;
 #[cfg(test)]
 mod testing;
+mod tracker;
 mod udp;
 
 pub use decoder::{DecodeConfig, DecodeStats, Decoder, Packet};
