@@ -77,9 +77,8 @@ pub enum CloseReason {
 ///
 /// What the transport layer promises, per direction:
 /// - Bytes arrive in sequence order, each once; `meta` names the packet that carried them.
-/// - A direction whose start (its SYN) was not seen (the capture began mid-connection, or a
-///   rule or port chose the parser late) gets `hole(dir, None)` before its first bytes: they
-///   may begin mid-message. A hole before an exchange's first byte does not make that
+/// - A direction whose start (its SYN) was not seen (the capture began mid-connection) gets
+///   `hole(dir, None)` before its first bytes: they may begin mid-message. A hole before an exchange's first byte does not make that
 ///   exchange incomplete; one inside it does.
 /// - `hole(dir, Some(n))` is exactly `n` bytes missing at that point (the peer acknowledged
 ///   bytes never captured, the snaplen cut a segment, the out-of-order buffer reached its
