@@ -88,6 +88,8 @@ pub fn limits(config: &DecodeConfig, timeout_ns: i64) -> ParserLimits {
 
 /// A side's bytes kept this long without a protocol recognised are none of them.
 pub const GIVE_UP_BYTES: usize = 256;
+/// Most bytes kept per side while recognising.
+pub const KEEP_BYTES: usize = 2048;
 /// Data deliveries (both sides) after which an unrecognised connection is ignored.
 pub const GIVE_UP_DELIVERIES: u32 = 8;
 
@@ -231,6 +233,16 @@ impl Recognition {
     /// Whether `side` still keeps its bytes.
     pub fn keeps(&self, side: usize) -> bool {
         self.lost[side].is_none() && self.first[side].len() < GIVE_UP_BYTES
+    }
+
+    /// Keeps `bytes` of `side`, up to [`KEEP_BYTES`]; the rest is lost.
+    pub fn keep(&mut self, side: usize, bytes: &[u8]) {
+        let room = KEEP_BYTES.saturating_sub(self.first[side].len());
+        let n = room.min(bytes.len());
+        self.first[side].extend_from_slice(&bytes[..n]);
+        if n < bytes.len() {
+            self.lose(side, Some((bytes.len() - n) as u64));
+        }
     }
 
     /// Bytes of `side` not kept.

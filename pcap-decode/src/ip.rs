@@ -32,7 +32,13 @@ pub struct Fragment {
 /// Slices an IPv4 or IPv6 packet; `None` when even its fixed header is not there or is
 /// invalid.
 pub fn parse(bytes: &[u8]) -> Option<IpPacket<'_>> {
-    let (ip, _ext_err) = LaxIpSlice::from_slice(bytes).ok()?;
+    let (ip, ext_err) = LaxIpSlice::from_slice(bytes).ok()?;
+    if ext_err.is_some() {
+        // An extension header is cut or broken: the payload cannot be found. (Walking
+        // etherparse 0.21's extension iterator after such an error also reads out of
+        // bounds: it assumes every header it is given parsed whole.)
+        return None;
+    }
     let payload = ip.payload();
     let header_len = bytes.len() - payload.payload.len();
     let (declared, fragment) = match &ip {
@@ -154,5 +160,15 @@ mod tests {
         ));
         assert!(parse(&v4[..10]).is_none());
         assert!(parse(&[0x60, 0, 0]).is_none());
+    }
+
+    #[test]
+    fn a_cut_extension_header_is_refused() {
+        // IPv6, next header hop-by-hop (8 bytes), then destination options cut short.
+        let mut v6 = vec![0x60, 0, 0, 0, 0, 12, 0, 64];
+        v6.extend_from_slice(&[1; 32]);
+        v6.extend_from_slice(&[60, 0, 1, 4, 0, 0, 0, 0]);
+        v6.extend_from_slice(&[6, 9, 0, 0]);
+        assert!(parse(&v6).is_none());
     }
 }

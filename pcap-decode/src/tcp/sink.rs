@@ -50,14 +50,21 @@ pub fn deliver(
         Sink::Recognising(r) => r,
     };
     let mut choice = None;
+    let mut pass_on = None;
     match ev {
         Event::Data(bytes, m) => {
             r.deliveries += 1;
-            if r.keeps(side) {
-                if r.first[side].is_empty() {
-                    r.meta[side] = Some(m);
+            if r.keeps(side) && r.first[side].is_empty() {
+                // The common case: the first segment tells; nothing is copied.
+                r.meta[side] = Some(m);
+                choice = dispatch::stream_by_content(ctx, bytes, side, *client);
+                if choice.is_some() {
+                    pass_on = Some((bytes, m));
+                } else {
+                    r.keep(side, bytes);
                 }
-                r.first[side].extend_from_slice(bytes);
+            } else if r.keeps(side) {
+                r.keep(side, bytes);
                 choice = dispatch::stream_by_content(ctx, &r.first[side], side, *client);
             } else {
                 r.lose(side, Some(bytes.len() as u64));
@@ -81,7 +88,11 @@ pub fn deliver(
     }
     if let Some(choice) = choice {
         let r = std::mem::take(r);
-        *sink = Sink::Parser(install(choice, *r, client, meta, out));
+        let mut p = install(choice, *r, client, meta, out);
+        if let Some((bytes, m)) = pass_on {
+            p.data(dir(*client, side), bytes, m, out);
+        }
+        *sink = Sink::Parser(p);
     }
 }
 
