@@ -115,6 +115,10 @@ impl TcpConn {
             self.closed = tcp.rst();
             return;
         }
+        if tcp.syn() && tcp.ack() {
+            // The SYN it answers may have been missed: its ACK says where the client starts.
+            self.half[1 - side].start_at(tcp.acknowledgment_number());
+        }
         let start_seen = tcp.syn() || self.half.iter().any(Half::syn_seen);
         let others = self.half[1 - side].buffered() + self.sink_buffered();
         let limit = ctx.config.max_flow_bytes.saturating_sub(others);
@@ -341,6 +345,16 @@ mod tests {
         );
         let rt = &f.out[0];
         assert_eq!(rt.client.port(), C, "the recogniser named the client");
+    }
+
+    #[test]
+    fn a_syn_ack_without_its_syn_still_gives_the_client_start() {
+        let mut f = Feed::new(DecodeConfig::default());
+        f.tcp(S, C, 500, syn_ack(101), "");
+        f.tcp(C, S, 101, ack(501), "REQ");
+        f.finish();
+        assert_eq!(take_log(), ["> REQ", "close EndOfInput"]);
+        assert_eq!(f.out[0].client.port(), C);
     }
 
     #[test]

@@ -133,6 +133,16 @@ impl Half {
         self.check_end(emit);
     }
 
+    /// The peer's SYN-ACK acknowledged this direction's SYN (which was not seen): its
+    /// first byte is `next`.
+    pub fn start_at(&mut self, next: u32) {
+        if !self.started {
+            self.started = true;
+            self.isn = Some(next.wrapping_sub(1));
+            self.next = next;
+        }
+    }
+
     /// The peer acknowledged everything before `ack`: bytes of this direction before it
     /// that never arrived are a hole.
     pub fn acked<F: FnMut(Event<'_>)>(&mut self, ack: u32, emit: &mut F) {
@@ -486,6 +496,16 @@ mod tests {
         r.data(5003, "dle");
         assert_eq!(r.take(), ["hole ?", "mid", "dle"]);
         assert_eq!(r.half.isn(), None);
+    }
+
+    #[test]
+    fn a_syn_ack_tells_where_a_direction_starts() {
+        let mut r = Run::new(1000);
+        r.half.start_at(51);
+        assert!(r.half.syn_seen());
+        r.data(55, "efg");
+        r.data(51, "abcd");
+        assert_eq!(r.take(), ["abcd", "efg"]);
     }
 
     #[test]
