@@ -85,7 +85,7 @@ pub struct DecodeStats {
 /// Decodes the packets of one capture or file into roundtrips.
 ///
 /// Per packet: the link header, IP (fragments put together), then the flow of its 5-tuple
-/// (see [`Tracker`]): TCP reassembled per direction, UDP per datagram, each to the parser
+/// (see `tracker.rs`): TCP reassembled per direction, UDP per datagram, each to the parser
 /// its content (or a rule, or a well-known port) calls for.
 pub struct Decoder {
     flows: Tracker,
