@@ -18,6 +18,8 @@ mod flow;
 pub mod http1;
 mod ip;
 mod link;
+#[cfg(test)]
+mod pipeline_tests;
 pub mod roundtrip;
 pub mod rules;
 pub mod stream;
