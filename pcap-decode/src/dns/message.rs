@@ -2,6 +2,8 @@
 //! section in presentation form, and the extended response code from an OPT record. A
 //! message that breaks off keeps what was read before the break, and says why.
 
+use std::fmt::Write;
+
 use hickory_proto::rr::Name;
 use hickory_proto::serialize::binary::{BinDecodable, BinDecoder};
 
@@ -161,11 +163,26 @@ fn decoder_at(msg: &[u8], pos: usize) -> Result<BinDecoder<'_>, String> {
     Ok(BinDecoder::new(msg).clone(at))
 }
 
-/// "www.example.com", "." for the root; labels escaped as in zone files.
+/// "www.example.com", "." for the root; labels escaped as dig escapes them (RFC 1035
+/// section 5.1: `\.`, `\\`, and `\DDD` in decimal for bytes outside printable ASCII).
 fn presentation(name: &Name) -> String {
-    let mut text = name.to_ascii();
-    if text.len() > 1 && name.is_fqdn() {
-        text.pop();
+    let mut text = String::new();
+    for (i, label) in name.iter().enumerate() {
+        if i > 0 {
+            text.push('.');
+        }
+        for &b in label {
+            match b {
+                b'.' | b'\\' | b'"' | b'(' | b')' | b';' | b'@' | b'$' => {
+                    text.push('\\');
+                    text.push(char::from(b));
+                }
+                0x21..=0x7e => text.push(char::from(b)),
+                _ => {
+                    let _ = write!(text, "\\{b:03}");
+                }
+            }
+        }
     }
     if text.is_empty() {
         text.push('.');
@@ -287,6 +304,10 @@ mod tests {
         let mut odd = query(1, "x", 1);
         odd.splice(12..15, b"\x03a.b\x00".iter().copied());
         assert_eq!(parse(&odd).unwrap().question.unwrap().name, "a\\.b");
+        odd.splice(12..17, b"\x03a b\x00".iter().copied());
+        assert_eq!(parse(&odd).unwrap().question.unwrap().name, "a\\032b");
+        odd.splice(12..17, b"\x03\xffb\\\x00".iter().copied());
+        assert_eq!(parse(&odd).unwrap().question.unwrap().name, "\\255b\\\\");
         let mut upper = query(1, "WWW.Example.test", 1);
         upper[2] = 0;
         assert_eq!(
