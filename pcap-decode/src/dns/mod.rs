@@ -23,9 +23,9 @@ use wire::{plausible, Verdict};
 /// Whether a UDP payload looks like a DNS message: `Some(Dir::ToServer)` for a query (the
 /// sender is the client), `Some(Dir::ToClient)` for a response, `None` otherwise.
 ///
-/// Plausible means: a known opcode, the Z bit clear, one question (none only in an error
-/// response), section counts that fit in the length, and a question that parses with a
-/// known class.
+/// Plausible means: a known opcode, the Z bit clear, section counts that fit in the length,
+/// and one question that parses with a known class; a response may have no question when it
+/// is an error, or when its first record parses with a known class instead.
 pub fn recognise_datagram(payload: &[u8]) -> Option<Dir> {
     match plausible(payload, payload.len()) {
         Verdict::Dns(dir) => Some(dir),
@@ -123,6 +123,18 @@ mod tests {
         bad[n - 1] = 9; // class 9 does not exist
         assert_eq!(recognise_datagram(&bad), None);
         assert_eq!(recognise_datagram(&q[..q.len() - 1]), None);
+        // A response without a question: an error, or records alone (as mDNS sends them).
+        let mut formerr = q[..12].to_vec();
+        formerr[2..6].copy_from_slice(&[0x81, 0x81, 0, 0]);
+        assert_eq!(recognise_datagram(&formerr), Some(Dir::ToClient));
+        formerr[3] = 0x80;
+        assert_eq!(recognise_datagram(&formerr), None);
+        let mut records = formerr.clone();
+        records[7] = 1;
+        records.extend(b"\x05local\x00\x00\x01\x80\x01\x00\x00\x00\x78\x00\x04\xc0\x00\x02\x01");
+        assert_eq!(recognise_datagram(&records), Some(Dir::ToClient));
+        records[22] = 9; // class 9 does not exist
+        assert_eq!(recognise_datagram(&records), None);
     }
 
     #[test]

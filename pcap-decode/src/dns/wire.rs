@@ -94,8 +94,9 @@ pub(crate) enum Verdict {
 }
 
 /// Whether `msg`, the first bytes of a message said to be `declared` bytes long, looks like
-/// DNS: a known opcode, one question (none only in an error response), counts that fit in
-/// the length, and a question that parses with a known class.
+/// DNS: a known opcode, counts that fit in the length, and one question that parses with a
+/// known class (a response may instead have no question and be an error, or have a first
+/// record that parses with a known class).
 pub(crate) fn plausible(msg: &[u8], declared: usize) -> Verdict {
     let msg = &msg[..msg.len().min(declared)];
     if declared < HEADER_LEN {
@@ -114,16 +115,18 @@ pub(crate) fn plausible(msg: &[u8], declared: usize) -> Verdict {
     } else {
         Dir::ToServer
     };
-    match (h.response(), h.qdcount) {
-        (false, 1) if h.rcode() == 0 => {}
-        (true, 1) => {}
-        // An error response (FORMERR, NOTIMP) may echo no question.
-        (true, 0) if h.rcode() != 0 && h.ancount == 0 && h.nscount == 0 && h.arcount <= 1 => {
-            return Verdict::Dns(dir);
+    let fits = match (h.response(), h.qdcount) {
+        (false, 1) if h.rcode() == 0 => question_fits(msg),
+        (true, 1) => question_fits(msg),
+        // A response may echo no question: an error (FORMERR, NOTIMP) with at most an OPT
+        // record, or records alone (mDNS answers).
+        (true, 0) if h.ancount == 0 && h.nscount == 0 && h.arcount <= 1 && h.rcode() != 0 => {
+            return Verdict::Dns(dir)
         }
+        (true, 0) if h.ancount > 0 || h.nscount > 0 => record_fits(msg),
         _ => return Verdict::NotDns,
-    }
-    match question_fits(msg) {
+    };
+    match fits {
         Ok(true) => Verdict::Dns(dir),
         Ok(false) if msg.len() < declared => Verdict::NeedMore,
         _ => Verdict::NotDns,
@@ -133,6 +136,26 @@ pub(crate) fn plausible(msg: &[u8], declared: usize) -> Verdict {
 /// Whether the question after the header is whole and sound: `Ok(false)` when `msg` ends
 /// before it does.
 fn question_fits(msg: &[u8]) -> Result<bool, ()> {
+    first_name_fits(msg, 4, |fixed| {
+        u16::from_be_bytes([fixed[0], fixed[1]]) != 0
+    })
+}
+
+/// As [`question_fits`], for a first record in place of a question: its name, then type,
+/// class, TTL and data length.
+fn record_fits(msg: &[u8]) -> Result<bool, ()> {
+    first_name_fits(msg, 10, |fixed| {
+        u16::from_be_bytes([fixed[0], fixed[1]]) != 41
+    })
+}
+
+/// Whether the name after the header is sound, followed by `fixed` bytes whose type
+/// `known_type` accepts and whose class (bytes 2 and 3) is known.
+fn first_name_fits(
+    msg: &[u8],
+    fixed: usize,
+    known_type: impl Fn(&[u8]) -> bool,
+) -> Result<bool, ()> {
     let mut pos = HEADER_LEN;
     loop {
         let Some(&len) = msg.get(pos) else {
@@ -159,14 +182,13 @@ fn question_fits(msg: &[u8]) -> Result<bool, ()> {
             return Err(());
         }
     }
-    let Some(fixed) = msg.get(pos + 1..pos + 5) else {
+    let Some(fixed) = msg.get(pos + 1..pos + 1 + fixed) else {
         return Ok(false);
     };
-    let qtype = u16::from_be_bytes([fixed[0], fixed[1]]);
-    // The top bit of the class is mDNS's unicast-response bit.
-    let qclass = u16::from_be_bytes([fixed[2], fixed[3]]) & 0x7fff;
-    let known_class = matches!(qclass, 1 | 3 | 4 | 254 | 255);
-    if qtype == 0 || !known_class {
+    // The top bit of the class is mDNS's unicast-response (or cache-flush) bit.
+    let class = u16::from_be_bytes([fixed[2], fixed[3]]) & 0x7fff;
+    let known_class = matches!(class, 1 | 3 | 4 | 254 | 255);
+    if !known_type(fixed) || !known_class {
         return Err(());
     }
     Ok(true)

@@ -21,7 +21,7 @@ cat >"$work/hosts" <<'HOSTS'
 192.0.2.20 mail.your.test
 HOSTS
 
-dnsmasq --no-daemon --no-resolv --no-hosts --addn-hosts="$work/hosts" --local=/your.test/ \
+dnsmasq --no-daemon --conf-file=/dev/null --no-resolv --no-hosts --addn-hosts="$work/hosts" --local=/your.test/ \
     --listen-address=127.0.0.1 --bind-interfaces -p "$port" --pid-file= \
     --cname=alias.your.test,www.your.test \
     --mx-host=your.test,mail.your.test,10 \
