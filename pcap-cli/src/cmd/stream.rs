@@ -139,10 +139,7 @@ async fn pump(
     }
     progress.add(0, savefile::FILE_HEADER_LEN as u64);
     let mut remaining = limit;
-    let mut notices = Notices {
-        capture_id: header.capture_id,
-        told_inactive: false,
-    };
+    let mut notices = Notices::new(header.capture_id);
     while let Some(message) = stream.message().await.map_err(status_error(endpoint))? {
         match message.kind {
             // Only sent to clients that do not ask for raw records, which this one does.
@@ -192,15 +189,24 @@ fn first_records(records: &[u8], n: u64, snaplen: u32) -> Result<&[u8]> {
     Ok(&records[..it.consumed()])
 }
 
-/// Tells the stream's in-band notices on stderr, where they do not mix with the savefile.
-struct Notices {
+/// Tells the stream's in-band notices on stderr, where they do not mix with the savefile
+/// (or with the roundtrips of `pcap decode`).
+pub(super) struct Notices {
     capture_id: u64,
     /// Whether a state other than ACTIVE was told, so that a return to ACTIVE is told too.
     told_inactive: bool,
 }
 
 impl Notices {
-    fn tell(&mut self, n: api::Notice) {
+    /// Notices of the stream of capture `capture_id`.
+    pub(super) fn new(capture_id: u64) -> Self {
+        Notices {
+            capture_id,
+            told_inactive: false,
+        }
+    }
+
+    pub(super) fn tell(&mut self, n: api::Notice) {
         if let Some(line) = self.line(n) {
             eprintln!("{line}");
         }
