@@ -104,7 +104,7 @@ async fn decode_capture(capture: &str, args: &DecodeArgs, ctx: &Context) -> Resu
         }
         None => bail!("pcapd ended the stream before sending its header"),
     };
-    let mut notices = Notices::new(header.capture_id);
+    let mut notices = Notices::new(&spec.selector, header.capture_id);
     let mut out = RoundtripWriter::stdout(ctx.json);
     if out.start()? == Flow::ReaderGone || out.flush()? == Flow::ReaderGone {
         return Ok(());
