@@ -162,7 +162,7 @@ impl CaptureFile {
                         .refill()
                         .map_err(|_| anyhow!("cannot read {}", self.name))?;
                     if self.reader.data().len() == before && !self.reader.reader_exhausted() {
-                        bail!(self.damage("holds a record longer than pcap can read"));
+                        bail!(self.damage("a record longer than pcap can read"));
                     }
                 }
                 Failure::Truncated => {
@@ -176,7 +176,7 @@ impl CaptureFile {
                 ))),
                 Failure::Read => bail!("cannot read {}", self.name),
                 Failure::Malformed(kind) => bail!(self.damage(&format!(
-                    "holds a malformed record (the parser stopped at: {kind})"
+                    "a malformed record (the parser stopped at: {kind})"
                 ))),
             }
         }
@@ -184,7 +184,7 @@ impl CaptureFile {
 
     fn damage(&self, what: &str) -> String {
         format!(
-            "{} {what} (byte offset {}, after {} packets)",
+            "{} is damaged at byte offset {} (after {} good packets): {what}",
             self.name, self.offset, self.packets
         )
     }
@@ -321,7 +321,10 @@ mod tests {
         f
     }
 
-    fn read_all(bytes: Vec<u8>) -> (Vec<(u64, u32, i64, Vec<u8>, u32)>, Vec<u32>, Result<()>) {
+    /// Number, link type, time, bytes and length on the wire of a packet read.
+    type Read = (u64, u32, i64, Vec<u8>, u32);
+
+    fn read_all(bytes: Vec<u8>) -> (Vec<Read>, Vec<u32>, Result<()>) {
         let mut packets = Vec::new();
         let mut headers = Vec::new();
         let mut file = match CaptureFile::open("t.pcap", std::io::Cursor::new(bytes)) {
@@ -385,7 +388,10 @@ mod tests {
         let (packets, _, r) = read_all(f);
         assert_eq!(packets.len(), 1);
         let e = r.unwrap_err().to_string();
-        assert!(e.contains("byte offset 44") && e.contains("damaged"), "{e}");
+        assert!(
+            e.contains("at byte offset 44") && e.contains("length field"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -402,7 +408,7 @@ mod tests {
     /// A little-endian pcapng block.
     fn block(kind: u32, body: &[u8]) -> Vec<u8> {
         let mut body = body.to_vec();
-        while body.len() % 4 != 0 {
+        while !body.len().is_multiple_of(4) {
             body.push(0);
         }
         let len = (body.len() + 12) as u32;

@@ -226,10 +226,10 @@ fn decode_file(path: &Path, filter: &str, protos: Vec<ProtoRule>, json: bool) ->
         );
     }
     if decoded == 0 && !refused.is_empty() {
-        let names: Vec<String> = refused.iter().map(|lt| unknown(*lt)).collect();
+        let seen: Vec<String> = refused.iter().map(u32::to_string).collect();
         bail!(
-            "{name} holds no packet pcap decode can read: {} (it reads {})",
-            names.join("; "),
+            "{name} holds no packet pcap decode can read: its link type ({}) is none of {}",
+            seen.join(", "),
             known_link_types()
         );
     }
@@ -283,7 +283,13 @@ impl Filters {
 
 /// Compiles `filter` for packets of `link_type`, as tcpdump would for such a file.
 fn compile(filter: &str, link_type: u32) -> Result<pcap::BpfProgram> {
-    let lt = i32::try_from(link_type).unwrap_or(i32::MAX);
+    // Files carry LINKTYPE_ values; libpcap compiles for DLT_ values, which differ for RAW
+    // (LINKTYPE_RAW 101 is DLT_RAW 12 on Linux).
+    let dlt = match link_type {
+        101 | 14 => 12,
+        other => other,
+    };
+    let lt = i32::try_from(dlt).unwrap_or(i32::MAX);
     let dead = pcap::Capture::dead(pcap::Linktype(lt))
         .with_context(|| format!("libpcap cannot compile filters for link type {link_type}"))?;
     dead.compile(filter, true).map_err(|e| {
@@ -311,6 +317,10 @@ mod tests {
         assert!(!f.pass(1, &frame).unwrap());
         assert_eq!(f.compiled.len(), 1);
         assert!(Filters::new("").pass(1, &frame).unwrap());
+        // The same IPv4 packet on LINKTYPE_RAW (101), as pcapng files carry it.
+        assert!(!f.pass(101, &frame[14..]).unwrap());
+        frame[23] = 17;
+        assert!(f.pass(101, &frame[14..]).unwrap());
         let e = Filters::new("port nonsense")
             .pass(1, &frame)
             .unwrap_err()
