@@ -104,7 +104,7 @@ fn every_file_format_decodes_to_the_same_roundtrips() {
         serde_json::json!([4, 6]),
         "packet numbers from 1"
     );
-    assert_eq!(get["ts"], "2026-11-18T11:06:40.000300000Z");
+    assert_eq!(get["ts"], "2026-11-18T11:06:40.000400000Z");
     assert_eq!(get["duration_ns"], 200_000);
     assert_eq!(get["client"], "10.0.0.1:40000");
     assert_eq!(get["server"], "10.0.0.2:8080");
