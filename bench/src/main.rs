@@ -67,10 +67,10 @@ pub struct Cli {
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
     /// Where pcapd and pcap are (default: next to this program)
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", global = true)]
     pub bin_dir: Option<PathBuf>,
     /// Give up (and clean up) after this many seconds
-    #[arg(long, default_value_t = 1200, value_name = "SECS")]
+    #[arg(long, default_value_t = 1200, value_name = "SECS", global = true)]
     pub timeout: u64,
     #[command(subcommand)]
     command: Option<Mode>,

@@ -220,8 +220,8 @@ fn decode_file(path: &Path, filter: &str, protos: Vec<ProtoRule>, json: bool) ->
     let stats = decoder.stats();
     if stats.flows_evicted > 0 {
         eprintln!(
-            "pcap: {} flows were dropped to stay within the decoder's memory bound; their \
-             roundtrips say so in their notes",
+            "pcap: {} flows were dropped to stay within the decoder's memory bound (a \
+             roundtrip still open on one says so in its notes)",
             stats.flows_evicted
         );
     }
