@@ -3,10 +3,12 @@
 
 #![forbid(unsafe_code)]
 
+mod capfile;
 mod cmd;
 mod output;
 mod progress;
 mod remotes;
+mod roundtrips;
 mod rpc;
 mod table;
 mod target;
