@@ -27,68 +27,77 @@ pub struct LiveDecoder {
 
 impl LiveDecoder {
     /// Subscribes to the running capture `controller` drives and decodes its packets by
-    /// `rules` into `series`. Call from within the runtime.
-    pub fn start(
+    /// `rules` into `series`, from the next packet on. Answers once subscribed, so that a
+    /// capture reported ACTIVE has every later packet decoded; `None` when the capture
+    /// stopped meanwhile or its thread did not answer within `wait`.
+    pub async fn start(
         header: Header,
         rules: Vec<ProtoRule>,
-        controller: Controller,
+        controller: &Controller,
         series: Arc<CaptureSeries>,
-    ) -> LiveDecoder {
-        let stop = Arc::new(Notify::new());
-        let (done_tx, done) = oneshot::channel::<()>();
+        wait: Duration,
+    ) -> Option<LiveDecoder> {
         let id = header.capture_id;
-        let stopped = stop.clone();
-        tokio::spawn(async move {
-            let Ok(subscribed) = controller.subscribe_request() else {
-                return;
-            };
+        let subscribed = controller.subscribe_request().ok()?;
+        let (_, sub) = match tokio::time::timeout(wait, subscribed).await {
+            Ok(Ok(sub)) => sub,
             // The capture stopped as the decoder began: nothing to decode.
-            let Ok((_, sub)) = subscribed.await else {
-                return;
-            };
-            let spec = ListenSpec {
-                selector: Selector::Id(id),
-                count: None,
-                raw_records: false,
-            };
-            let items = readout::listen(header, sub, &spec, ());
-            let mut source = ItemSource::new(
-                items,
-                async move { stopped.notified().await },
-                tokio::runtime::Handle::current(),
-            );
-            let spawned = std::thread::Builder::new()
-                .name(format!("decode-live-{id}"))
-                .spawn(move || {
-                    let _done = done_tx;
-                    let mut decoder = Decoder::new(DecodeConfig {
-                        rules,
-                        ..DecodeConfig::default()
-                    });
-                    let mut sink = MetricsSink {
-                        series,
-                        last: DecodeStats::default(),
-                    };
-                    feed::run(
-                        &mut decoder,
-                        |wait| source.next(wait),
-                        &mut sink,
-                        Clock::Live,
-                    );
-                    tracing::info!(
-                        capture.id = id,
-                        packets = decoder.stats().packets,
-                        "decoding ended"
-                    );
-                });
-            match spawned {
-                Ok(_) => tracing::info!(capture.id = id, "decoding while capturing"),
-                Err(e) => {
-                    tracing::error!(capture.id = id, error = %e, "cannot start a decoding thread")
-                }
+            Ok(Err(_)) => return None,
+            Err(_) => {
+                tracing::warn!(
+                    capture.id = id,
+                    "the capture thread did not answer; not decoding this run"
+                );
+                return None;
             }
-        });
-        LiveDecoder { stop, done }
+        };
+        let spec = ListenSpec {
+            selector: Selector::Id(id),
+            count: None,
+            raw_records: false,
+        };
+        let stop = Arc::new(Notify::new());
+        let stopped = stop.clone();
+        let mut source = ItemSource::new(
+            readout::listen(header, sub, &spec, ()),
+            async move { stopped.notified().await },
+            tokio::runtime::Handle::current(),
+        );
+        let (done_tx, done) = oneshot::channel::<()>();
+        let spawned = std::thread::Builder::new()
+            .name(format!("decode-live-{id}"))
+            .spawn(move || {
+                let _done = done_tx;
+                let mut decoder = Decoder::new(DecodeConfig {
+                    rules,
+                    ..DecodeConfig::default()
+                });
+                let mut sink = MetricsSink {
+                    series,
+                    last: DecodeStats::default(),
+                };
+                feed::run(
+                    &mut decoder,
+                    |wait| source.next(wait),
+                    &mut sink,
+                    Clock::Live,
+                );
+                tracing::info!(
+                    capture.id = id,
+                    packets = decoder.stats().packets,
+                    "decoding ended"
+                );
+            });
+        match spawned {
+            Ok(_) => {
+                tracing::info!(capture.id = id, "decoding while capturing");
+                Some(LiveDecoder { stop, done })
+            }
+            Err(e) => {
+                tracing::error!(capture.id = id, error = %e, "cannot start a decoding thread");
+                None
+            }
+        }
     }
 
     /// Whether the decoder has ended (its capture's thread ended, or it could not start).

@@ -268,8 +268,8 @@ impl Owner {
         };
         self.info.state = state;
         self.info.reason = reason;
+        self.follow_with_decoder().await;
         self.save().await?;
-        self.follow_with_decoder();
         tracing::info!(capture.id = self.info.id, state = %state, "started");
         Ok(self.view.snapshot())
     }
@@ -417,7 +417,7 @@ impl Owner {
         }
         self.info.state = state;
         self.info.reason = reason;
-        self.follow_with_decoder();
+        self.follow_with_decoder().await;
         if let Err(e) = self.save().await {
             tracing::error!(capture.id = self.info.id, error = %e, "saving capture state");
         }
@@ -426,8 +426,9 @@ impl Owner {
     /// Starts decoding the capture when it has decode rules and has become ACTIVE (first
     /// start, after RETRYING, on resuming at the daemon's start) unless a decoder follows
     /// it already. A decoder reads the thread's fan-out, so one lives as long as the
-    /// thread's run.
-    fn follow_with_decoder(&mut self) {
+    /// thread's run. Called before the state is published, so that once a capture is
+    /// listed ACTIVE every later packet is decoded.
+    async fn follow_with_decoder(&mut self) {
         if self.decoder.as_mut().is_some_and(LiveDecoder::has_ended) {
             self.decoder = None;
         }
@@ -435,7 +436,9 @@ impl Owner {
         {
             return;
         }
-        let Some(run) = &self.run else { return };
+        let Some(controller) = self.run.as_ref().map(|r| r.controller.clone()) else {
+            return;
+        };
         let header = Header {
             capture_id: self.info.id,
             link_type: self.info.link_type,
@@ -445,12 +448,8 @@ impl Owner {
             .shared
             .decode_metrics
             .series(self.info.id, capture_label(&self.info));
-        self.decoder = Some(LiveDecoder::start(
-            header,
-            self.info.decode.clone(),
-            run.controller.clone(),
-            series,
-        ));
+        let rules = self.info.decode.clone();
+        self.decoder = LiveDecoder::start(header, rules, &controller, series, READY_TIMEOUT).await;
     }
 
     /// Once the capture's thread has ended: waits for its decoder to count what is left.
