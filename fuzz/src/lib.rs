@@ -13,6 +13,7 @@
 #![forbid(unsafe_code)]
 
 mod config;
+mod http1;
 mod inputs;
 pub mod mutate;
 mod requests;
@@ -21,6 +22,7 @@ mod savefile;
 pub mod seeds;
 
 pub use config::config_toml;
+pub use http1::http1;
 pub use inputs::parse_inputs;
 pub use requests::convert_requests;
 pub use rewriter::uds_frames;
@@ -37,6 +39,7 @@ pub const TARGETS: &[Target] = &[
     ("convert_requests", convert_requests),
     ("config_toml", config_toml),
     ("uds_frames", uds_frames),
+    ("http1", http1),
 ];
 
 #[cfg(test)]
@@ -113,6 +116,11 @@ mod tests {
     #[test]
     fn uds_frames() {
         exercise("uds_frames", crate::uds_frames);
+    }
+
+    #[test]
+    fn http1() {
+        exercise("http1", crate::http1);
     }
 
     #[test]

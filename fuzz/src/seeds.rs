@@ -67,6 +67,7 @@ pub fn for_target(target: &str) -> Vec<(String, Vec<u8>)> {
             "max_local_connections = 0\n",
         ])),
         "uds_frames" => named(frame_seeds()),
+        "http1" => named(crate::http1::seeds()),
         other => panic!("no seeds for unknown target {other}"),
     }
 }
@@ -166,6 +167,7 @@ fn request_seeds() -> Vec<Vec<u8>> {
             max_bytes: 1 << 20,
             max_age_secs: 60,
         }),
+        decode: vec![],
     };
     let bad_init = api::InitRequest {
         aliases: vec!["42".into()],

@@ -218,6 +218,7 @@ macro_rules! counter_fields {
             spool_bytes: u64,
             spool_segments: u32,
             expired_packets: u64,
+            deferred_closes: u64,
         }
     };
 }

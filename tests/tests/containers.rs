@@ -81,13 +81,16 @@ fn a_container_by_name_is_captured_and_followed_across_a_restart() {
     let first_ns = netns_inode(&containers, &name);
 
     let d = Daemon::start();
-    let id = d.init_started(&["lo", "icmp", "--container", &name]);
+    let id = d.init_started(&["lo", "icmp", "--container", &name, "--alias", "cw"]);
     let c = d.capture(id);
     assert_eq!(
         c["target"],
         format!("container {name} (docker): lo"),
         "the engine found is recorded: {c}"
     );
+    // A live reader, told of every change of state on its stderr.
+    let live_file = d.dir().join("live.pcap");
+    let mut live = d.spawn_to_file(&["replay", "cw", "--live"], &live_file);
     ping_inside(&name, 5);
     d.wait_spooled(id, 10);
 
@@ -105,6 +108,10 @@ fn a_container_by_name_is_captured_and_followed_across_a_restart() {
     eventually(Duration::from_secs(5), "the old namespace let go", || {
         !holds(d.pid(), first_ns)
     });
+    let told = format!("pcap: cw is RETRYING: container {name} (docker) is not running");
+    eventually(Duration::from_secs(5), "the live reader told", || {
+        live.stderr().contains(&told)
+    });
 
     // Running again, in a new namespace: the capture resumes there by itself.
     support::run(Command::new("docker").args(["start", &name]));
@@ -117,6 +124,21 @@ fn a_container_by_name_is_captured_and_followed_across_a_restart() {
         20,
         "packets before and after the restart"
     );
+    eventually(Duration::from_secs(5), "the live reader told again", || {
+        live.stderr().contains("pcap: cw is ACTIVE again")
+    });
+    // The reader went on across the restart: every packet, old namespace and new.
+    eventually(
+        Duration::from_secs(5),
+        "the live reader has every packet",
+        || {
+            std::fs::read(&live_file)
+                .ok()
+                .and_then(|b| PcapFile::parse_prefix(&b))
+                .is_some_and(|f| f.packets.len() == 20)
+        },
+    );
+    assert!(live.try_status().is_none(), "{}", live.stderr());
 
     // Removed: RETRYING, and not found is said.
     containers.remove(&name);
@@ -263,5 +285,48 @@ fn a_containerd_task_is_captured_by_its_name() {
         c["reason"].as_str().unwrap(),
         format!("container {id} (containerd) is not running"),
         "{c}"
+    );
+}
+
+#[test]
+fn a_podman_container_is_captured_by_its_name() {
+    use support::podman::{PodmanService, RUN_OPTIONS};
+    const PORT: u16 = 24321;
+    const N: u64 = 50;
+    if !require_root() {
+        return;
+    }
+    let _one_at_a_time = support::serial();
+    let _service = PodmanService::ensure();
+    let image = busybox_image("podman", IMAGE);
+    let mut containers = Containers::new("podman");
+    let name = support::unique_name("pcapd-podman");
+    containers.run_on(&name, "bridge", RUN_OPTIONS, &image);
+    let addr: std::net::Ipv4Addr = containers
+        .inspect(&name, "{{.NetworkSettings.IPAddress}}")
+        .trim()
+        .parse()
+        .expect("the container's address on Podman's bridge");
+
+    let d = Daemon::start();
+    let filter = format!("udp port {PORT}");
+    let id = d.init_started(&["eth0", &filter, "--container", &name, "--runtime", "podman"]);
+    assert_eq!(
+        d.capture(id)["target"],
+        format!("container {name} (podman): eth0")
+    );
+    // Podman's containers have no CAP_NET_RAW (no ping inside): datagrams from the host.
+    send_to_container(addr, PORT, N);
+    d.wait_spooled(id, N);
+    let got = d.replay(&[id.to_string()]);
+    assert_eq!(got.seqs_to(PORT), (0..N).collect::<Vec<_>>());
+
+    containers.stop(&name);
+    eventually(Duration::from_secs(10), "RETRYING once stopped", || {
+        d.state(id) == "RETRYING"
+    });
+    assert_eq!(
+        d.capture(id)["reason"].as_str().unwrap(),
+        format!("container {name} (podman) is not running")
     );
 }

@@ -284,3 +284,44 @@ fn captures_never_see_pcapds_own_remote_connections() {
     );
     let _ = blast;
 }
+
+#[test]
+fn a_remote_captures_inside_a_namespace() {
+    const PORT: u16 = 23951;
+    const N: u64 = 100;
+    if !require_root() {
+        return;
+    }
+    let veth = VethPair::create(1);
+    let certs = Certs::make();
+    let port = free_port();
+    let d = certs.daemon(port);
+    let url = format!("https://localhost:{port}");
+    certs.add_remote(&d, "lab", &url, &certs.tls, &certs.tls, "alice");
+
+    // The far end exists only inside the namespace: the remote's daemon enters it.
+    let listed = d.ok(&["--json", "ifaces", "lab:", "--netns", veth.netns()]);
+    assert!(listed.contains(veth.peer()), "{listed}");
+    let target = format!("lab:{}", veth.peer());
+    let filter = format!("udp port {PORT}");
+    let out = d.ok(&[
+        "init",
+        &target,
+        &filter,
+        "--netns",
+        veth.netns(),
+        "--alias",
+        "inner",
+    ]);
+    let id: u64 = out.lines().next().unwrap().trim().parse().unwrap();
+    d.ok(&["start", "lab:inner"]);
+    assert_eq!(
+        d.capture(id)["target"],
+        format!("netns {}: {}", veth.netns(), veth.peer())
+    );
+    veth.send_udp_seq(PORT, 0..N, 64);
+    d.wait_spooled(id, N);
+    let replay = d.client().ok_bytes(&["replay", "lab:inner"]);
+    let file = PcapFile::from_bytes(&replay.stdout);
+    assert_eq!(file.seqs_to(PORT), (0..N).collect::<Vec<_>>());
+}

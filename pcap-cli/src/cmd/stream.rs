@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use anyhow::{bail, Result};
 use clap::Args;
 use pcap_core::api::v1::{self as api, notice, stream_message::Kind};
-use pcap_core::domain::{ListenSpec, ReplaySpec, State};
+use pcap_core::domain::{ListenSpec, ReplaySpec, Selector, State};
 use pcap_core::savefile::{self, FileHeader};
 use tonic::Streaming;
 
@@ -76,7 +76,14 @@ pub async fn replay(args: ReplayArgs, ctx: &Context) -> Result<()> {
         .await
         .map_err(status_error(&endpoint))?
         .into_inner();
-    pump(stream, &dest, None, &endpoint, progress(&dest)).await
+    pump(
+        stream,
+        &dest,
+        None,
+        (&endpoint, &spec.selector),
+        progress(&dest),
+    )
+    .await
 }
 
 /// Runs `pcap listen`.
@@ -94,7 +101,14 @@ pub async fn listen(args: ListenArgs, ctx: &Context) -> Result<()> {
         .await
         .map_err(status_error(&endpoint))?
         .into_inner();
-    pump(stream, &dest, args.count, &endpoint, progress(&dest)).await
+    pump(
+        stream,
+        &dest,
+        args.count,
+        (&endpoint, &spec.selector),
+        progress(&dest),
+    )
+    .await
 }
 
 /// A progress line on the terminal for a savefile written with `-w FILE`; none for
@@ -108,11 +122,12 @@ fn progress(dest: &Destination) -> Progress {
 
 /// Copies the stream from `endpoint` into a savefile at `dest` until it ends, the reader
 /// goes away or `limit` packets are written, counting what is written into `progress`.
+/// `selector` is the capture as the user named it, for notices.
 async fn pump(
     mut stream: Streaming<api::StreamMessage>,
     dest: &Destination,
     limit: Option<u64>,
-    endpoint: &Endpoint,
+    (endpoint, selector): (&Endpoint, &Selector),
     mut progress: Progress,
 ) -> Result<()> {
     let header = match stream
@@ -139,10 +154,7 @@ async fn pump(
     }
     progress.add(0, savefile::FILE_HEADER_LEN as u64);
     let mut remaining = limit;
-    let mut notices = Notices {
-        capture_id: header.capture_id,
-        told_inactive: false,
-    };
+    let mut notices = Notices::new(selector, header.capture_id);
     while let Some(message) = stream.message().await.map_err(status_error(endpoint))? {
         match message.kind {
             // Only sent to clients that do not ask for raw records, which this one does.
@@ -192,15 +204,30 @@ fn first_records(records: &[u8], n: u64, snaplen: u32) -> Result<&[u8]> {
     Ok(&records[..it.consumed()])
 }
 
-/// Tells the stream's in-band notices on stderr, where they do not mix with the savefile.
-struct Notices {
-    capture_id: u64,
+/// Tells a stream's in-band notices on stderr, where they do not mix with the output:
+/// "pcap: cw is RETRYING: container web (docker) is not running".
+pub(crate) struct Notices {
+    /// The capture as the user named it: its alias, or "capture 3".
+    name: String,
     /// Whether a state other than ACTIVE was told, so that a return to ACTIVE is told too.
     told_inactive: bool,
 }
 
 impl Notices {
-    fn tell(&mut self, n: api::Notice) {
+    /// Notices of capture `id`, named as `selector` names it.
+    pub(crate) fn new(selector: &Selector, id: u64) -> Self {
+        let name = match selector {
+            Selector::Alias(alias) => alias.to_string(),
+            Selector::Id(_) | Selector::All => format!("capture {id}"),
+        };
+        Notices {
+            name,
+            told_inactive: false,
+        }
+    }
+
+    /// Prints the notice's line, if it has one.
+    pub(crate) fn tell(&mut self, n: api::Notice) {
         if let Some(line) = self.line(n) {
             eprintln!("{line}");
         }
@@ -213,17 +240,17 @@ impl Notices {
                 gap.dropped
             )),
             notice::Kind::State(change) => {
-                let id = self.capture_id;
+                let name = &self.name;
                 let state = State::try_from(change.state).ok()?;
                 if state == State::Active {
                     let was_inactive = std::mem::take(&mut self.told_inactive);
-                    return was_inactive.then(|| format!("pcap: capture {id} is ACTIVE again"));
+                    return was_inactive.then(|| format!("pcap: {name} is ACTIVE again"));
                 }
                 self.told_inactive = true;
                 let reason = change.reason.trim();
                 Some(match reason {
-                    "" => format!("pcap: capture {id} is now {state}"),
-                    _ => format!("pcap: capture {id} is now {state} ({reason})"),
+                    "" => format!("pcap: {name} is {state}"),
+                    _ => format!("pcap: {name} is {state}: {reason}"),
                 })
             }
         }
@@ -233,6 +260,7 @@ impl Notices {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use pcap_core::domain::Alias;
 
     fn state(s: api::State, reason: &str) -> api::Notice {
         let change = api::StateChange {
@@ -245,11 +273,22 @@ mod tests {
     }
 
     #[test]
+    fn notices_name_the_capture_as_the_user_did() {
+        let mut n = Notices::new(&Selector::Alias(Alias::new("cw").unwrap()), 3);
+        let reason = "container web (docker) is not running";
+        assert_eq!(
+            n.line(state(api::State::Retrying, reason)).unwrap(),
+            "pcap: cw is RETRYING: container web (docker) is not running"
+        );
+        assert_eq!(
+            n.line(state(api::State::Active, "")).unwrap(),
+            "pcap: cw is ACTIVE again"
+        );
+    }
+
+    #[test]
     fn notices_read_well() {
-        let mut n = Notices {
-            capture_id: 3,
-            told_inactive: false,
-        };
+        let mut n = Notices::new(&Selector::Id(3), 3);
         let gap = api::Notice {
             kind: Some(notice::Kind::Gap(api::Gap { dropped: 42 })),
         };
@@ -261,7 +300,7 @@ mod tests {
         assert_eq!(
             n.line(state(api::State::Retrying, "interface eth1 is down"))
                 .unwrap(),
-            "pcap: capture 3 is now RETRYING (interface eth1 is down)"
+            "pcap: capture 3 is RETRYING: interface eth1 is down"
         );
         assert_eq!(
             n.line(state(api::State::Active, "")).unwrap(),
@@ -269,7 +308,7 @@ mod tests {
         );
         assert_eq!(
             n.line(state(api::State::Finished, "")).unwrap(),
-            "pcap: capture 3 is now FINISHED"
+            "pcap: capture 3 is FINISHED"
         );
     }
 }

@@ -143,6 +143,10 @@ pub struct Counters {
     /// Packets deleted by retention.
     #[prost(uint64, tag = "8")]
     pub expired_packets: u64,
+    /// Times a full segment was kept open (growing past its size) because the disk had not
+    /// yet caught up with closing the segments before it.
+    #[prost(uint64, tag = "9")]
+    pub deferred_closes: u64,
 }
 #[allow(clippy::all)]
 #[derive(Clone, PartialEq, ::prost::Message)]

@@ -50,6 +50,8 @@ struct Engine {
     refilter: Option<(String, oneshot::Sender<std::result::Result<(), String>>)>,
     /// Packets spooled in this run, for the count stop condition.
     run_packets: u64,
+    /// Deferred closes of this run already added to the counters.
+    deferred_told: u64,
     deadline: Option<Instant>,
     /// The namespace this thread is in while it captures in another one.
     ns: Option<(crate::netns::Opened, crate::netns::Inside)>,
@@ -112,6 +114,7 @@ pub fn run(
         ready: Some(ready),
         refilter: None,
         run_packets: 0,
+        deferred_told: 0,
         deadline,
         ns: None,
         selected: Vec::new(),
@@ -383,6 +386,14 @@ impl Engine {
         if let Some(why) = self.interfaces_moved() {
             return Some(End::Retry(why));
         }
+        if let Some(e) = self.spool.take_failure() {
+            return Some(End::Failed(describe_write_error(&e)));
+        }
+        let deferred = self.spool.deferred_closes();
+        self.counters
+            .deferred_closes
+            .fetch_add(deferred - self.deferred_told, Relaxed);
+        self.deferred_told = deferred;
         let now = pcap_core::parse::unix_ns(SystemTime::now());
         if self.spool.open_segment_expired(now) {
             if let Err(e) = self.spool.rotate() {

@@ -132,6 +132,15 @@ impl Collector for PcapdCollector {
         )?;
         family(
             e,
+            "pcapd_capture_deferred_closes",
+            "Times a full segment was kept open because the disk had not caught up with \
+             closing the ones before it.",
+            None,
+            &captures,
+            |c| counter(c.counters.deferred_closes),
+        )?;
+        family(
+            e,
             "pcapd_capture_spool",
             "Bytes the capture's spool segments take on disk.",
             Some(&Unit::Bytes),

@@ -2,6 +2,7 @@
 //! The capture thread writes it ([`writer::Spool`]); replays read it ([`reader`]).
 
 pub mod catalog;
+pub mod closer;
 pub mod reader;
 pub mod retention;
 pub mod writer;

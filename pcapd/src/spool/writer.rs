@@ -1,6 +1,8 @@
 //! Writes one capture's spool: records are gathered in a large buffer and written in big
-//! blocks to the open segment; at the size (or age) limit the segment is fsynced, renamed
-//! into place and recorded in the catalog, then retention runs.
+//! blocks to the open segment; at the size (or age) limit the segment is handed to the
+//! spool's [`Closer`] (fsync, rename into place, catalog) and a new one is opened, without
+//! waiting for the disk. Retention picks the segments to delete here and has the closer
+//! delete them, in order after the closes before.
 
 use std::collections::VecDeque;
 use std::fs::{File, OpenOptions};
@@ -13,6 +15,7 @@ use pcap_core::domain::CaptureId;
 use pcap_core::savefile::{encode_record, FileHeader, FILE_HEADER_LEN, RECORD_HEADER_LEN};
 use pcap_core::segment::{self, SegmentName};
 
+use crate::spool::closer::{Closer, MAX_PENDING_CLOSES};
 use crate::spool::retention::RetentionPolicy;
 use crate::store::{SegmentMeta, Store};
 use crate::{Error, Result};
@@ -43,13 +46,15 @@ pub struct Expired {
 pub struct Spool {
     id: CaptureId,
     dir: PathBuf,
-    store: Arc<Store>,
     header: FileHeader,
     policy: RetentionPolicy,
     closed: VecDeque<SegmentMeta>,
     open: Option<OpenSegment>,
     buf: Vec<u8>,
     next_seq: u64,
+    closer: Closer,
+    /// Times a full segment was kept open because earlier closes were still pending.
+    deferred_closes: u64,
 }
 
 impl Spool {
@@ -64,16 +69,18 @@ impl Spool {
     ) -> Result<Spool> {
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
         let next_seq = closed.last().map(|s| s.last_seq() + 1).unwrap_or(1);
+        let closer = Closer::start(id, store.clone())?;
         Ok(Spool {
             id,
             dir: dir.to_owned(),
-            store,
             header,
             policy,
             closed: closed.into(),
             open: None,
             buf: Vec::with_capacity(WRITE_BLOCK + 65_536 + RECORD_HEADER_LEN),
             next_seq,
+            closer,
+            deferred_closes: 0,
         })
     }
 
@@ -119,6 +126,17 @@ impl Spool {
         Ok((seq, len))
     }
 
+    /// Times a full segment was kept open because the disk had not caught up with closing
+    /// the ones before.
+    pub fn deferred_closes(&self) -> u64 {
+        self.deferred_closes
+    }
+
+    /// The first error closing or removing segments met (the disk), once.
+    pub fn take_failure(&self) -> Option<Error> {
+        self.closer.take_failure()
+    }
+
     /// Writes buffered records to the open segment (no fsync).
     pub fn flush(&mut self) -> Result<()> {
         if self.buf.is_empty() {
@@ -135,15 +153,30 @@ impl Spool {
         Ok(())
     }
 
-    /// Closes the open segment: flush, fsync, rename into place, record in the catalog.
+    /// Ends the open segment: writes what is buffered and hands it to the closer (fsync,
+    /// rename into place, catalog) without waiting. When [`MAX_PENDING_CLOSES`] are still
+    /// pending (the disk has fallen behind), the segment stays open and grows instead, up to
+    /// twice its size; only then does this wait for the closer, since a segment growing
+    /// without bound would end up larger than the retention limit itself.
     pub fn rotate(&mut self) -> Result<()> {
+        let Some(open) = self.open.as_ref() else {
+            return Ok(());
+        };
+        if self.closer.backlog() >= MAX_PENDING_CLOSES {
+            if open.bytes < 2 * self.policy.segment_bytes() {
+                self.deferred_closes += 1;
+                return Ok(());
+            }
+            self.closer.wait()?;
+        }
+        self.hand_over()
+    }
+
+    fn hand_over(&mut self) -> Result<()> {
         self.flush()?;
         let Some(open) = self.open.take() else {
             return Ok(());
         };
-        open.file.sync_all().map_err(|e| Error::io(&open.path, e))?;
-        let closed = segment::closed_path(&self.dir, open.first_seq);
-        std::fs::rename(&open.path, &closed).map_err(|e| Error::io(&open.path, e))?;
         let meta = SegmentMeta {
             first_seq: open.first_seq,
             packets: open.packets,
@@ -151,7 +184,8 @@ impl Spool {
             last_ts_ns: open.last_ts_ns,
             bytes: open.bytes,
         };
-        self.store.put_segment(self.id, &meta)?;
+        let closed = segment::closed_path(&self.dir, open.first_seq);
+        self.closer.close(open.file, open.path, closed, meta);
         self.closed.push_back(meta);
         Ok(())
     }
@@ -163,19 +197,15 @@ impl Spool {
         let by_limits = self
             .policy
             .expired(self.closed.make_contiguous(), open_bytes, now_ns);
-        let mut deficit = self.policy.floor_deficit(&self.dir);
+        let mut deficit = self.floor_deficit();
         let mut out = Expired::default();
         let mut removed = Vec::new();
+        let mut paths = Vec::new();
         while let Some(oldest) = self.closed.front().copied() {
             if removed.len() >= by_limits && deficit == 0 {
                 break;
             }
-            let path = segment::closed_path(&self.dir, oldest.first_seq);
-            match std::fs::remove_file(&path) {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(Error::io(&path, e)),
-            }
+            paths.push(segment::closed_path(&self.dir, oldest.first_seq));
             deficit = deficit.saturating_sub(oldest.bytes);
             out.segments += 1;
             out.packets += oldest.packets;
@@ -184,7 +214,7 @@ impl Spool {
             self.closed.pop_front();
         }
         if !removed.is_empty() {
-            self.store.remove_segments(self.id, &removed)?;
+            self.closer.remove(paths, removed, out.bytes);
             tracing::info!(
                 capture.id = self.id,
                 segments = out.segments,
@@ -196,9 +226,12 @@ impl Spool {
         Ok(out)
     }
 
-    /// Bytes still missing to the free-space floor once retention did what it could.
+    /// Bytes still missing to the free-space floor once retention did what it could;
+    /// segments being removed count as freed already.
     pub fn floor_deficit(&self) -> u64 {
-        self.policy.floor_deficit(&self.dir)
+        self.policy
+            .floor_deficit(&self.dir)
+            .saturating_sub(self.closer.removing_bytes())
     }
 
     /// Whether the open segment is older than the policy allows.
@@ -209,9 +242,12 @@ impl Spool {
         }
     }
 
-    /// Closes the open segment so that everything is in place, fsynced and catalogued.
+    /// Closes the open segment and waits until everything is in place, fsynced and
+    /// catalogued, and what retention removed is gone.
     pub fn close(&mut self) -> Result<()> {
-        self.rotate()
+        let handed = self.hand_over();
+        let done = self.closer.wait();
+        handed.and(done)
     }
 
     fn open_segment(&mut self, ts_ns: i64) -> Result<()> {
@@ -277,6 +313,10 @@ mod tests {
             total += 1;
             spool.enforce_retention(0).unwrap();
         }
+        // Closing went on beside the appends (a segment kept open grows meanwhile); once
+        // it has caught up, the spool is back within its limit.
+        spool.close().unwrap();
+        spool.enforce_retention(0).unwrap();
         spool.close().unwrap();
         assert_eq!(spool.last_seq(), total);
         let (bytes, _) = spool.size();
@@ -296,5 +336,59 @@ mod tests {
         // A new writer continues the sequence where the catalog ends.
         let again = Spool::new(1, &dir, store.clone(), header, policy, segs).unwrap();
         assert_eq!(again.last_seq(), total);
+    }
+
+    #[test]
+    fn a_disk_behind_never_holds_up_appends_and_loses_nothing() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = Arc::new(Store::open(&tmp.path().join("db")).unwrap());
+        let dir = tmp.path().join("1");
+        let policy = RetentionPolicy {
+            max_bytes: 8 << 20,
+            max_age_ns: None,
+            floor_percent: 0.0,
+        };
+        let header = FileHeader {
+            link_type: 1,
+            snaplen: 262_144,
+        };
+        let mut spool = Spool::new(1, &dir, store.clone(), header, policy, vec![]).unwrap();
+        let segment_bytes = policy.segment_bytes();
+        // The closing thread is stuck (an fsync that takes long): segments are handed over
+        // up to the bound, then the open one grows, and every append still goes through.
+        let release = spool.closer.stall();
+        let per_segment = segment_bytes / 1016 + 1;
+        // Enough for every close allowed to be pending, and half a segment more.
+        let n = per_segment * (2 * MAX_PENDING_CLOSES as u64 + 3) / 2;
+        for i in 0..n {
+            spool.append(i as i64, 1000, &[i as u8; 1000]).unwrap();
+        }
+        assert_eq!(spool.closer.backlog(), MAX_PENDING_CLOSES);
+        assert!(spool.deferred_closes() > 0);
+        assert!(
+            store.segments(1).unwrap().is_empty(),
+            "nothing catalogued while the closer is stuck"
+        );
+        // Readers see every packet meanwhile, under whichever name each segment has.
+        let on_disk = |dir: &Path| -> u64 {
+            crate::spool::list_segments(dir)
+                .unwrap()
+                .iter()
+                .map(|(_, p)| segment::scan(p).map(|s| s.packets).unwrap_or(0))
+                .sum()
+        };
+        spool.flush().unwrap();
+        assert_eq!(on_disk(&dir), n);
+
+        drop(release);
+        spool.close().unwrap();
+        let segs = store.segments(1).unwrap();
+        assert_eq!(segs.iter().map(|s| s.packets).sum::<u64>(), n);
+        assert_eq!(segs.last().unwrap().last_seq(), n);
+        assert!(crate::spool::list_segments(&dir)
+            .unwrap()
+            .iter()
+            .all(|(name, _)| !name.open));
+        assert_eq!(on_disk(&dir), n);
     }
 }

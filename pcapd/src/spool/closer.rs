@@ -1,0 +1,219 @@
+//! Closing a segment (fsync, rename into place, cataloguing) and removing expired ones
+//! happen here, on a thread of the spool's own, so that the capture thread never waits on
+//! the disk's sync. Jobs run in the order given, so a segment is always in place before it
+//! can be removed. What is queued stays small (a file handle and a few numbers per job):
+//! the capture thread asks [`Closer::backlog`] before closing another segment and, when
+//! the disk has fallen that far behind, keeps writing the open one instead.
+
+use std::fs::File;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::{mpsc, Arc, Mutex};
+use std::thread::JoinHandle;
+
+use pcap_core::domain::CaptureId;
+
+use crate::store::{SegmentMeta, Store};
+use crate::{Error, Result};
+
+/// Segments whose close may be pending at once; beyond it the open segment grows.
+pub const MAX_PENDING_CLOSES: usize = 4;
+
+enum Job {
+    Close {
+        file: File,
+        from: PathBuf,
+        to: PathBuf,
+        meta: SegmentMeta,
+    },
+    Remove {
+        paths: Vec<PathBuf>,
+        first_seqs: Vec<u64>,
+        bytes: u64,
+    },
+    /// Answered once every job before it is done.
+    Barrier(mpsc::Sender<()>),
+    /// Holds the thread until released: a disk that has fallen behind, in tests.
+    #[cfg(test)]
+    Stall(mpsc::Receiver<()>),
+}
+
+/// What the closing thread and the capture thread share.
+#[derive(Default)]
+struct Shared {
+    /// Closes queued and not yet done.
+    pending_closes: AtomicUsize,
+    /// Bytes of segments queued for removal and not yet removed.
+    removing_bytes: AtomicU64,
+    /// The first error met, for the capture thread to end the capture with.
+    failure: Mutex<Option<Error>>,
+}
+
+/// The closing thread of one spool.
+pub struct Closer {
+    jobs: Option<mpsc::Sender<Job>>,
+    shared: Arc<Shared>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Closer {
+    /// Starts the closing thread of capture `id`'s spool.
+    pub fn start(id: CaptureId, store: Arc<Store>) -> Result<Closer> {
+        let (tx, rx) = mpsc::channel();
+        let shared = Arc::new(Shared::default());
+        let theirs = shared.clone();
+        let thread = std::thread::Builder::new()
+            .name(format!("pcapd-close-{id}"))
+            .stack_size(64 << 10)
+            .spawn(move || run(id, &store, rx, &theirs))
+            .map_err(|e| Error::Internal(format!("starting the segment closer: {e}")))?;
+        Ok(Closer {
+            jobs: Some(tx),
+            shared,
+            thread: Some(thread),
+        })
+    }
+
+    /// Closes segment `file` (at `from`): fsync, rename to `to`, record `meta`.
+    pub fn close(&self, file: File, from: PathBuf, to: PathBuf, meta: SegmentMeta) {
+        self.shared.pending_closes.fetch_add(1, Relaxed);
+        self.send(Job::Close {
+            file,
+            from,
+            to,
+            meta,
+        });
+    }
+
+    /// Removes closed segments (files and catalog entries) holding `bytes` in all.
+    pub fn remove(&self, paths: Vec<PathBuf>, first_seqs: Vec<u64>, bytes: u64) {
+        self.shared.removing_bytes.fetch_add(bytes, Relaxed);
+        self.send(Job::Remove {
+            paths,
+            first_seqs,
+            bytes,
+        });
+    }
+
+    /// Closes not done yet.
+    pub fn backlog(&self) -> usize {
+        self.shared.pending_closes.load(Relaxed)
+    }
+
+    /// Bytes queued for removal, not freed yet: counted as free when checking the floor.
+    pub fn removing_bytes(&self) -> u64 {
+        self.shared.removing_bytes.load(Relaxed)
+    }
+
+    /// The first error the closing thread met, once.
+    pub fn take_failure(&self) -> Option<Error> {
+        self.shared.failure.lock().ok()?.take()
+    }
+
+    /// Waits until every job given so far is done; returns the first error met.
+    pub fn wait(&self) -> Result<()> {
+        let (tx, rx) = mpsc::channel();
+        self.send(Job::Barrier(tx));
+        let _ = rx.recv();
+        match self.take_failure() {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    /// Holds the closing thread until the returned sender is dropped or sent to.
+    #[cfg(test)]
+    pub fn stall(&self) -> mpsc::Sender<()> {
+        let (tx, rx) = mpsc::channel();
+        self.send(Job::Stall(rx));
+        tx
+    }
+
+    fn send(&self, job: Job) {
+        if let Some(jobs) = &self.jobs {
+            // The thread only ends when this sender is dropped.
+            let _ = jobs.send(job);
+        }
+    }
+}
+
+impl Drop for Closer {
+    /// Lets the thread finish what it was given, and waits for it.
+    fn drop(&mut self) {
+        self.jobs.take();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn run(id: CaptureId, store: &Store, jobs: mpsc::Receiver<Job>, shared: &Shared) {
+    for job in jobs {
+        let done = match job {
+            Job::Close {
+                file,
+                from,
+                to,
+                meta,
+            } => {
+                let r = close_segment(id, store, file, &from, &to, &meta);
+                shared.pending_closes.fetch_sub(1, Relaxed);
+                r
+            }
+            Job::Remove {
+                paths,
+                first_seqs,
+                bytes,
+            } => {
+                let r = remove_segments(id, store, &paths, &first_seqs);
+                shared.removing_bytes.fetch_sub(bytes, Relaxed);
+                r
+            }
+            Job::Barrier(reply) => {
+                let _ = reply.send(());
+                Ok(())
+            }
+            #[cfg(test)]
+            Job::Stall(release) => {
+                let _ = release.recv();
+                Ok(())
+            }
+        };
+        if let Err(e) = done {
+            tracing::error!(capture.id = id, error = %e, "closing or removing a segment");
+            if let Ok(mut slot) = shared.failure.lock() {
+                slot.get_or_insert(e);
+            }
+        }
+    }
+}
+
+fn close_segment(
+    id: CaptureId,
+    store: &Store,
+    file: File,
+    from: &std::path::Path,
+    to: &std::path::Path,
+    meta: &SegmentMeta,
+) -> Result<()> {
+    file.sync_all().map_err(|e| Error::io(from, e))?;
+    drop(file);
+    std::fs::rename(from, to).map_err(|e| Error::io(from, e))?;
+    store.put_segment(id, meta)
+}
+
+fn remove_segments(
+    id: CaptureId,
+    store: &Store,
+    paths: &[PathBuf],
+    first_seqs: &[u64],
+) -> Result<()> {
+    for path in paths {
+        match std::fs::remove_file(path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(Error::io(path, e)),
+        }
+    }
+    store.remove_segments(id, first_seqs)
+}
