@@ -1,6 +1,6 @@
 //! Fuzz target bodies for pcapd: the parsers of what users type, the API request
 //! conversions, the daemon's config file, the savefile record splitter, the spool segment
-//! scanner and repairer, and the HTTP/2 rewriter on the UNIX socket.
+//! scanner and repairer, the HTTP/2 rewriter on the UNIX socket, and the roundtrip decoder.
 //!
 //! Each body is a plain function of the input bytes. The cargo-fuzz targets in
 //! `fuzz_targets/` call them under libFuzzer (nightly); the tests at the end of this file
@@ -14,6 +14,7 @@
 
 mod config;
 mod http1;
+mod decode;
 mod inputs;
 pub mod mutate;
 mod requests;
@@ -23,6 +24,7 @@ pub mod seeds;
 
 pub use config::config_toml;
 pub use http1::http1;
+pub use decode::decode_packets;
 pub use inputs::parse_inputs;
 pub use requests::convert_requests;
 pub use rewriter::uds_frames;
@@ -40,6 +42,7 @@ pub const TARGETS: &[Target] = &[
     ("config_toml", config_toml),
     ("uds_frames", uds_frames),
     ("http1", http1),
+    ("decode_packets", decode_packets),
 ];
 
 #[cfg(test)]
@@ -121,6 +124,11 @@ mod tests {
     #[test]
     fn http1() {
         exercise("http1", crate::http1);
+    }
+
+    #[test]
+    fn decode_packets() {
+        exercise("decode_packets", crate::decode_packets);
     }
 
     #[test]

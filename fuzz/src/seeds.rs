@@ -68,6 +68,7 @@ pub fn for_target(target: &str) -> Vec<(String, Vec<u8>)> {
         ])),
         "uds_frames" => named(frame_seeds()),
         "http1" => named(crate::http1::seeds()),
+        "decode_packets" => named(crate::decode::seeds()),
         other => panic!("no seeds for unknown target {other}"),
     }
 }
@@ -167,7 +168,7 @@ fn request_seeds() -> Vec<Vec<u8>> {
             max_bytes: 1 << 20,
             max_age_secs: 60,
         }),
-        decode: vec![],
+        ..Default::default()
     };
     let bad_init = api::InitRequest {
         aliases: vec!["42".into()],
