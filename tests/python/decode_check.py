@@ -2,15 +2,16 @@
 user's script would. Prints one line per message kind and roundtrip; the Rust test
 (tests/tests/decode_metrics.rs) asserts them.
 
-usage: decode_check.py SOCKET ALIAS
+usage: decode_check.py SOCKET ALIAS HTTP_PORT
 """
+import http.client
 import sys
 
 import grpc
 from pcap.v1 import pcap_pb2 as pb
 from pcap.v1 import pcap_pb2_grpc as rpc
 
-sock, alias = sys.argv[1], sys.argv[2]
+sock, alias, http_port = sys.argv[1], sys.argv[2], int(sys.argv[3])
 stub = rpc.PcapdStub(grpc.insecure_channel(f"unix://{sock}"))
 selector = pb.Selector(alias=alias)
 
@@ -46,3 +47,21 @@ try:
     print("no error")
 except grpc.RpcError as e:
     print("error", e.code().name)
+
+# Live: the spool's roundtrips, then one made now, then the client goes away.
+call = stub.Decode(pb.DecodeRequest(selector=selector, live=True), timeout=60)
+for m in call:
+    kind = m.WhichOneof("kind")
+    if kind == "header":
+        conn = http.client.HTTPConnection("127.0.0.1", http_port, timeout=10)
+        conn.request("GET", "/a.txt?live")
+        conn.getresponse().read()
+        conn.close()
+    if kind != "roundtrips":
+        continue
+    live = [rt.http for rt in m.roundtrips.roundtrips if rt.http.target == "/a.txt?live"]
+    if live:
+        print("live http", live[0].method, live[0].target, live[0].status)
+        break
+call.cancel()
+print("cancelled")

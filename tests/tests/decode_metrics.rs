@@ -364,6 +364,7 @@ fn decoded_http_and_dns_are_counted_on_metrics_and_read_through_decode() {
             .arg(&script)
             .arg(d.socket())
             .arg("dm")
+            .arg(http_port.to_string())
             .env("PYTHONPATH", &gen),
         "the Python Decode client",
         Duration::from_secs(90),
@@ -381,12 +382,25 @@ fn decoded_http_and_dns_are_counted_on_metrics_and_read_through_decode() {
         "dns a.your.test A NOERROR tcp".into(),
         "dns only 4".into(),
         "error INVALID_ARGUMENT".into(),
+        "live http GET /a.txt?live 200".into(),
+        "cancelled".into(),
     ] {
         assert!(
             text.lines().any(|l| l == line),
             "expected {line:?} in:\n{text}"
         );
     }
+
+    // The live reader that went away is not counted any more: its decoding ended.
+    let decoding = json!({"id": id.to_string(), "kind": "decode"});
+    eventually(
+        DEFAULT_WAIT,
+        "the Decode stream to end with its client",
+        || {
+            Scrape::take(&python, d.dir(), metrics).value("pcapd_capture_readers", decoding.clone())
+                == 0.0
+        },
+    );
 
     // Deleted, its series go.
     d.ok(&["delete", "dm"]);
