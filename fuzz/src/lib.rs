@@ -15,6 +15,7 @@
 mod config;
 mod http1;
 mod decode;
+mod dns;
 mod inputs;
 pub mod mutate;
 mod requests;
@@ -25,6 +26,7 @@ pub mod seeds;
 pub use config::config_toml;
 pub use http1::http1;
 pub use decode::decode_packets;
+pub use dns::dns;
 pub use inputs::parse_inputs;
 pub use requests::convert_requests;
 pub use rewriter::uds_frames;
@@ -43,6 +45,7 @@ pub const TARGETS: &[Target] = &[
     ("uds_frames", uds_frames),
     ("http1", http1),
     ("decode_packets", decode_packets),
+    ("dns", dns),
 ];
 
 #[cfg(test)]
@@ -129,6 +132,11 @@ mod tests {
     #[test]
     fn decode_packets() {
         exercise("decode_packets", crate::decode_packets);
+    }
+
+    #[test]
+    fn dns() {
+        exercise("dns", crate::dns);
     }
 
     #[test]

@@ -69,6 +69,7 @@ pub fn for_target(target: &str) -> Vec<(String, Vec<u8>)> {
         "uds_frames" => named(frame_seeds()),
         "http1" => named(crate::http1::seeds()),
         "decode_packets" => named(crate::decode::seeds()),
+        "dns" => named(crate::dns::seeds()),
         other => panic!("no seeds for unknown target {other}"),
     }
 }

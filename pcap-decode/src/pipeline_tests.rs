@@ -62,3 +62,45 @@ fn http_keep_alive_pairs_two_requests_on_one_connection() {
     assert_eq!(a.packets, [3, 4]);
     assert_eq!(a.duration_ns, 1_000_000);
 }
+
+#[test]
+fn dns_over_udp_pairs_a_query_with_its_answer_on_any_port() {
+    let question = [&[1u8, b'a', 4][..], b"test", &[0, 0, 1, 0, 1]].concat();
+    let query = [
+        &[0x12u8, 0x34, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0][..],
+        &question,
+    ]
+    .concat();
+    let answer = [
+        &[0x12u8, 0x34, 0x81, 0x80, 0, 1, 0, 1, 0, 0, 0, 0][..],
+        &question,
+        &[0xc0, 0x0c, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, 10, 0, 0, 9],
+    ]
+    .concat();
+    // 5353 is not DNS's port: recognised by content.
+    let out = decode(&[
+        crate::testing::udp4(45_000, 5353, &query),
+        crate::testing::udp4(5353, 45_000, &answer),
+    ]);
+    assert_eq!(out.len(), 1, "{out:#?}");
+    let rt = &out[0];
+    assert_eq!(rt.proto, Proto::Dns);
+    assert_eq!((rt.client.port(), rt.server.port()), (45_000, 5353));
+    let dns = rt.dns.as_ref().unwrap();
+    assert_eq!(
+        (
+            dns.id,
+            dns.name.as_str(),
+            dns.qtype.as_str(),
+            dns.rcode.as_str()
+        ),
+        (0x1234, "a.test", "A", "NOERROR")
+    );
+    assert_eq!(dns.answers.len(), 1);
+    assert_eq!(
+        (dns.answers[0].ttl, dns.answers[0].data.as_str()),
+        (60, "10.0.0.9")
+    );
+    assert!(rt.complete);
+    assert_eq!(rt.packets, [1, 2]);
+}
