@@ -193,6 +193,14 @@ impl<V> FlowTable<V> {
         self.slots.iter_mut().filter_map(|s| s.value.as_mut())
     }
 
+    /// Every flow with its slot and when it was last active, in no particular order.
+    pub fn iter_mut(&mut self) -> impl Iterator<Item = (u32, i64, &mut V)> {
+        self.slots
+            .iter_mut()
+            .enumerate()
+            .filter_map(|(i, s)| Some((i as u32, s.last_ns, s.value.as_mut()?)))
+    }
+
     /// Slots of every flow, least recently active first.
     pub fn slots_by_age(&self) -> Vec<u32> {
         let mut out = Vec::with_capacity(self.len());

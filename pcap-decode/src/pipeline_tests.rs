@@ -104,3 +104,49 @@ fn dns_over_udp_pairs_a_query_with_its_answer_on_any_port() {
     assert!(rt.complete);
     assert_eq!(rt.packets, [1, 2]);
 }
+
+#[test]
+fn answered_dns_flows_are_let_go_once_quiet_not_kept_for_the_idle_timeout() {
+    let question = [&[1u8, b'a', 4][..], b"test", &[0, 0, 1, 0, 1]].concat();
+    let query = [
+        &[0x12u8, 0x34, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0][..],
+        &question,
+    ]
+    .concat();
+    let answer = [
+        &[0x12u8, 0x34, 0x81, 0x83, 0, 1, 0, 0, 0, 0, 0, 0][..],
+        &question,
+    ]
+    .concat();
+    let mut dec = Decoder::new(DecodeConfig::default());
+    let mut out = Vec::new();
+    let mut most_flows = 0;
+    // 2000 lookups, each from a new port, 100 ms apart (200 s of traffic).
+    for i in 0..2000u16 {
+        let port = 20_000 + i;
+        for (n, data) in [
+            crate::testing::udp4(port, 53, &query),
+            crate::testing::udp4(53, port, &answer),
+        ]
+        .iter()
+        .enumerate()
+        {
+            let p = Packet {
+                link_type: 101,
+                ts_ns: 1_000_000_000 + i64::from(i) * 100_000_000 + n as i64 * 1_000_000,
+                data,
+                orig_len: data.len() as u32,
+                seq: u64::from(i) * 2 + n as u64 + 1,
+            };
+            dec.push(&p, &mut out);
+        }
+        most_flows = most_flows.max(dec.stats().flows);
+    }
+    dec.finish(&mut out);
+    assert_eq!(out.len(), 2000);
+    assert!(out
+        .iter()
+        .all(|r| r.complete && r.dns.as_ref().unwrap().rcode == "NXDOMAIN"));
+    // The DNS timeout (5 s) plus a tick: about 60 lookups' worth, not 2000.
+    assert!(most_flows <= 80, "{most_flows} flows tracked at once");
+}

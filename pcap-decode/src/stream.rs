@@ -130,6 +130,13 @@ pub trait DatagramParser: Send {
 
     /// Bytes this parser holds now (pending queries).
     fn buffered(&self) -> usize;
+
+    /// Whether nothing is waiting for an answer: a 5-tuple quiet for a while with nothing
+    /// pending is let go early (clients use a new port per lookup, so waiting for the idle
+    /// timeout would keep one flow per lookup for minutes).
+    fn settled(&self) -> bool {
+        false
+    }
 }
 
 /// Bounds and timeouts every parser is built with (from [`crate::DecodeConfig`]).

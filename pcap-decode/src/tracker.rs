@@ -28,6 +28,8 @@ pub struct Tracker {
     table: FlowTable<Flow>,
     /// Exchanges of the flow at hand, before they become roundtrips (kept for its capacity).
     scratch: Vec<Exchange>,
+    /// Slots of UDP flows to let go at a tick (kept to reuse its allocation).
+    settled: Vec<u32>,
     /// The latest packet time seen (or given to `advance`).
     now_ns: i64,
     /// The latest packet's number, for events without a packet of their own.
@@ -51,6 +53,7 @@ impl Tracker {
             candidates,
             table: FlowTable::default(),
             scratch: Vec::new(),
+            settled: Vec::new(),
             now_ns: i64::MIN,
             last_seq: 0,
             next_tick_ns: i64::MIN,
@@ -288,16 +291,29 @@ impl Tracker {
         }
         self.next_tick_ns = now.saturating_add(TICK_NS);
         let mut total = 0;
-        for flow in self.table.values_mut() {
+        // A UDP 5-tuple quiet for the DNS timeout with nothing pending is let go now rather
+        // than at the idle timeout: a resolver's every lookup comes from a new port.
+        let quiet_ns = self.config.dns_timeout_ns;
+        let mut settled = std::mem::take(&mut self.settled);
+        for (idx, last_ns, flow) in self.table.iter_mut() {
             match &mut flow.transport {
                 Transport::Tcp(conn) => conn.tick(now, &mut self.scratch),
-                Transport::Udp(u) => u.tick(now, &mut self.scratch),
+                Transport::Udp(u) => {
+                    u.tick(now, &mut self.scratch);
+                    if u.settled() && now.saturating_sub(last_ns) >= quiet_ns {
+                        settled.push(idx);
+                    }
+                }
             }
             flow.emit(&mut self.scratch, out, &mut self.roundtrips, None);
             flow.buffered = flow.measure();
             total += flow.buffered;
         }
         self.flow_bytes = total;
+        for idx in settled.drain(..) {
+            self.close(idx, CloseReason::Idle, out);
+        }
+        self.settled = settled;
         true
     }
 

@@ -81,6 +81,15 @@ impl UdpFlow {
         }
     }
 
+    /// Whether the 5-tuple can be let go once quiet: nothing pending in its parser, or no
+    /// parser at all.
+    pub fn settled(&self) -> bool {
+        match &self.sink {
+            Sink::Parser(p) => p.settled(),
+            Sink::Recognising(_) | Sink::Ignored => true,
+        }
+    }
+
     /// Time moved on: the parser reports queries that timed out.
     pub fn tick(&mut self, now_ns: i64, out: &mut Vec<Exchange>) {
         if let Sink::Parser(p) = &mut self.sink {

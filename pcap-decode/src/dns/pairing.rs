@@ -292,6 +292,11 @@ impl Pairing {
         }
     }
 
+    /// Whether no query waits for its answer.
+    pub fn nothing_pending(&self) -> bool {
+        self.pending.is_empty()
+    }
+
     /// Bytes held for pending queries and remembered answers.
     pub fn buffered(&self) -> usize {
         let each = std::mem::size_of::<Pending>();

@@ -35,6 +35,10 @@ impl DatagramParser for DnsUdp {
     fn buffered(&self) -> usize {
         self.pairing.buffered()
     }
+
+    fn settled(&self) -> bool {
+        self.pairing.nothing_pending()
+    }
 }
 
 /// Why a query pending when its flow closes had no answer.
