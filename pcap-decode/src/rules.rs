@@ -128,13 +128,15 @@ mod tests {
         );
         assert_eq!(rule.to_string(), "http:80,8080");
         assert_eq!("dns".parse::<ProtoRule>().unwrap().to_string(), "dns");
+        assert_eq!("tls:443".parse::<ProtoRule>().unwrap().proto, Proto::Tls);
     }
 
     #[test]
     fn refuses_bad_rules_with_what_to_do() {
         let err = "smtp:25".parse::<ProtoRule>().unwrap_err();
         assert!(
-            err.to_string().contains("use http, dns, http2 or grpc"),
+            err.to_string()
+                .contains("use http, dns, http2, grpc or tls"),
             "{err}"
         );
         let err = "http:80,x".parse::<ProtoRule>().unwrap_err();

@@ -283,6 +283,8 @@ impl TryFrom<api::Roundtrip> for dec::Roundtrip {
                 request_bytes: g.request_bytes,
                 response_bytes: g.response_bytes,
             }),
+            // The API has no TLS message yet: its hellos travel in the notes.
+            tls: None,
         })
     }
 }
