@@ -12,13 +12,16 @@ pub mod decoder;
 pub mod dns;
 pub mod error;
 pub mod http1;
+pub mod http2;
 pub mod roundtrip;
 pub mod rules;
 pub mod stream;
+pub mod tls;
 
 pub use decoder::{DecodeConfig, DecodeStats, Decoder, Packet};
 pub use error::{Error, Result};
 pub use roundtrip::{
     DnsAnswer, DnsExchange, GrpcCall, Header, Http2Exchange, HttpExchange, Proto, Roundtrip,
+    TlsHello,
 };
 pub use rules::ProtoRule;

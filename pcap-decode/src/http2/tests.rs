@@ -1,0 +1,895 @@
+//! Connections built frame by frame (header blocks by `loona_hpack`'s encoder, or by hand
+//! where a test needs a representation that encoder does not write).
+
+use loona_hpack::Encoder;
+
+use super::frames::*;
+use super::*;
+use crate::roundtrip::{GrpcCall, Http2Exchange};
+use crate::stream::Detail;
+
+pub(crate) fn frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
+    let mut out = (payload.len() as u32).to_be_bytes()[1..].to_vec();
+    out.extend([kind, flags]);
+    out.extend(stream.to_be_bytes());
+    out.extend_from_slice(payload);
+    out
+}
+
+pub(crate) fn settings(pairs: &[(u16, u32)]) -> Vec<u8> {
+    let mut payload = Vec::new();
+    for (id, value) in pairs {
+        payload.extend(id.to_be_bytes());
+        payload.extend(value.to_be_bytes());
+    }
+    frame(SETTINGS, 0, 0, &payload)
+}
+
+fn grpc_message(flag: u8, len: usize) -> Vec<u8> {
+    let mut out = vec![flag];
+    out.extend((len as u32).to_be_bytes());
+    out.extend(std::iter::repeat_n(0x2a, len));
+    out
+}
+
+/// Both sides of one connection, with an HPACK encoder each.
+pub(crate) struct Wire {
+    pub parser: Http2Parser,
+    pub out: Vec<Exchange>,
+    pub seq: u64,
+    encoders: [Encoder<'static>; 2],
+}
+
+impl Wire {
+    pub fn new() -> Self {
+        Wire::with(Http2Parser::new(ParserLimits::default()))
+    }
+
+    pub fn with(parser: Http2Parser) -> Self {
+        Wire {
+            parser,
+            out: Vec::new(),
+            seq: 0,
+            encoders: [Encoder::new(), Encoder::new()],
+        }
+    }
+
+    fn meta(&mut self) -> Meta {
+        self.seq += 1;
+        Meta {
+            ts_ns: self.seq as i64 * 1_000_000,
+            seq: self.seq,
+        }
+    }
+
+    pub fn send(&mut self, dir: Dir, bytes: &[u8]) {
+        let meta = self.meta();
+        self.parser.data(dir, bytes, meta, &mut self.out);
+    }
+
+    pub fn hole(&mut self, dir: Dir, len: Option<u64>) {
+        let meta = self.meta();
+        self.parser.hole(dir, len, meta, &mut self.out);
+    }
+
+    pub fn close(&mut self) {
+        let meta = self.meta();
+        self.parser.close(CloseReason::Ended, meta, &mut self.out);
+    }
+
+    /// A header block encoded by `dir`'s encoder.
+    pub fn block(&mut self, dir: Dir, fields: &[(&str, &str)]) -> Vec<u8> {
+        self.encoders[side(dir)].encode(fields.iter().map(|(n, v)| (n.as_bytes(), v.as_bytes())))
+    }
+
+    pub fn headers(
+        &mut self,
+        dir: Dir,
+        stream: u32,
+        flags: u8,
+        fields: &[(&str, &str)],
+    ) -> Vec<u8> {
+        let block = self.block(dir, fields);
+        frame(HEADERS, flags | END_HEADERS, stream, &block)
+    }
+
+    /// The client preface and both sides' SETTINGS.
+    pub fn start(&mut self) {
+        let mut client = PREFACE.to_vec();
+        client.extend(settings(&[(3, 100), (4, 65535)]));
+        self.send(Dir::ToServer, &client);
+        self.send(Dir::ToClient, &settings(&[(3, 100)]));
+        self.send(Dir::ToServer, &frame(SETTINGS, ACK, 0, &[]));
+        self.send(Dir::ToClient, &frame(SETTINGS, ACK, 0, &[]));
+    }
+
+    pub fn get(&mut self, stream: u32, path: &str) {
+        let f = self.headers(
+            Dir::ToServer,
+            stream,
+            END_STREAM,
+            &[
+                (":method", "GET"),
+                (":scheme", "http"),
+                (":authority", "127.0.0.1:8080"),
+                (":path", path),
+                ("user-agent", "nghttp2/1.52.0"),
+                ("x-request", path),
+            ],
+        );
+        self.send(Dir::ToServer, &f);
+    }
+
+    pub fn respond(&mut self, stream: u32, status: &str, body: usize) {
+        let f = self.headers(
+            Dir::ToClient,
+            stream,
+            if body == 0 { END_STREAM } else { 0 },
+            &[
+                (":status", status),
+                ("server", "nghttpd"),
+                ("content-length", &body.to_string()),
+            ],
+        );
+        self.send(Dir::ToClient, &f);
+        if body > 0 {
+            self.send(
+                Dir::ToClient,
+                &frame(DATA, END_STREAM, stream, &vec![b'x'; body]),
+            );
+        }
+    }
+
+    pub fn take(&mut self) -> Vec<Exchange> {
+        std::mem::take(&mut self.out)
+    }
+}
+
+fn http2(ex: &Exchange) -> &Http2Exchange {
+    match &ex.detail {
+        Detail::Http2(h) | Detail::Grpc(h, _) => h,
+        other => panic!("not HTTP/2: {other:?}"),
+    }
+}
+
+fn grpc(ex: &Exchange) -> (&Http2Exchange, &GrpcCall) {
+    match &ex.detail {
+        Detail::Grpc(h, g) => (h, g),
+        other => panic!("not gRPC: {other:?}"),
+    }
+}
+
+fn header<'a>(list: &'a [Header], name: &str) -> Option<&'a str> {
+    list.iter()
+        .find(|h| h.name == name)
+        .map(|h| h.value.as_str())
+}
+
+#[test]
+fn interleaved_requests_on_one_connection() {
+    let mut w = Wire::new();
+    w.start();
+    w.get(1, "/a");
+    w.get(3, "/b");
+    w.get(5, "/c");
+    w.respond(3, "404", 10);
+    w.respond(1, "200", 100);
+    w.respond(5, "204", 0);
+    let out = w.take();
+    let got: Vec<_> = out
+        .iter()
+        .map(|e| (http2(e).stream, http2(e).path.as_str(), http2(e).status))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (3, "/b", Some(404)),
+            (1, "/a", Some(200)),
+            (5, "/c", Some(204))
+        ]
+    );
+    let first = &out[1];
+    assert!(first.complete, "{first:?}");
+    assert!(first.notes.is_empty(), "{first:?}");
+    let h = http2(first);
+    assert_eq!((h.method.as_str(), h.scheme.as_str()), ("GET", "http"));
+    assert_eq!(h.authority, "127.0.0.1:8080");
+    assert_eq!(h.response_body_bytes, 100);
+    assert_eq!(header(&h.request_headers, "x-request"), Some("/a"));
+    assert!(h.request_headers.iter().all(|h| !h.name.starts_with(':')));
+    assert_eq!(header(&h.response_headers, "server"), Some("nghttpd"));
+    // From the request's HEADERS (packet 5) to the response's END_STREAM.
+    assert_eq!(first.start.seq, 5);
+    assert_eq!(first.end.seq, 11);
+    w.close();
+    assert!(w.take().is_empty());
+}
+
+#[test]
+fn continuation_frames_and_padding() {
+    let mut w = Wire::new();
+    w.start();
+    let block = w.block(
+        Dir::ToServer,
+        &[
+            (":method", "POST"),
+            (":scheme", "http"),
+            (":authority", "a.test"),
+            (":path", "/upload"),
+            ("x-long", &"v".repeat(300)),
+        ],
+    );
+    // HEADERS padded with 7 bytes and a priority, then two CONTINUATION frames.
+    let mut payload = vec![7];
+    payload.extend([0, 0, 0, 0, 15]);
+    payload.extend(&block[..10]);
+    payload.extend([0; 7]);
+    w.send(
+        Dir::ToServer,
+        &frame(HEADERS, PADDED | PRIORITY_FLAG, 1, &payload),
+    );
+    w.send(Dir::ToServer, &frame(CONTINUATION, 0, 1, &block[10..50]));
+    w.send(
+        Dir::ToServer,
+        &frame(CONTINUATION, END_HEADERS, 1, &block[50..]),
+    );
+    let mut data = vec![3];
+    data.extend(b"hello");
+    data.extend([0; 3]);
+    w.send(Dir::ToServer, &frame(DATA, PADDED, 1, &data));
+    w.send(Dir::ToServer, &frame(DATA, END_STREAM, 1, b"!"));
+    w.respond(1, "201", 0);
+    let out = w.take();
+    assert_eq!(out.len(), 1);
+    let h = http2(&out[0]);
+    assert_eq!(
+        (h.method.as_str(), h.path.as_str(), h.status),
+        ("POST", "/upload", Some(201))
+    );
+    assert_eq!(h.request_body_bytes, 6);
+    // Values are capped at 256 bytes, and say so.
+    let long = header(&h.request_headers, "x-long").unwrap();
+    assert!(
+        long.ends_with('…') && long.len() == 256 + '…'.len_utf8(),
+        "{long}"
+    );
+}
+
+#[test]
+fn priority_frames_on_idle_streams_are_not_roundtrips() {
+    let mut w = Wire::new();
+    w.start();
+    // What nghttp sends first: PRIORITY frames building a dependency tree.
+    for (stream, weight) in [(3, 200), (5, 100), (7, 0), (9, 0), (11, 0)] {
+        w.send(
+            Dir::ToServer,
+            &frame(PRIORITY, 0, stream, &[0, 0, 0, 0, weight]),
+        );
+    }
+    w.get(13, "/");
+    w.respond(13, "200", 5);
+    w.close();
+    let out = w.take();
+    assert_eq!(out.len(), 1, "{out:?}");
+    assert_eq!(http2(&out[0]).stream, 13);
+}
+
+#[test]
+fn rst_stream_cancel_and_goaway() {
+    let mut w = Wire::new();
+    w.start();
+    w.get(1, "/slow");
+    w.get(3, "/never");
+    w.get(5, "/late");
+    w.send(Dir::ToServer, &frame(RST_STREAM, 0, 1, &8u32.to_be_bytes()));
+    let out = w.take();
+    assert_eq!(out.len(), 1);
+    assert_eq!(http2(&out[0]).reset, "CANCEL");
+    assert!(!out[0].complete);
+    assert!(
+        out[0].notes[0].contains("reset by the client (CANCEL)"),
+        "{:?}",
+        out[0].notes
+    );
+    // The server processed stream 3 only.
+    let mut goaway = 3u32.to_be_bytes().to_vec();
+    goaway.extend(0u32.to_be_bytes());
+    w.send(Dir::ToClient, &frame(GOAWAY, 0, 0, &goaway));
+    let out = w.take();
+    assert_eq!(out.len(), 1);
+    assert_eq!(http2(&out[0]).stream, 5);
+    assert!(
+        out[0].notes.iter().any(|n| n.contains("GOAWAY (NO_ERROR)")),
+        "{:?}",
+        out[0].notes
+    );
+    // A late frame of the reset stream opens nothing.
+    w.send(Dir::ToClient, &frame(WINDOW_UPDATE, 0, 1, &[0, 0, 1, 0]));
+    w.respond(3, "200", 1);
+    w.close();
+    let out = w.take();
+    assert_eq!(out.len(), 1);
+    assert_eq!(
+        (http2(&out[0]).stream, http2(&out[0]).status),
+        (3, Some(200))
+    );
+}
+
+#[test]
+fn a_connection_closed_with_open_streams_says_so() {
+    let mut w = Wire::new();
+    w.start();
+    w.get(1, "/x");
+    let mut goaway = 1u32.to_be_bytes().to_vec();
+    goaway.extend(2u32.to_be_bytes());
+    w.send(Dir::ToClient, &frame(GOAWAY, 0, 0, &goaway));
+    w.close();
+    let out = w.take();
+    assert_eq!(out.len(), 1);
+    assert!(!out[0].complete);
+    assert_eq!(
+        out[0].notes,
+        ["the connection closed before the stream ended (after GOAWAY (INTERNAL_ERROR) from the server)"]
+    );
+}
+
+#[test]
+fn push_promise_is_a_roundtrip_of_its_own() {
+    let mut w = Wire::new();
+    w.start();
+    w.get(1, "/index.html");
+    let block = w.block(
+        Dir::ToClient,
+        &[
+            (":method", "GET"),
+            (":scheme", "http"),
+            (":authority", "127.0.0.1:8080"),
+            (":path", "/style.css"),
+        ],
+    );
+    let mut payload = 2u32.to_be_bytes().to_vec();
+    payload.extend(block);
+    w.send(
+        Dir::ToClient,
+        &frame(PUSH_PROMISE, END_HEADERS, 1, &payload),
+    );
+    w.respond(1, "200", 20);
+    w.respond(2, "200", 30);
+    let out = w.take();
+    let got: Vec<_> = out
+        .iter()
+        .map(|e| {
+            (
+                http2(e).stream,
+                http2(e).path.as_str(),
+                http2(e).response_body_bytes,
+            )
+        })
+        .collect();
+    assert_eq!(got, [(1, "/index.html", 20), (2, "/style.css", 30)]);
+    assert!(out[1].complete);
+    assert_eq!(
+        out[1].notes,
+        ["pushed by the server (promised on stream 1)"]
+    );
+}
+
+#[test]
+fn dynamic_table_across_requests_and_a_table_size_change() {
+    let mut w = Wire::new();
+    w.start();
+    for (i, stream) in [1, 3, 5].into_iter().enumerate() {
+        w.get(stream, "/same");
+        // The client's SETTINGS_HEADER_TABLE_SIZE of 256 makes the server's encoder shrink
+        // its table; its blocks begin with a size update, then evict as they insert.
+        let mut block = if i == 0 {
+            vec![0x3f, 0xe1, 0x01]
+        } else {
+            vec![]
+        };
+        block.push(0x88);
+        // x-big: 60 bytes (98 in the table), inserted (literal with incremental indexing,
+        // new name): the third evicts the first.
+        let value = format!("{i}{}", "v".repeat(59));
+        block.extend([0x40, 5]);
+        block.extend(b"x-big");
+        block.push(value.len() as u8);
+        block.extend(value.as_bytes());
+        if i > 0 {
+            // The entry inserted by the previous response, now at 63.
+            block.push(0x80 | 63);
+        }
+        w.send(
+            Dir::ToClient,
+            &frame(HEADERS, END_HEADERS | END_STREAM, stream, &block),
+        );
+    }
+    let out = w.take();
+    assert_eq!(out.len(), 3);
+    for (i, ex) in out.iter().enumerate() {
+        let h = http2(ex);
+        assert!(ex.complete, "{ex:?}");
+        assert_eq!(h.path, "/same");
+        assert_eq!(
+            header(&h.request_headers, "user-agent"),
+            Some("nghttp2/1.52.0")
+        );
+        let values: Vec<_> = h
+            .response_headers
+            .iter()
+            .map(|h| h.value.chars().next().unwrap())
+            .collect();
+        let expected: Vec<char> = match i {
+            0 => vec!['0'],
+            1 => vec!['1', '0'],
+            _ => vec!['2', '1'],
+        };
+        assert_eq!(values, expected, "{h:?}");
+    }
+}
+
+#[test]
+fn first_seen_mid_stream() {
+    let common = [
+        (":method", "GET"),
+        (":scheme", "http"),
+        (":authority", "127.0.0.1:8080"),
+        ("user-agent", "nghttp2/1.52.0"),
+    ];
+    let with = |path: &'static str, more: &[(&'static str, &'static str)]| {
+        let mut fields = common.to_vec();
+        fields.push((":path", path));
+        fields.extend_from_slice(more);
+        fields
+    };
+    // The encoders' tables fill before the capture begins: x-request and x-trace are
+    // inserted (the encoder inserts fields whose name no table has).
+    let mut before = Wire::new();
+    before.start();
+    let f = before.headers(
+        Dir::ToServer,
+        1,
+        END_STREAM,
+        &with("/upload", &[("x-request", "/upload"), ("x-trace", "abc")]),
+    );
+    before.send(Dir::ToServer, &f);
+    before.respond(1, "200", 0);
+    let mut w = Wire::new();
+    w.encoders = std::mem::replace(&mut before.encoders, [Encoder::new(), Encoder::new()]);
+    // The capture begins inside a DATA frame of stream 7 (a request body), and inside a
+    // DATA frame of stream 7's response.
+    let mut client = vec![0x55; 700];
+    client.extend(frame(DATA, END_STREAM, 7, b"last"));
+    // x-request refers to its whole entry, x-trace to its name; x-new is inserted now.
+    let request = w.headers(
+        Dir::ToServer,
+        9,
+        END_STREAM,
+        &with(
+            "/next",
+            &[("x-request", "/upload"), ("x-trace", "def"), ("x-new", "1")],
+        ),
+    );
+    client.extend(&request);
+    w.send(Dir::ToServer, &client);
+    let mut server = vec![0x66; 1000];
+    server.extend(frame(DATA, END_STREAM, 7, b"done"));
+    w.send(Dir::ToClient, &server);
+    w.respond(9, "200", 3);
+    // x-new is the newest entry, at 62: it decodes.
+    let f = w.headers(
+        Dir::ToServer,
+        11,
+        END_STREAM,
+        &with("/third", &[("x-new", "1")]),
+    );
+    w.send(Dir::ToServer, &f);
+    w.respond(11, "200", 0);
+    let out = w.take();
+    assert_eq!(out.len(), 3, "{out:#?}");
+    let (seven, nine, eleven) = (&out[0], &out[1], &out[2]);
+    assert_eq!(http2(seven).stream, 7);
+    assert!(!seven.complete);
+    assert!(seven
+        .notes
+        .iter()
+        .any(|n| n.contains("began before the capture")));
+    assert_eq!(http2(seven).response_body_bytes, 4);
+    let h = http2(nine);
+    assert_eq!(h.stream, 9);
+    assert_eq!(
+        (h.method.as_str(), h.path.as_str(), h.status),
+        ("GET", "/next", Some(200))
+    );
+    assert_eq!(h.authority, "127.0.0.1:8080");
+    assert_eq!(
+        header(&h.request_headers, "user-agent"),
+        Some("nghttp2/1.52.0")
+    );
+    assert_eq!(header(&h.request_headers, "x-new"), Some("1"));
+    // Unknown, never guessed.
+    assert_eq!(header(&h.request_headers, "x-request"), None);
+    assert_eq!(header(&h.request_headers, "x-trace"), None);
+    assert!(!nine.complete);
+    assert_eq!(
+        nine.notes,
+        [
+            "request header block refers to dynamic-table entries inserted before the capture \
+          began: 2 fields unknown"
+        ]
+    );
+    let h = http2(eleven);
+    assert_eq!(header(&h.request_headers, "x-new"), Some("1"));
+    assert!(eleven.complete, "{eleven:?}");
+}
+
+#[test]
+fn h2c_upgrade_answers_the_http1_request_on_stream_1() {
+    let request = UpgradedRequest {
+        method: "GET".into(),
+        path: "/upgrade".into(),
+        authority: "127.0.0.1:8443".into(),
+        request_headers: vec![Header {
+            name: "Upgrade".into(),
+            value: "h2c".into(),
+        }],
+        request_body_bytes: 0,
+        start: Meta { ts_ns: 1, seq: 1 },
+    };
+    let mut w = Wire::with(Http2Parser::upgraded(ParserLimits::default(), request));
+    w.seq = 2;
+    w.send(Dir::ToClient, &settings(&[]));
+    let mut client = PREFACE.to_vec();
+    client.extend(settings(&[]));
+    w.send(Dir::ToServer, &client);
+    w.respond(1, "200", 12);
+    w.get(3, "/second");
+    w.respond(3, "200", 0);
+    let out = w.take();
+    assert_eq!(out.len(), 2);
+    let h = http2(&out[0]);
+    assert_eq!(
+        (h.stream, h.path.as_str(), h.status),
+        (1, "/upgrade", Some(200))
+    );
+    assert_eq!(out[0].start.seq, 1);
+    assert!(out[0].complete);
+    assert_eq!(http2(&out[1]).path, "/second");
+}
+
+fn grpc_request(w: &mut Wire, stream: u32, method: &str, end: bool) {
+    let f = w.headers(
+        Dir::ToServer,
+        stream,
+        if end { END_STREAM } else { 0 },
+        &[
+            (":method", "POST"),
+            (":scheme", "http"),
+            (":path", method),
+            (":authority", "127.0.0.1:50051"),
+            ("content-type", "application/grpc"),
+            ("te", "trailers"),
+            ("grpc-timeout", "1500m"),
+        ],
+    );
+    w.send(Dir::ToServer, &f);
+}
+
+fn grpc_response_headers(w: &mut Wire, stream: u32) {
+    let f = w.headers(
+        Dir::ToClient,
+        stream,
+        0,
+        &[
+            (":status", "200"),
+            ("content-type", "application/grpc+proto"),
+        ],
+    );
+    w.send(Dir::ToClient, &f);
+}
+
+fn grpc_trailers(w: &mut Wire, stream: u32, status: &str, message: &str) {
+    let f = w.headers(
+        Dir::ToClient,
+        stream,
+        END_STREAM,
+        &[("grpc-status", status), ("grpc-message", message)],
+    );
+    w.send(Dir::ToClient, &f);
+}
+
+#[test]
+fn grpc_unary_streaming_and_errors() {
+    let mut w = Wire::new();
+    w.start();
+    // Unary.
+    grpc_request(&mut w, 1, "/helloworld.Greeter/SayHello", false);
+    w.send(
+        Dir::ToServer,
+        &frame(DATA, END_STREAM, 1, &grpc_message(0, 7)),
+    );
+    grpc_response_headers(&mut w, 1);
+    w.send(Dir::ToClient, &frame(DATA, 0, 1, &grpc_message(0, 12)));
+    grpc_trailers(&mut w, 1, "0", "");
+    // Server streaming, messages split across frames and several in one frame.
+    grpc_request(&mut w, 3, "/route.Guide/ListFeatures", false);
+    w.send(
+        Dir::ToServer,
+        &frame(DATA, END_STREAM, 3, &grpc_message(0, 3)),
+    );
+    grpc_response_headers(&mut w, 3);
+    let mut many = Vec::new();
+    for n in 0..5 {
+        many.extend(grpc_message(0, 10 + n));
+    }
+    for chunk in many.chunks(13) {
+        w.send(Dir::ToClient, &frame(DATA, 0, 3, chunk));
+    }
+    grpc_trailers(&mut w, 3, "0", "");
+    // Client streaming, one message compressed; then an error with a message.
+    grpc_request(&mut w, 5, "/route.Guide/RecordRoute", false);
+    for flag in [0, 1, 0] {
+        w.send(Dir::ToServer, &frame(DATA, 0, 5, &grpc_message(flag, 4)));
+    }
+    w.send(Dir::ToServer, &frame(DATA, END_STREAM, 5, &[]));
+    grpc_response_headers(&mut w, 5);
+    grpc_trailers(&mut w, 5, "3", "bad point: %E2%9C%93 lat%3D0");
+    let out = w.take();
+    assert_eq!(out.len(), 3);
+    let (h, g) = grpc(&out[0]);
+    assert_eq!(h.status, Some(200));
+    assert_eq!(
+        g,
+        &GrpcCall {
+            service: "helloworld.Greeter".into(),
+            method: "SayHello".into(),
+            grpc_status: Some(0),
+            grpc_message: String::new(),
+            request_messages: 1,
+            response_messages: 1,
+            request_bytes: 7,
+            response_bytes: 12,
+        }
+    );
+    assert!(
+        out[0].notes.contains(&"deadline 1.5 s".to_owned()),
+        "{:?}",
+        out[0].notes
+    );
+    assert!(out[0].complete);
+    let (_, g) = grpc(&out[1]);
+    assert_eq!(
+        (g.method.as_str(), g.response_messages, g.response_bytes),
+        ("ListFeatures", 5, 60)
+    );
+    let (h, g) = grpc(&out[2]);
+    assert_eq!((g.request_messages, g.request_bytes), (3, 12));
+    assert_eq!(g.grpc_status, Some(3));
+    assert_eq!(g.grpc_message, "bad point: ✓ lat=0");
+    assert!(
+        out[2].notes.contains(&"1 compressed message".to_owned()),
+        "{:?}",
+        out[2].notes
+    );
+    // Trailers follow the headers in the response list.
+    assert_eq!(header(&h.response_headers, "grpc-status"), Some("3"));
+}
+
+#[test]
+fn grpc_trailers_only_bidi_and_a_large_message() {
+    let mut w = Wire::new();
+    w.start();
+    // Trailers-Only: one HEADERS frame with END_STREAM and grpc-status.
+    grpc_request(&mut w, 1, "/pkg.Svc/Get", false);
+    w.send(
+        Dir::ToServer,
+        &frame(DATA, END_STREAM, 1, &grpc_message(0, 2)),
+    );
+    let f = w.headers(
+        Dir::ToClient,
+        1,
+        END_STREAM,
+        &[
+            (":status", "200"),
+            ("content-type", "application/grpc"),
+            ("grpc-status", "5"),
+            ("grpc-message", "not%20found"),
+        ],
+    );
+    w.send(Dir::ToClient, &f);
+    // Bidi: messages interleaved both ways.
+    grpc_request(&mut w, 3, "/pkg.Svc/Chat", false);
+    grpc_response_headers(&mut w, 3);
+    for n in 0..4 {
+        w.send(Dir::ToServer, &frame(DATA, 0, 3, &grpc_message(0, n)));
+        w.send(Dir::ToClient, &frame(DATA, 0, 3, &grpc_message(0, 2 * n)));
+    }
+    w.send(Dir::ToServer, &frame(DATA, END_STREAM, 3, &[]));
+    grpc_trailers(&mut w, 3, "0", "");
+    // A 100 000-byte message over 16 KiB DATA frames.
+    grpc_request(&mut w, 5, "/pkg.Svc/Upload", false);
+    let big = grpc_message(0, 100_000);
+    let chunks = big.chunks(16_384).count();
+    for (n, chunk) in big.chunks(16_384).enumerate() {
+        let flags = if n + 1 == chunks { END_STREAM } else { 0 };
+        w.send(Dir::ToServer, &frame(DATA, flags, 5, chunk));
+    }
+    grpc_response_headers(&mut w, 5);
+    w.send(Dir::ToClient, &frame(DATA, 0, 5, &grpc_message(0, 0)));
+    grpc_trailers(&mut w, 5, "0", "");
+    let out = w.take();
+    assert_eq!(out.len(), 3);
+    let (h, g) = grpc(&out[0]);
+    assert_eq!(
+        (h.status, g.grpc_status, g.grpc_message.as_str()),
+        (Some(200), Some(5), "not found")
+    );
+    assert_eq!((g.request_messages, g.response_messages), (1, 0));
+    let (_, g) = grpc(&out[1]);
+    assert_eq!(
+        (
+            g.request_messages,
+            g.request_bytes,
+            g.response_messages,
+            g.response_bytes
+        ),
+        (4, 6, 4, 12)
+    );
+    let (h, g) = grpc(&out[2]);
+    assert_eq!((g.request_messages, g.request_bytes), (1, 100_000));
+    assert_eq!(h.request_body_bytes, 100_005);
+    assert!(out.iter().all(|e| e.complete), "{out:?}");
+}
+
+#[test]
+fn holes_inside_data_and_across_frames() {
+    let mut w = Wire::new();
+    w.start();
+    grpc_request(&mut w, 1, "/pkg.Svc/Put", false);
+    let message = grpc_message(0, 1000);
+    let f = frame(DATA, END_STREAM, 1, &message);
+    // 200 bytes inside the message's payload are missing: the frame and the message
+    // framing both survive.
+    w.send(Dir::ToServer, &f[..300]);
+    w.hole(Dir::ToServer, Some(200));
+    w.send(Dir::ToServer, &f[500..]);
+    grpc_response_headers(&mut w, 1);
+    // The server's direction loses an unknown amount: frames are hunted for again.
+    w.send(
+        Dir::ToClient,
+        &frame(DATA, 0, 1, &grpc_message(0, 50)[..20]),
+    );
+    w.hole(Dir::ToClient, None);
+    w.send(Dir::ToClient, &frame(PING, 0, 0, &[1; 8]));
+    grpc_trailers(&mut w, 1, "0", "");
+    let out = w.take();
+    assert_eq!(out.len(), 1, "{out:?}");
+    let (h, g) = grpc(&out[0]);
+    assert!(!out[0].complete);
+    assert_eq!(h.request_body_bytes, 1005);
+    assert_eq!((g.request_messages, g.request_bytes), (1, 1000));
+    assert_eq!(g.grpc_status, Some(0));
+    assert!(
+        out[0]
+            .notes
+            .iter()
+            .any(|n| n.contains("server→client direction were not captured")),
+        "{:?}",
+        out[0].notes
+    );
+}
+
+#[test]
+fn too_many_open_streams_are_reported_early() {
+    let limits = ParserLimits {
+        max_pending: 4,
+        ..ParserLimits::default()
+    };
+    let mut w = Wire::with(Http2Parser::new(limits));
+    w.start();
+    for stream in (1..=11).step_by(2) {
+        w.get(stream, "/");
+    }
+    let out = w.take();
+    assert_eq!(out.len(), 2);
+    assert!(
+        out[0].notes[0].contains("more than 4 streams"),
+        "{:?}",
+        out[0].notes
+    );
+    assert!(w.parser.buffered() < 64 << 10);
+}
+
+#[test]
+fn recognises_http2_and_nothing_else() {
+    let mut w = Wire::new();
+    assert_eq!(recognise(PREFACE), Some(Dir::ToServer));
+    assert_eq!(recognise(&PREFACE[..16]), Some(Dir::ToServer));
+    let mut client = w.headers(
+        Dir::ToServer,
+        5,
+        END_STREAM,
+        &[(":method", "GET"), (":path", "/")],
+    );
+    client.extend(frame(WINDOW_UPDATE, 0, 0, &[0, 0, 1, 0]));
+    assert_eq!(recognise(&client), Some(Dir::ToServer));
+    let mut server = w.headers(Dir::ToClient, 5, 0, &[(":status", "200")]);
+    server.extend(frame(DATA, END_STREAM, 5, b"hello"));
+    assert_eq!(recognise(&server), Some(Dir::ToClient));
+    // Mid-stream: the tail of a DATA frame, then three frames.
+    let mut tail = vec![0x20; 40];
+    tail.extend(frame(DATA, 0, 7, b"abc"));
+    tail.extend(frame(DATA, 0, 7, b"def"));
+    tail.extend(frame(DATA, 0, 9, b"ghi"));
+    assert!(recognise(&tail).is_some());
+    for text in [
+        &b"GET / HTTP/1.1\r\nHost: example.com\r\n\r\n"[..],
+        b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello",
+        b"POST /x HTTP/1.1\r\nUpgrade: h2c\r\n\r\n",
+        b"PRI",
+        b"",
+        &[0u8; 64],
+    ] {
+        assert_eq!(recognise(text), None, "{:?}", String::from_utf8_lossy(text));
+    }
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    for _ in 0..2000 {
+        let len = (x % 300) as usize + 9;
+        let bytes: Vec<u8> = (0..len)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect();
+        assert_eq!(recognise(&bytes), None, "{bytes:?}");
+    }
+}
+
+#[test]
+fn garbage_in_both_directions_with_holes_is_bounded() {
+    let limits = ParserLimits {
+        max_buffer: 4096,
+        ..ParserLimits::default()
+    };
+    let mut w = Wire::with(Http2Parser::new(limits));
+    let mut x: u64 = 7;
+    for round in 0..3000u64 {
+        let len = (x % 2000) as usize;
+        let mut bytes: Vec<u8> = (0..len)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                (x % 7) as u8
+            })
+            .collect();
+        if round % 5 == 0 {
+            bytes.extend(frame(
+                HEADERS,
+                END_HEADERS,
+                (round as u32) | 1,
+                &[0x82, 0x84, 0x86, 0xbe],
+            ));
+        }
+        let dir = if round % 2 == 0 {
+            Dir::ToServer
+        } else {
+            Dir::ToClient
+        };
+        w.send(dir, &bytes);
+        if round % 97 == 0 {
+            w.hole(
+                dir,
+                if round % 2 == 0 {
+                    None
+                } else {
+                    Some(x % 50_000)
+                },
+            );
+        }
+        assert!(w.parser.buffered() < 1 << 20, "{}", w.parser.buffered());
+    }
+    w.close();
+}
