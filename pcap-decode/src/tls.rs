@@ -1,6 +1,7 @@
 //! TLS is recognised and reported, not decoded: one roundtrip per connection, from the
 //! ClientHello to the ServerHello, saying what the hellos say in the clear (server name,
-//! ALPN protocols, version). Nothing after the hellos is looked at.
+//! ALPN protocols offered, version; the server's ALPN choice too where the ServerHello
+//! carries it, up to TLS 1.2). Nothing after the hellos is looked at.
 
 use crate::roundtrip::TlsHello;
 use crate::stream::{
@@ -440,8 +441,8 @@ mod tests {
         body.extend([0x22; 32]);
         body.push(0);
         body.extend([0x13, 0x01, 0]);
-        let mut exts = ext(EXT_SUPPORTED_VERSIONS, &[3, 4]);
-        exts.extend(ext(EXT_ALPN, &vec16(&[2, b'h', b'2'])));
+        // A TLS 1.2 ServerHello: the ALPN choice is in the clear.
+        let exts = ext(EXT_ALPN, &vec16(&[2, b'h', b'2']));
         body.extend(vec16(&exts));
         records(SERVER_HELLO, &body, 1 << 14)
     }
@@ -487,14 +488,14 @@ mod tests {
         assert!(ex.complete);
         assert_eq!(
             ex.notes,
-            ["TLS: sni=example.com alpn=h2,http/1.1 version=TLS1.3 server_alpn=h2"]
+            ["TLS: sni=example.com alpn=h2,http/1.1 version=TLS1.2 server_alpn=h2"]
         );
         let Detail::Tls(hello) = &ex.detail else {
             panic!("{ex:?}")
         };
         assert_eq!(hello.sni, "example.com");
         assert_eq!(hello.alpn, ["h2", "http/1.1"]);
-        assert_eq!(hello.version, "TLS1.3");
+        assert_eq!(hello.version, "TLS1.2");
     }
 
     #[test]
@@ -516,6 +517,29 @@ mod tests {
             out[0].notes
         );
         assert!(out[0].notes[1].contains("no ServerHello"));
+    }
+
+    #[test]
+    fn curl_against_openssl_s_server() {
+        // testdata/make-fixtures.sh: curl -k --http2 to https://example.test:PORT/.
+        let segments = crate::http2::tests::fixture::read("tls-hello.pcap");
+        assert_eq!(recognise(&segments[0].payload), Some(Dir::ToServer));
+        let mut parser = TlsParser::new(ParserLimits::default());
+        let mut out = Vec::new();
+        let mut last = Meta::default();
+        for s in &segments {
+            parser.data(s.dir, &s.payload, s.meta, &mut out);
+            last = s.meta;
+        }
+        parser.close(CloseReason::Ended, last, &mut out);
+        assert_eq!(out.len(), 1, "{out:?}");
+        assert!(out[0].complete);
+        assert_eq!(out[0].start, segments[0].meta);
+        assert_eq!(
+            out[0].notes,
+            // TLS 1.3 sends the server's ALPN choice encrypted: only the offer is seen.
+            ["TLS: sni=example.test alpn=h2,http/1.1 version=TLS1.3"]
+        );
     }
 
     #[test]

@@ -810,4 +810,4 @@ fn decode_block(decoder: &mut HeaderDecoder, block: &[u8], max_value: usize) -> 
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

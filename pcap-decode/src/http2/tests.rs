@@ -893,3 +893,241 @@ fn garbage_in_both_directions_with_holes_is_bounded() {
     }
     w.close();
 }
+
+/// TCP payloads of a loopback capture (EN10MB, IPv4, no loss or reordering), as segments
+/// of numbered connections in the order the SYNs came.
+pub(crate) mod fixture {
+    use crate::stream::{Dir, Meta};
+
+    pub struct Segment {
+        pub conn: usize,
+        pub dir: Dir,
+        pub payload: Vec<u8>,
+        pub meta: Meta,
+    }
+
+    pub fn read(name: &str) -> Vec<Segment> {
+        let path = format!("{}/testdata/{name}", env!("CARGO_MANIFEST_DIR"));
+        let file = std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+        assert_eq!(
+            &file[..4],
+            &[0xd4, 0xc3, 0xb2, 0xa1],
+            "a little-endian µs pcap"
+        );
+        let u32le = |b: &[u8]| u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+        let mut conns: Vec<([u8; 6], [u8; 6])> = Vec::new();
+        let mut out = Vec::new();
+        let (mut pos, mut number) = (24, 0u64);
+        while pos + 16 <= file.len() {
+            let (sec, usec, len) = (
+                u32le(&file[pos..]),
+                u32le(&file[pos + 4..]),
+                u32le(&file[pos + 8..]) as usize,
+            );
+            let packet = &file[pos + 16..pos + 16 + len];
+            pos += 16 + len;
+            number += 1;
+            if packet[12..14] != [8, 0] || packet[23] != 6 {
+                continue;
+            }
+            let ip = &packet[14..];
+            let ihl = usize::from(ip[0] & 0xf) * 4;
+            let total = usize::from(u16::from_be_bytes([ip[2], ip[3]]));
+            let tcp = &ip[ihl..total];
+            let offset = usize::from(tcp[12] >> 4) * 4;
+            let mut src = [0; 6];
+            src[..4].copy_from_slice(&ip[12..16]);
+            src[4..].copy_from_slice(&tcp[..2]);
+            let mut dst = [0; 6];
+            dst[..4].copy_from_slice(&ip[16..20]);
+            dst[4..].copy_from_slice(&tcp[2..4]);
+            let flags = tcp[13];
+            if flags & 0x12 == 0x02 {
+                conns.push((src, dst));
+            }
+            let Some(conn) = conns
+                .iter()
+                .position(|c| *c == (src, dst) || *c == (dst, src))
+            else {
+                continue;
+            };
+            let payload = tcp[offset..].to_vec();
+            if payload.is_empty() {
+                continue;
+            }
+            out.push(Segment {
+                conn,
+                dir: if conns[conn].0 == src {
+                    Dir::ToServer
+                } else {
+                    Dir::ToClient
+                },
+                payload,
+                meta: Meta {
+                    ts_ns: i64::from(sec) * 1_000_000_000 + i64::from(usec) * 1000,
+                    seq: number,
+                },
+            });
+        }
+        out
+    }
+}
+
+/// Feeds connection `conn` of a fixture from its `skip`-th segment on.
+fn decode_fixture(name: &str, conn: usize, skip: usize) -> Vec<Exchange> {
+    let mut parser = Http2Parser::new(ParserLimits::default());
+    let mut out = Vec::new();
+    let mut last = Meta::default();
+    for s in fixture::read(name)
+        .into_iter()
+        .filter(|s| s.conn == conn)
+        .skip(skip)
+    {
+        parser.data(s.dir, &s.payload, s.meta, &mut out);
+        last = s.meta;
+    }
+    parser.close(CloseReason::EndOfInput, last, &mut out);
+    out
+}
+
+#[test]
+fn nghttp_against_nghttpd() {
+    // nghttp opens PRIORITY-only streams 3 to 11, then GETs on 13, 15 and 17.
+    let out = decode_fixture("h2c-nghttp.pcap", 0, 0);
+    let got: Vec<_> = out
+        .iter()
+        .map(|e| {
+            (
+                http2(e).stream,
+                http2(e).path.as_str(),
+                http2(e).status,
+                e.complete,
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (13, "/a.txt", Some(200), true),
+            (15, "/b.txt", Some(200), true),
+            (17, "/missing", Some(404), true)
+        ],
+        "{out:#?}"
+    );
+    let h = http2(&out[0]);
+    assert_eq!(h.response_body_bytes, 13);
+    assert_eq!(
+        header(&h.response_headers, "server"),
+        Some("nghttpd nghttp2/1.52.0")
+    );
+    assert!(header(&h.request_headers, "user-agent")
+        .unwrap()
+        .starts_with("nghttp2/"));
+    assert!(out.iter().all(|e| e.notes.is_empty()), "{out:#?}");
+}
+
+#[test]
+fn curl_prior_knowledge_and_the_same_connection_cut() {
+    let out = decode_fixture("h2c-nghttp.pcap", 1, 0);
+    assert_eq!(out.len(), 1, "{out:#?}");
+    let h = http2(&out[0]);
+    assert_eq!(
+        (h.path.as_str(), h.status, h.response_body_bytes),
+        ("/big.txt", Some(200), 33_000)
+    );
+    assert!(out[0].complete);
+    // Cut after the request: the response's headers are seen, the request is not.
+    let segments: Vec<_> = fixture::read("h2c-nghttp.pcap")
+        .into_iter()
+        .filter(|s| s.conn == 1)
+        .collect();
+    let request_at = segments
+        .iter()
+        .position(|s| s.dir == Dir::ToServer && s.payload.get(3) == Some(&HEADERS))
+        .unwrap();
+    let out = decode_fixture("h2c-nghttp.pcap", 1, request_at + 1);
+    assert_eq!(out.len(), 1, "{out:#?}");
+    let h = http2(&out[0]);
+    assert_eq!((h.stream, h.status, h.path.as_str()), (1, Some(200), ""));
+    assert!(!out[0].complete);
+    assert!(
+        out[0].notes.iter().any(|n| n.contains("request not seen")),
+        "{out:#?}"
+    );
+    // Cut inside the response body (after the largest segment, which holds the response's
+    // HEADERS and the first DATA frames): only DATA of stream 1, and nothing wrong.
+    let largest = (0..segments.len())
+        .max_by_key(|&i| segments[i].payload.len())
+        .unwrap();
+    let out = decode_fixture("h2c-nghttp.pcap", 1, largest + 1);
+    assert_eq!(out.len(), 1, "{out:#?}");
+    for e in &out {
+        let h = http2(e);
+        assert!(!e.complete);
+        assert_eq!((h.status, h.path.as_str()), (None, ""));
+        // The last DATA frame (33 000 - 2 * 16 384 bytes) is found by its header.
+        assert_eq!(h.response_body_bytes, 232, "{e:?}");
+        assert!(e
+            .notes
+            .iter()
+            .any(|n| n.contains("began before the capture")));
+    }
+}
+
+/// The same fixture through Wireshark's dissector: the same streams, paths and statuses.
+#[test]
+fn agrees_with_tshark() {
+    let path = format!("{}/testdata/h2c-nghttp.pcap", env!("CARGO_MANIFEST_DIR"));
+    // The server port: the destination port of the first packet, a SYN (file header,
+    // record header, Ethernet, a 20-byte IPv4 header, source port).
+    let file = std::fs::read(&path).unwrap();
+    let server_port = u16::from_be_bytes([file[24 + 16 + 36], file[24 + 16 + 37]]);
+    let run = std::process::Command::new("tshark")
+        .args([
+            "-r",
+            &path,
+            "-d",
+            &format!("tcp.port=={server_port},http2"),
+            "-T",
+            "pdml",
+        ])
+        .output();
+    let Ok(run) = run.map_err(|e| eprintln!("tshark not run ({e}): cross-check skipped")) else {
+        return;
+    };
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let show = |line: &str| {
+        let start = line.find(" show=\"")? + 7;
+        let end = start + line[start..].find('"')?;
+        Some(line[start..end].to_owned())
+    };
+    let (mut conn, mut stream, mut name) = (String::new(), String::new(), String::new());
+    let mut theirs = std::collections::BTreeSet::new();
+    for line in String::from_utf8_lossy(&run.stdout).lines() {
+        let Some(value) = show(line) else { continue };
+        if line.contains("name=\"tcp.stream\"") {
+            conn = value;
+        } else if line.contains("name=\"http2.streamid\"") {
+            stream = value;
+        } else if line.contains("name=\"http2.header.name\"") {
+            name = value;
+        } else if line.contains("name=\"http2.header.value\"")
+            && [":path", ":status"].contains(&name.as_str())
+        {
+            theirs.insert(format!("{conn}/{stream} {name} {value}"));
+        }
+    }
+    let mut ours = std::collections::BTreeSet::new();
+    for conn in 0..2 {
+        for e in decode_fixture("h2c-nghttp.pcap", conn, 0) {
+            let h = http2(&e);
+            ours.insert(format!("{conn}/{} :path {}", h.stream, h.path));
+            ours.insert(format!("{conn}/{} :status {}", h.stream, h.status.unwrap()));
+        }
+    }
+    assert_eq!(ours, theirs);
+}
