@@ -13,6 +13,7 @@
 #![forbid(unsafe_code)]
 
 mod config;
+mod http2_tls;
 mod inputs;
 pub mod mutate;
 mod requests;
@@ -21,6 +22,7 @@ mod savefile;
 pub mod seeds;
 
 pub use config::config_toml;
+pub use http2_tls::{http2, tls_hello};
 pub use inputs::parse_inputs;
 pub use requests::convert_requests;
 pub use rewriter::uds_frames;
@@ -37,6 +39,8 @@ pub const TARGETS: &[Target] = &[
     ("convert_requests", convert_requests),
     ("config_toml", config_toml),
     ("uds_frames", uds_frames),
+    ("http2", http2),
+    ("tls_hello", tls_hello),
 ];
 
 #[cfg(test)]
@@ -113,6 +117,16 @@ mod tests {
     #[test]
     fn uds_frames() {
         exercise("uds_frames", crate::uds_frames);
+    }
+
+    #[test]
+    fn http2() {
+        exercise("http2", crate::http2);
+    }
+
+    #[test]
+    fn tls_hello() {
+        exercise("tls_hello", crate::tls_hello);
     }
 
     #[test]

@@ -67,6 +67,8 @@ pub fn for_target(target: &str) -> Vec<(String, Vec<u8>)> {
             "max_local_connections = 0\n",
         ])),
         "uds_frames" => named(frame_seeds()),
+        "http2" => named(crate::http2_tls::http2_seeds()),
+        "tls_hello" => named(crate::http2_tls::tls_seeds()),
         other => panic!("no seeds for unknown target {other}"),
     }
 }
@@ -166,6 +168,7 @@ fn request_seeds() -> Vec<Vec<u8>> {
             max_bytes: 1 << 20,
             max_age_secs: 60,
         }),
+        decode: Vec::new(),
     };
     let bad_init = api::InitRequest {
         aliases: vec!["42".into()],

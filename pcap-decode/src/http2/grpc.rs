@@ -22,6 +22,9 @@ pub fn service_and_method(path: &str) -> (String, String) {
 /// `grpc-timeout` ("1500m", "2S", "1H") in ns.
 pub fn timeout_ns(value: &str) -> Option<u64> {
     let value = value.trim();
+    if !value.is_ascii() {
+        return None;
+    }
     let (digits, unit) = value.split_at(value.len().checked_sub(1)?);
     if digits.is_empty() || digits.len() > 8 || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return None;
@@ -180,6 +183,7 @@ mod tests {
         assert_eq!(timeout_ns("1H"), Some(3_600_000_000_000));
         assert_eq!(timeout_ns("123456789S"), None);
         assert_eq!(timeout_ns("S"), None);
+        assert_eq!(timeout_ns("1\u{fffd}"), None);
         assert_eq!(deadline_note(1_500_000_000), "deadline 1.5 s");
         assert_eq!(deadline_note(2_000_000_000), "deadline 2 s");
         assert_eq!(

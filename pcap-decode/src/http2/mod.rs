@@ -281,10 +281,11 @@ impl StreamParser for Http2Parser {
             .conn
             .streams
             .iter()
+            // A request still being sent (a client stream) is not waiting for an answer.
             .filter(|(_, s)| {
-                s.request_seen
+                s.request_ended
                     && !s.response_started
-                    && now_ns.saturating_sub(s.start.ts_ns) > timeout
+                    && now_ns.saturating_sub(s.end.ts_ns) > timeout
             })
             .map(|(id, _)| *id)
             .collect();

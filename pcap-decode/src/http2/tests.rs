@@ -1131,3 +1131,24 @@ fn agrees_with_tshark() {
     }
     assert_eq!(ours, theirs);
 }
+
+#[test]
+fn a_request_without_response_times_out() {
+    let limits = ParserLimits {
+        response_timeout_ns: 5_000_000_000,
+        ..ParserLimits::default()
+    };
+    let mut w = Wire::with(Http2Parser::new(limits));
+    w.start();
+    w.get(1, "/slow");
+    grpc_request(&mut w, 3, "/pkg.Svc/Upload", false);
+    w.parser.tick(4_000_000_000, &mut w.out);
+    assert!(w.take().is_empty());
+    w.parser.tick(10_000_000_000, &mut w.out);
+    let out = w.take();
+    // Stream 3 is still sending its request: it waits for nothing yet.
+    assert_eq!(out.len(), 1);
+    assert_eq!(http2(&out[0]).stream, 1);
+    assert_eq!(out[0].notes, ["no response within 5 s"]);
+    assert!(!out[0].complete);
+}
