@@ -4,6 +4,9 @@
 #                    idle streams, several streams on one connection) and by
 #                    curl --http2-prior-knowledge (a 33 KB body over many DATA frames,
 #                    on a second connection)
+#   grpc.pcap        grpc_calls.py (grpcio 1.85.1 from PyPI in a throwaway venv): unary, server
+#                    stream, client stream, bidi, an error with a message, a 40 KB request,
+#                    a gzip-compressed request
 #   tls-hello.pcap   curl -k --http2 against openssl s_server: ClientHello (SNI example.test,
 #                    ALPN h2,http/1.1) and ServerHello (choosing http/1.1)
 # Needs root (tcpdump), nghttp2-server, nghttp2-client, curl and openssl. Run from anywhere:
@@ -53,6 +56,14 @@ for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && brea
 capture "$out/h2c-nghttp.pcap" "$port"
 nghttp -n "http://127.0.0.1:$port/a.txt" "http://127.0.0.1:$port/b.txt" "http://127.0.0.1:$port/missing"
 curl -s -o /dev/null --http2-prior-knowledge "http://127.0.0.1:$port/big.txt"
+stop_capture "$port"
+
+# --- gRPC with grpcio ---
+python3 -m venv "$work/venv"
+"$work/venv/bin/pip" install -q grpcio==1.85.1
+port=$(free_port)
+capture "$out/grpc.pcap" "$port"
+"$work/venv/bin/python" "$out/grpc_calls.py" "$port"
 stop_capture "$port"
 
 # --- TLS hellos with openssl s_server ---
