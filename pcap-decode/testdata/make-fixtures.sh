@@ -7,6 +7,8 @@
 #   grpc.pcap        grpc_calls.py (grpcio 1.85.1 from PyPI in a throwaway venv): unary, server
 #                    stream, client stream, bidi, an error with a message, a 40 KB request,
 #                    a gzip-compressed request
+#   h2c-upgrade.pcap curl --http2 (Upgrade: h2c) against h2c_upgrade.py (h2 4.3.0 from PyPI),
+#                    two URLs: the upgraded request is stream 1, the second stream 3
 #   tls-hello.pcap   curl -k --http2 against openssl s_server: ClientHello (SNI example.test,
 #                    ALPN h2,http/1.1) and ServerHello (choosing http/1.1)
 # Needs root (tcpdump), nghttp2-server, nghttp2-client, curl and openssl. Run from anywhere:
@@ -60,10 +62,20 @@ stop_capture "$port"
 
 # --- gRPC with grpcio ---
 python3 -m venv "$work/venv"
-"$work/venv/bin/pip" install -q grpcio==1.85.1
+"$work/venv/bin/pip" install -q grpcio==1.85.1 h2==4.3.0
 port=$(free_port)
 capture "$out/grpc.pcap" "$port"
 "$work/venv/bin/python" "$out/grpc_calls.py" "$port"
+stop_capture "$port"
+
+# --- h2c upgrade with the h2 library ---
+port=$(free_port)
+"$work/venv/bin/python" "$out/h2c_upgrade.py" "$port" >"$work/upgrade.log" 2>&1 &
+pids+=($!)
+wait_for "$work/upgrade.log" listening
+capture "$out/h2c-upgrade.pcap" "$port"
+curl -s -o /dev/null -o /dev/null --max-time 10 --http2 "http://127.0.0.1:$port/first" \
+    "http://127.0.0.1:$port/second" || true
 stop_capture "$port"
 
 # --- TLS hellos with openssl s_server ---

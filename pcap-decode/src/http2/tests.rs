@@ -1302,3 +1302,72 @@ fn cut_captures_give_no_wrong_values() {
     every_cut_agrees("h2c-nghttp.pcap", 0);
     every_cut_agrees("h2c-nghttp.pcap", 1);
 }
+
+#[test]
+fn curl_upgrades_to_h2c() {
+    // What the HTTP/1.1 parser hands over: the bytes after the request's head and after the
+    // 101 response's head.
+    let segments: Vec<_> = fixture::read("h2c-upgrade.pcap")
+        .into_iter()
+        .filter(|s| s.conn == 0)
+        .collect();
+    let mut parser = None;
+    let mut out = Vec::new();
+    let mut handed_over = [false, false];
+    let mut last = Meta::default();
+    for s in &segments {
+        let i = side(s.dir);
+        let mut bytes = &s.payload[..];
+        if !handed_over[i] {
+            let end = bytes.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+            let head = String::from_utf8_lossy(&bytes[..end]).into_owned();
+            bytes = &bytes[end..];
+            handed_over[i] = true;
+            if s.dir == Dir::ToServer {
+                assert!(head.starts_with("GET /first HTTP/1.1\r\n"), "{head}");
+                let host = head.lines().find_map(|l| l.strip_prefix("Host: ")).unwrap();
+                parser = Some(Http2Parser::upgraded(
+                    ParserLimits::default(),
+                    UpgradedRequest {
+                        method: "GET".into(),
+                        path: "/first".into(),
+                        authority: host.into(),
+                        request_headers: Vec::new(),
+                        request_body_bytes: 0,
+                        start: s.meta,
+                    },
+                ));
+            } else {
+                assert!(head.starts_with("HTTP/1.1 101 "), "{head}");
+            }
+        }
+        let parser = parser.as_mut().expect("the request comes first");
+        parser.data(s.dir, bytes, s.meta, &mut out);
+        last = s.meta;
+    }
+    parser
+        .unwrap()
+        .close(CloseReason::EndOfInput, last, &mut out);
+    let got: Vec<_> = out
+        .iter()
+        .map(|e| {
+            let h = http2(e);
+            (
+                h.stream,
+                h.path.as_str(),
+                h.status,
+                h.response_body_bytes,
+                e.complete,
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (1, "/first", Some(200), 11, true),
+            (3, "/second", Some(200), 11, true)
+        ],
+        "{out:#?}"
+    );
+    assert_eq!(out[0].start, segments[0].meta);
+}
