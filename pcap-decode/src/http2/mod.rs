@@ -137,6 +137,10 @@ struct Connection {
     max_frame: [Option<u32>; 2],
     /// The last GOAWAY: "NO_ERROR from the server, last stream 7".
     goaway: Option<String>,
+    /// The server's direction began with SETTINGS before the client's preface was seen: a
+    /// connection start only if the preface comes (a server may send SETTINGS at any time).
+    /// Decided at the server's first header block.
+    server_start_unconfirmed: bool,
 }
 
 struct PendingBlock {
@@ -347,6 +351,7 @@ impl Connection {
             seen_start,
             max_frame: [None, None],
             goaway: None,
+            server_start_unconfirmed: false,
         }
     }
 
@@ -371,6 +376,7 @@ impl Connection {
                 if at_start {
                     self.hpack[i] = HeaderDecoder::new(true);
                     self.seen_start[i] = true;
+                    self.server_start_unconfirmed = dir == Dir::ToClient && !self.seen_start[0];
                 }
             }
             Event::Lost => self.lost(dir),
@@ -632,6 +638,13 @@ impl Connection {
 
     fn complete_block(&mut self, dir: Dir, meta: Meta, out: &mut Vec<Exchange>) {
         let i = side(dir);
+        let unconfirmed =
+            dir == Dir::ToClient && std::mem::take(&mut self.server_start_unconfirmed);
+        if unconfirmed && !self.seen_start[0] {
+            // No preface: the SETTINGS was a mid-connection one, the table unknown.
+            self.hpack[1].lose_sync();
+            self.seen_start[1] = false;
+        }
         let Some(p) = self.pending[i].take() else {
             return;
         };

@@ -1371,3 +1371,31 @@ fn curl_upgrades_to_h2c() {
     );
     assert_eq!(out[0].start, segments[0].meta);
 }
+
+#[test]
+fn a_server_settings_frame_mid_connection_is_not_a_start() {
+    // Before the capture: the server's encoder inserted x-old.
+    let mut w = Wire::new();
+    let _ = w.block(Dir::ToClient, &[("x-old", "1")]);
+    // The capture begins with a SETTINGS frame of the server, then the client's request
+    // (no preface), then a response referring to x-old.
+    w.send(Dir::ToClient, &settings(&[(4, 1 << 20)]));
+    w.get(5, "/x");
+    let block = w.block(Dir::ToClient, &[(":status", "200"), ("x-old", "1")]);
+    assert_eq!(block, [0x88, 0x80 | 62]);
+    w.send(
+        Dir::ToClient,
+        &frame(HEADERS, END_HEADERS | END_STREAM, 5, &block),
+    );
+    let out = w.take();
+    assert_eq!(out.len(), 1);
+    assert_eq!(http2(&out[0]).status, Some(200));
+    assert!(
+        out[0].notes.iter().any(|n| n.contains(
+            "response header block refers to dynamic-table \
+                                                entries inserted before the capture began: 1 field"
+        )),
+        "{:?}",
+        out[0].notes
+    );
+}
