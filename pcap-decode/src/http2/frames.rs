@@ -492,7 +492,13 @@ impl FrameReader {
         let header = if self.from_start {
             Some(FrameHeader::parse(raw))
         } else {
-            plausible(raw, self.max_frame_size, Some(self.sender))
+            // Extension frames (ALTSVC, ORIGIN, PRIORITY_UPDATE, ...) are skipped, though
+            // never taken as a boundary when hunting.
+            let h = FrameHeader::parse(raw);
+            plausible(raw, self.max_frame_size, Some(self.sender)).or((h.kind > CONTINUATION
+                && raw[5] & 0x80 == 0
+                && h.len <= self.max_frame_size)
+                .then_some(h))
         };
         let Some(header) = header else {
             self.lose(emit);
@@ -782,6 +788,18 @@ mod tests {
         assert!(seen.iter().any(|s| s.starts_with("DataEnd")));
         assert!(seen.last().unwrap().starts_with("Frame"), "{seen:?}");
         assert!(!seen.iter().any(|s| s == "Lost"));
+    }
+
+    #[test]
+    fn extension_frames_are_skipped_mid_stream_too() {
+        let mut bytes = frame(PING, 0, 0, &[0; 8]);
+        bytes.extend(frame(WINDOW_UPDATE, 0, 0, &[0, 0, 1, 0]));
+        bytes.extend(frame(0xc, 0, 0, b"\x00\x0ehttps://a.test"));
+        bytes.extend(frame(PING, ACK, 0, &[0; 8]));
+        let mut reader = FrameReader::new(Start::Hunt, Dir::ToClient, 4096);
+        let seen = collect(&mut reader, &bytes);
+        assert_eq!(seen.len(), 5, "{seen:?}");
+        assert!(!seen.iter().any(|s| s == "Lost"), "{seen:?}");
     }
 
     #[test]

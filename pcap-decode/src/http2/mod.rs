@@ -416,7 +416,8 @@ impl Connection {
         self.pending[i] = None;
         self.seen_start[i] = false;
         let why = format!(
-            "frames of the {} direction were not captured; the stream may lack parts",
+            "frames of the {} direction could not be followed (bytes not captured, or not \
+             HTTP/2); the stream may lack parts",
             direction_name(dir)
         );
         for s in self.streams.values_mut() {

@@ -773,7 +773,7 @@ fn holes_inside_data_and_across_frames() {
         out[0]
             .notes
             .iter()
-            .any(|n| n.contains("server→client direction were not captured")),
+            .any(|n| n.contains("server→client direction could not be followed")),
         "{:?}",
         out[0].notes
     );
