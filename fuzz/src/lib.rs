@@ -16,6 +16,7 @@ mod config;
 mod http1;
 mod decode;
 mod dns;
+mod http2_tls;
 mod inputs;
 pub mod mutate;
 mod requests;
@@ -27,6 +28,7 @@ pub use config::config_toml;
 pub use http1::http1;
 pub use decode::decode_packets;
 pub use dns::dns;
+pub use http2_tls::{http2, tls_hello};
 pub use inputs::parse_inputs;
 pub use requests::convert_requests;
 pub use rewriter::uds_frames;
@@ -46,6 +48,8 @@ pub const TARGETS: &[Target] = &[
     ("http1", http1),
     ("decode_packets", decode_packets),
     ("dns", dns),
+    ("http2", http2),
+    ("tls_hello", tls_hello),
 ];
 
 #[cfg(test)]
@@ -137,6 +141,16 @@ mod tests {
     #[test]
     fn dns() {
         exercise("dns", crate::dns);
+    }
+
+    #[test]
+    fn http2() {
+        exercise("http2", crate::http2);
+    }
+
+    #[test]
+    fn tls_hello() {
+        exercise("tls_hello", crate::tls_hello);
     }
 
     #[test]

@@ -70,6 +70,8 @@ pub fn for_target(target: &str) -> Vec<(String, Vec<u8>)> {
         "http1" => named(crate::http1::seeds()),
         "decode_packets" => named(crate::decode::seeds()),
         "dns" => named(crate::dns::seeds()),
+        "http2" => named(crate::http2_tls::http2_seeds()),
+        "tls_hello" => named(crate::http2_tls::tls_seeds()),
         other => panic!("no seeds for unknown target {other}"),
     }
 }

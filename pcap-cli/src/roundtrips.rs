@@ -234,6 +234,7 @@ mod tests {
             dns: None,
             http2: None,
             grpc: None,
+            tls: None,
         }
     }
 

@@ -155,6 +155,7 @@ pub fn roundtrip(
         dns: None,
         http2: None,
         grpc: None,
+        tls: None,
     };
     match ex.detail {
         Detail::None => return None,
@@ -171,6 +172,10 @@ pub fn roundtrip(
             rt.proto = Proto::Grpc;
             rt.http2 = Some(h);
             rt.grpc = Some(g);
+        }
+        Detail::Tls(t) => {
+            rt.proto = Proto::Tls;
+            rt.tls = Some(t);
         }
     }
     Some(rt)

@@ -126,35 +126,60 @@ impl Decoder {
     /// Feeds one packet; roundtrips completed by it (or by timeouts it reveals) are pushed
     /// to `out`.
     pub fn push(&mut self, packet: &Packet<'_>, out: &mut Vec<Roundtrip>) {
+        let from = out.len();
         self.stats.packets += 1;
         self.flows.set_time(packet.ts_ns, Some(packet.seq));
         self.flows.expire_idle(out);
         self.decode(packet, out);
         self.housekeeping(packet.ts_ns, out);
+        self.keep_asked(out, from);
     }
 
     /// The reader was told that `dropped` packets were skipped before the next one (a slow
     /// reader's gap): every open flow may have lost bytes, so each is marked incomplete with
     /// a note and resynchronises on what comes next.
     pub fn gap(&mut self, dropped: u64, ts_ns: i64, out: &mut Vec<Roundtrip>) {
+        let from = out.len();
         self.flows.set_time(ts_ns, None);
         self.flows.gap(dropped, out);
         self.update_stats();
+        self.keep_asked(out, from);
     }
 
     /// Time has moved on without packets (a live reader's clock): expire idle flows and
     /// report requests that timed out.
     pub fn advance(&mut self, now_ns: i64, out: &mut Vec<Roundtrip>) {
+        let from = out.len();
         self.flows.set_time(now_ns, None);
         self.flows.expire_idle(out);
         self.housekeeping(now_ns, out);
+        self.keep_asked(out, from);
     }
 
     /// End of input: report every roundtrip still open (unanswered, cut off).
     pub fn finish(&mut self, out: &mut Vec<Roundtrip>) {
+        let from = out.len();
         self.flows.finish(out);
         self.defrag.clear();
         self.update_stats();
+        self.keep_asked(out, from);
+    }
+
+    /// Drops the roundtrips from `from` on that the rules do not ask for: the plain HTTP/2
+    /// streams of a connection decoded for a `grpc` rule.
+    fn keep_asked(&self, out: &mut Vec<Roundtrip>, from: usize) {
+        let rules = self.flows.rules();
+        if rules.as_slice().is_empty() || out.len() == from {
+            return;
+        }
+        let mut i = from;
+        while i < out.len() {
+            if rules.keeps(out[i].proto, out[i].server.port()) {
+                i += 1;
+            } else {
+                out.remove(i);
+            }
+        }
     }
 
     /// Counters so far.

@@ -9,7 +9,8 @@
 use crate::decoder::DecodeConfig;
 use crate::rules::Rules;
 use crate::stream::{DatagramParser, Dir, Meta, ParserLimits, StreamParser};
-use crate::{dns, http1, Proto};
+use crate::upgrade::Http1Connection;
+use crate::{dns, http2, tls, Proto};
 
 /// What a flow needs to know of its decoder to pick a parser.
 pub struct Ctx<'a> {
@@ -50,20 +51,33 @@ pub struct DatagramCandidate {
     pub make: fn(&DecodeConfig) -> Box<dyn DatagramParser>,
 }
 
-/// TCP protocols, in the order they are asked. HTTP/2 (prior knowledge: the client preface)
-/// goes here when its parser exists.
+/// TCP protocols, in the order they are asked: the text protocols first, since HTTP/2's
+/// recognition of a connection seen mid-stream is the loosest (a run of frame headers).
 pub const STREAM_CANDIDATES: &[StreamCandidate] = &[
     StreamCandidate {
         proto: Proto::Http,
-        recognise: http1::recognise,
+        recognise: crate::http1::recognise,
         well_known_port: None,
-        make: |c| Box::new(http1::Http1Parser::new(limits(c, c.response_timeout_ns))),
+        make: |c| Box::new(Http1Connection::new(limits(c, c.response_timeout_ns))),
     },
     StreamCandidate {
         proto: Proto::Dns,
         recognise: dns::recognise_stream,
         well_known_port: Some(53),
         make: |c| Box::new(dns::DnsTcp::new(limits(c, c.dns_timeout_ns))),
+    },
+    StreamCandidate {
+        proto: Proto::Tls,
+        recognise: tls::recognise,
+        well_known_port: None,
+        make: |c| Box::new(tls::TlsParser::new(limits(c, c.response_timeout_ns))),
+    },
+    // gRPC is HTTP/2: its streams are told apart by content-type, within this parser.
+    StreamCandidate {
+        proto: Proto::Http2,
+        recognise: http2::recognise,
+        well_known_port: None,
+        make: |c| Box::new(http2::Http2Parser::new(limits(c, c.response_timeout_ns))),
     },
 ];
 

@@ -4,7 +4,7 @@
 /// What was wrong with what the caller asked for.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum Error {
-    #[error("unknown protocol {0:?} in --proto/--decode: use http, dns, http2 or grpc")]
+    #[error("unknown protocol {0:?} in --proto/--decode: use http, dns, http2, grpc or tls")]
     UnknownProto(String),
     #[error("bad port {port:?} in {rule:?}: ports are numbers from 1 to 65535, separated by commas (e.g. http:80,8080)")]
     BadPort { rule: String, port: String },

@@ -16,6 +16,7 @@ pub mod dns;
 pub mod error;
 mod flow;
 pub mod http1;
+pub mod http2;
 mod ip;
 mod link;
 #[cfg(test)]
@@ -26,12 +27,15 @@ pub mod stream;
 mod tcp;
 #[cfg(test)]
 mod testing;
+pub mod tls;
 mod tracker;
 mod udp;
+mod upgrade;
 
 pub use decoder::{DecodeConfig, DecodeStats, Decoder, Packet};
 pub use error::{Error, Result};
 pub use roundtrip::{
     DnsAnswer, DnsExchange, GrpcCall, Header, Http2Exchange, HttpExchange, Proto, Roundtrip,
+    TlsHello,
 };
 pub use rules::ProtoRule;

@@ -15,11 +15,18 @@ pub enum Proto {
     Dns,
     Http2,
     Grpc,
+    Tls,
 }
 
 impl Proto {
     /// Every protocol, in the order help texts list them.
-    pub const ALL: [Proto; 4] = [Proto::Http, Proto::Dns, Proto::Http2, Proto::Grpc];
+    pub const ALL: [Proto; 5] = [
+        Proto::Http,
+        Proto::Dns,
+        Proto::Http2,
+        Proto::Grpc,
+        Proto::Tls,
+    ];
 
     /// The name used on the command line, in JSON and in the API.
     pub fn name(self) -> &'static str {
@@ -28,10 +35,11 @@ impl Proto {
             Proto::Dns => "dns",
             Proto::Http2 => "http2",
             Proto::Grpc => "grpc",
+            Proto::Tls => "tls",
         }
     }
 
-    /// The protocol a name stands for (`http`, `dns`, `http2`, `grpc`).
+    /// The protocol a name stands for (`http`, `dns`, `http2`, `grpc`, `tls`).
     pub fn from_name(name: &str) -> Option<Proto> {
         Proto::ALL.into_iter().find(|p| p.name() == name)
     }
@@ -74,6 +82,8 @@ pub struct Roundtrip {
     pub http2: Option<Http2Exchange>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub grpc: Option<GrpcCall>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsHello>,
 }
 
 impl Roundtrip {
@@ -174,6 +184,18 @@ pub struct GrpcCall {
     pub response_bytes: u64,
 }
 
+/// What a TLS connection's hellos say in the clear; nothing after them is decoded.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TlsHello {
+    /// The server name the client asked for (SNI), empty when it sent none.
+    pub sni: String,
+    /// The ALPN protocols the client offered, in its order ("h2", "http/1.1").
+    pub alpn: Vec<String>,
+    /// "TLS1.3", "TLS1.2", ...: the version the ServerHello chose, or the highest the
+    /// client offered when no ServerHello was seen.
+    pub version: String,
+}
+
 /// `ts` as RFC 3339 with nanoseconds, in UTC.
 mod rfc3339_ns {
     use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -225,6 +247,7 @@ mod tests {
             }),
             http2: None,
             grpc: None,
+            tls: None,
         };
         let json = rt.to_json();
         assert!(json.starts_with(r#"{"ts":"2023-11-14T22:13:20.123456789Z","duration_ns":1500,"proto":"dns","client":"127.0.0.1:40000""#), "{json}");

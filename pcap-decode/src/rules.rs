@@ -52,6 +52,13 @@ impl FromStr for ProtoRule {
     }
 }
 
+impl ProtoRule {
+    /// Whether the rule covers server port `port` (every port when it names none).
+    pub fn applies_to(&self, port: u16) -> bool {
+        self.ports.is_empty() || self.ports.contains(&port)
+    }
+}
+
 /// Stored and sent as its text (`http:80,8080`).
 impl serde::Serialize for ProtoRule {
     fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
@@ -88,22 +95,38 @@ impl Rules {
         Rules { rules }
     }
 
-    /// Whether `proto` is decoded when the server's port is `port`.
+    /// Whether a connection of `proto` is decoded when the server's port is `port`. gRPC
+    /// runs over HTTP/2, so a `grpc` rule lets HTTP/2 connections be decoded too (and
+    /// [`Rules::keeps`] then keeps only their gRPC calls).
     pub fn allows(&self, proto: Proto, port: u16) -> bool {
         self.rules.is_empty()
-            || self
-                .rules
-                .iter()
-                .any(|r| r.proto == proto && (r.ports.is_empty() || r.ports.contains(&port)))
+            || self.rules.iter().any(|r| {
+                (r.proto == proto || (proto == Proto::Http2 && r.proto == Proto::Grpc))
+                    && r.applies_to(port)
+            })
+    }
+
+    /// Whether a roundtrip of `proto` (as decoded) is reported when the server's port is
+    /// `port`: a gRPC call under an `http2` or a `grpc` rule, the others under their own.
+    pub fn keeps(&self, proto: Proto, port: u16) -> bool {
+        self.rules.is_empty()
+            || self.rules.iter().any(|r| {
+                (r.proto == proto || (proto == Proto::Grpc && r.proto == Proto::Http2))
+                    && r.applies_to(port)
+            })
     }
 
     /// The protocol a rule names for this port explicitly, if one does: a hint that
     /// outranks recognition by content (e.g. `http2:8080` for a connection seen mid-stream).
+    /// A `grpc` rule names the HTTP/2 connections that carry it.
     pub fn port_hint(&self, port: u16) -> Option<Proto> {
         self.rules
             .iter()
             .find(|r| r.ports.contains(&port))
-            .map(|r| r.proto)
+            .map(|r| match r.proto {
+                Proto::Grpc => Proto::Http2,
+                p => p,
+            })
     }
 
     /// The rules as given.
@@ -128,13 +151,15 @@ mod tests {
         );
         assert_eq!(rule.to_string(), "http:80,8080");
         assert_eq!("dns".parse::<ProtoRule>().unwrap().to_string(), "dns");
+        assert_eq!("tls:443".parse::<ProtoRule>().unwrap().proto, Proto::Tls);
     }
 
     #[test]
     fn refuses_bad_rules_with_what_to_do() {
         let err = "smtp:25".parse::<ProtoRule>().unwrap_err();
         assert!(
-            err.to_string().contains("use http, dns, http2 or grpc"),
+            err.to_string()
+                .contains("use http, dns, http2, grpc or tls"),
             "{err}"
         );
         let err = "http:80,x".parse::<ProtoRule>().unwrap_err();
@@ -151,5 +176,18 @@ mod tests {
         assert!(!rules.allows(Proto::Http, 81));
         assert!(!rules.allows(Proto::Dns, 53));
         assert_eq!(rules.port_hint(80), Some(Proto::Http));
+    }
+
+    #[test]
+    fn grpc_rules_decode_http2_connections_and_keep_only_their_grpc_calls() {
+        let rules = Rules::new(vec!["grpc:50051".parse().unwrap()]);
+        assert!(rules.allows(Proto::Http2, 50051));
+        assert!(!rules.allows(Proto::Http2, 8080));
+        assert!(rules.keeps(Proto::Grpc, 50051));
+        assert!(!rules.keeps(Proto::Http2, 50051));
+        assert_eq!(rules.port_hint(50051), Some(Proto::Http2));
+        let rules = Rules::new(vec!["http2".parse().unwrap()]);
+        assert!(rules.keeps(Proto::Grpc, 443) && rules.keeps(Proto::Http2, 443));
+        assert!(!rules.allows(Proto::Http, 80));
     }
 }

@@ -4,7 +4,7 @@
 //! A parser never sees a byte twice or out of order: retransmissions and overlaps are
 //! resolved before, and what was never seen arrives as a [`StreamParser::hole`].
 
-use crate::roundtrip::{DnsExchange, GrpcCall, Http2Exchange, HttpExchange};
+use crate::roundtrip::{DnsExchange, GrpcCall, Http2Exchange, HttpExchange, TlsHello};
 
 /// Which way bytes flow, relative to the side that sends requests.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -54,6 +54,8 @@ pub enum Detail {
     Dns(DnsExchange),
     Http2(Http2Exchange),
     Grpc(Http2Exchange, GrpcCall),
+    /// A TLS connection's hellos (one exchange per connection).
+    Tls(TlsHello),
 }
 
 /// Why a connection's parser is being closed.
@@ -69,7 +71,7 @@ pub enum CloseReason {
     Evicted,
 }
 
-/// A parser of one TCP connection's byte streams (HTTP/1.1, DNS over TCP, HTTP/2).
+/// A parser of one TCP connection's byte streams (HTTP/1.1, DNS over TCP, HTTP/2, TLS).
 ///
 /// It keeps only what it must (an unfinished head, a length prefix), within `limit` bytes
 /// of buffer per direction given at construction, and reports what it could not keep in the

@@ -272,6 +272,11 @@ impl Tracker {
         );
     }
 
+    /// The rules flows are decoded by.
+    pub fn rules(&self) -> &Rules {
+        &self.rules
+    }
+
     /// Closes flows without a packet for the idle timeout, least recently active first.
     pub fn expire_idle(&mut self, out: &mut Vec<Roundtrip>) {
         while let Some((idx, last)) = self.table.oldest() {

@@ -540,6 +540,22 @@ pub struct Roundtrip {
     /// With http2, for gRPC calls.
     #[prost(message, optional, tag = "14")]
     pub grpc: ::core::option::Option<GrpcCall>,
+    /// A TLS connection: what its hellos said (nothing else of it is decoded).
+    #[prost(message, optional, tag = "15")]
+    pub tls: ::core::option::Option<TlsHello>,
+}
+#[allow(clippy::all)]
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct TlsHello {
+    /// server_name from the ClientHello.
+    #[prost(string, tag = "1")]
+    pub sni: ::prost::alloc::string::String,
+    /// ALPN protocols the client offered.
+    #[prost(string, repeated, tag = "2")]
+    pub alpn: ::prost::alloc::vec::Vec<::prost::alloc::string::String>,
+    /// "TLS1.3", "TLS1.2", ...
+    #[prost(string, tag = "3")]
+    pub version: ::prost::alloc::string::String,
 }
 #[allow(clippy::all)]
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]

@@ -177,6 +177,11 @@ impl From<&dec::Roundtrip> for api::Roundtrip {
                 response_body_bytes: h.response_body_bytes,
                 reset: h.reset.clone(),
             }),
+            tls: r.tls.as_ref().map(|t| api::TlsHello {
+                sni: t.sni.clone(),
+                alpn: t.alpn.clone(),
+                version: t.version.clone(),
+            }),
             grpc: r.grpc.as_ref().map(|g| api::GrpcCall {
                 service: g.service.clone(),
                 method: g.method.clone(),
@@ -282,6 +287,12 @@ impl TryFrom<api::Roundtrip> for dec::Roundtrip {
                 response_messages: g.response_messages,
                 request_bytes: g.request_bytes,
                 response_bytes: g.response_bytes,
+            }),
+            // The API has no TLS message yet: its hellos travel in the notes.
+            tls: r.tls.map(|t| dec::TlsHello {
+                sni: t.sni,
+                alpn: t.alpn,
+                version: t.version,
             }),
         })
     }

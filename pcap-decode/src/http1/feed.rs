@@ -23,6 +23,10 @@ impl Http1Parser {
     pub(super) fn feed(&mut self, dir: Dir, bytes: &[u8], meta: Meta, out: &mut Vec<Exchange>) {
         let mut input = bytes;
         loop {
+            if self.switched {
+                self.keep_for_upgrade(dir, input);
+                break;
+            }
             if !self.side(dir).buf.is_empty() {
                 if input.is_empty() {
                     break;
@@ -43,6 +47,20 @@ impl Http1Parser {
         while !bytes.is_empty() {
             let used = self.step(dir, bytes, meta, out);
             bytes = &bytes[used..];
+            if self.switched {
+                self.keep_for_upgrade(dir, bytes);
+                return;
+            }
+        }
+    }
+
+    /// Keeps what the server sent after its 101 for the protocol switched to (bounded).
+    fn keep_for_upgrade(&mut self, dir: Dir, rest: &[u8]) {
+        let cap = self.limits.max_buffer;
+        if let (Dir::ToClient, Some(up)) = (dir, self.upgrade.as_mut()) {
+            let room = cap.saturating_sub(up.server_bytes.len());
+            up.server_bytes
+                .extend_from_slice(&rest[..rest.len().min(room)]);
         }
     }
 

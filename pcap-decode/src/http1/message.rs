@@ -116,14 +116,30 @@ impl Http1Parser {
         t.http.response_headers = h.headers;
         let f = h.framing;
         if code == 101 || (t.connect && (200..300).contains(&code)) {
-            let what = match (code, f.upgrade) {
+            let what = match (code, &f.upgrade) {
                 (101, Some(to)) => format!("switched protocols to {to}"),
                 (101, None) => "switched protocols".to_owned(),
                 _ => "CONNECT opened a tunnel".to_owned(),
             };
-            t.notes.push(format!(
-                "{what}: the rest of the connection was not decoded"
-            ));
+            if code == 101 {
+                if let Some(protocol) = &f.upgrade {
+                    self.upgrade = Some(super::Upgrade {
+                        protocol: protocol.clone(),
+                        request: t.http.clone(),
+                        start: t.start,
+                        server_bytes: Vec::new(),
+                    });
+                }
+            }
+            let h2c = self
+                .upgrade
+                .as_ref()
+                .is_some_and(|u| u.protocol.eq_ignore_ascii_case("h2c"));
+            t.notes.push(if h2c {
+                format!("{what}: the HTTP/2 streams that follow are reported as http2")
+            } else {
+                format!("{what}: the rest of the connection was not decoded")
+            });
             self.report(t, out);
             self.switch(out);
             return;

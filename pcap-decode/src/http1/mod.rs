@@ -69,6 +69,22 @@ pub struct Http1Parser {
     timed: usize,
     next_id: u64,
     switched: bool,
+    /// The request a 101 answered, and the bytes that followed the 101 in its packet, for
+    /// the parser of the protocol switched to.
+    upgrade: Option<Upgrade>,
+}
+
+/// A connection that left HTTP/1.1 by `Upgrade` (RFC 9110, section 7.8).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Upgrade {
+    /// The protocol switched to, as the 101 named it (`h2c`, `websocket`).
+    pub protocol: String,
+    /// The request that asked for it.
+    pub request: crate::roundtrip::HttpExchange,
+    /// First packet of that request.
+    pub start: Meta,
+    /// Bytes of the new protocol that came after the 101's head, in the same delivery.
+    pub server_bytes: Vec<u8>,
 }
 
 impl Http1Parser {
@@ -84,7 +100,13 @@ impl Http1Parser {
             timed: 0,
             next_id: 0,
             switched: false,
+            upgrade: None,
         }
+    }
+
+    /// The upgrade the connection made, once (see [`Upgrade`]).
+    pub fn take_upgrade(&mut self) -> Option<Upgrade> {
+        self.upgrade.take()
     }
 
     /// True once the connection left HTTP/1 (101 Switching Protocols, or a CONNECT

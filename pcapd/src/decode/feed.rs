@@ -286,6 +286,7 @@ mod tests {
                 dns: None,
                 http2: None,
                 grpc: None,
+                tls: None,
             })
             .collect()
     }
