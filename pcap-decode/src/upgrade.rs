@@ -14,7 +14,7 @@ pub struct Http1Connection {
 }
 
 enum Now {
-    Http1(Http1Parser),
+    Http1(Box<Http1Parser>),
     Http2(Box<Http2Parser>),
     /// Switched to something not decoded: bytes are dropped.
     Other,
@@ -25,7 +25,7 @@ impl Http1Connection {
     pub fn new(limits: ParserLimits) -> Self {
         Http1Connection {
             limits,
-            now: Now::Http1(Http1Parser::new(limits)),
+            now: Now::Http1(Box::new(Http1Parser::new(limits))),
         }
     }
 
