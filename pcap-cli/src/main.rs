@@ -4,10 +4,14 @@
 #![forbid(unsafe_code)]
 
 mod cmd;
+mod merge;
 mod output;
+mod pcapng;
 mod progress;
 mod remotes;
 mod rpc;
+mod sink;
+mod sources;
 mod table;
 mod target;
 mod values;
