@@ -283,7 +283,7 @@ fn captures_on_two_daemons_merge_in_time_order() {
     }
     let certs = Certs::make();
     let port = free_port();
-    let remote = certs.daemon(port);
+    let mut remote = certs.daemon(port);
     let d = Daemon::start();
     certs.add_client_remote(&d, "lab", &format!("https://localhost:{port}"), "alice");
     let a = d.init_started(&["lo", &format!("udp port {}", PORTS[0]), "--alias", "a"]);
@@ -392,6 +392,44 @@ fn captures_on_two_daemons_merge_in_time_order() {
     assert_eq!(names, BTreeSet::from(["a/lo", "lab/c/lo"]));
     let info = capinfos(&live);
     assert!(info.contains("Number of stat entries = 1"), "{info}");
+
+    // The remote daemon dies mid-stream: said on stderr and on the next packet, and the
+    // local capture goes on.
+    let cut = file(&d, "cut.pcapng");
+    let mut listen = d.spawn_to_file(&["listen", "a", "lab:c", "--count", "30"], &cut);
+    eventually(LIMIT, "both captures to reach the listener", || {
+        send_udp_seq(PORTS[0], seq..seq + 1, 64);
+        send_udp_seq(PORTS[2], seq..seq + 1, 64);
+        seq += 1;
+        std::fs::metadata(&cut).is_ok_and(|m| m.len() > 2000)
+    });
+    remote.kill();
+    eventually(
+        LIMIT,
+        "the listener to get its packets from a alone",
+        || {
+            send_udp_seq(PORTS[0], seq..seq + 2, 64);
+            seq += 2;
+            listen.try_status().is_some()
+        },
+    );
+    assert!(listen.wait(LIMIT).success(), "{}", listen.stderr());
+    let stderr = listen.stderr();
+    assert!(
+        stderr.contains("lab:c") && stderr.contains("the other captures go on"),
+        "{stderr}"
+    );
+    let got = fields(&cut, &["frame.interface_name", "frame.comment"]);
+    assert_eq!(got.len(), 30);
+    let noted: Vec<&Vec<String>> = got
+        .iter()
+        .filter(|f| f[1].starts_with("lab:c ended: "))
+        .collect();
+    assert_eq!(noted.len(), 1, "one packet tells it: {got:?}");
+    assert_eq!(
+        noted[0][0], "a/lo",
+        "on a packet of the capture that goes on"
+    );
 }
 
 #[test]
