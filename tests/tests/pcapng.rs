@@ -272,6 +272,29 @@ fn a_packet_after_a_gap_says_how_many_were_skipped() {
         listen.stderr().contains("packets skipped"),
         "stderr tells it too"
     );
+
+    // A reader that goes away (as `head` does) ends a replay quietly, successfully.
+    for args in [
+        &["replay", "busy", "--format", "pcapng"][..],
+        &["replay", "busy", "busy"],
+    ] {
+        let mut replay = d.spawn_piped(args);
+        let mut pipe = replay.stdout();
+        let mut start = [0u8; 4096];
+        std::io::Read::read_exact(&mut pipe, &mut start).unwrap();
+        assert_eq!(
+            &start[..4],
+            &0x0a0d_0d0au32.to_le_bytes(),
+            "a section header first"
+        );
+        drop(pipe);
+        let status = replay.wait(LIMIT);
+        let stderr = replay.stderr();
+        assert!(
+            status.success() && stderr.is_empty(),
+            "{args:?}: {status} {stderr}"
+        );
+    }
 }
 
 #[test]

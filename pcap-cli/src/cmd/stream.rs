@@ -29,7 +29,8 @@ pub struct ReplayArgs {
     /// merged in exact time order into one pcapng stream
     #[arg(value_name = "[REMOTE:]ID|ALIAS", required = true)]
     captures: Vec<String>,
-    /// After what is spooled, go on with new packets until the capture stops
+    /// After what is spooled, go on with new packets until the capture stops (several
+    /// captures: new packets merged within a 200 ms window, as `pcap listen` does)
     #[arg(long)]
     live: bool,
     /// Only packets from T on (RFC 3339, unix seconds, or how long ago: 30s, 5m, 2h; not
