@@ -4,6 +4,7 @@
 #   bash bench/run.sh                              # prints the table
 #   bash bench/run.sh --out docs/BENCHMARKS.md     # and writes it down
 #   bash bench/run.sh --packets 200000 --runs 1    # a shorter run
+#   bash bench/run.sh decode                       # decoding beside tshark (no root)
 # Run it as root: it makes two network namespaces and captures in them.
 set -euo pipefail
 cd "$(dirname "$0")/.."

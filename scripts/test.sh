@@ -14,8 +14,12 @@ cd "$(dirname "$0")/.."
 # tshark (capinfos comes with it in wireshark-common): Wireshark's reading of what pcap writes.
 # docker.io, containerd, podman, busybox-static: the container tests start the engines and run
 # containers of an image made from the static busybox (nothing is pulled).
+# dnsmasq-base, bind9-dnsutils (dig), curl, nghttp2-server, nghttp2-client, python3-h2: the
+# real servers and clients whose traffic the decoding tests capture (an h2c Upgrade server
+# is written on python3-h2, since nghttpd does not speak it).
 ensure_packages libpcap-dev protobuf-compiler tcpdump tcpreplay pkg-config iproute2 util-linux gcc \
-    libc6-dev man-db python3 python3-venv tshark docker.io containerd podman busybox-static
+    libc6-dev man-db python3 python3-venv tshark docker.io containerd podman busybox-static \
+    dnsmasq-base bind9-dnsutils curl nghttp2-server nghttp2-client python3-h2
 ensure_rust
 
 cargo build --locked --workspace --all-targets

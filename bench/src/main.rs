@@ -3,12 +3,15 @@
 //! beside `cat`, listen latency, and the daemon's memory. Run it as root (it makes network
 //! namespaces); `bash bench/run.sh` installs what is missing, builds and runs it.
 //! `pcapd-bench list-latency` measures one figure on its own: how long `List` takes while
-//! other clients start and stop captures.
+//! other clients start and stop captures. `pcapd-bench decode` measures roundtrip decoding
+//! of a generated HTTP/1.1 and DNS file beside tshark (no root needed).
 
 mod capture;
 mod daemon;
+mod decode;
 mod document;
 mod guard;
+mod http_dns;
 mod latency;
 mod list_latency;
 mod machine;
@@ -64,10 +67,10 @@ pub struct Cli {
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
     /// Where pcapd and pcap are (default: next to this program)
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", global = true)]
     pub bin_dir: Option<PathBuf>,
     /// Give up (and clean up) after this many seconds
-    #[arg(long, default_value_t = 1200, value_name = "SECS")]
+    #[arg(long, default_value_t = 1200, value_name = "SECS", global = true)]
     pub timeout: u64,
     #[command(subcommand)]
     command: Option<Mode>,
@@ -84,6 +87,16 @@ enum Mode {
         /// Seconds to measure
         #[arg(long, default_value_t = 10.0)]
         secs: f64,
+    },
+    /// Only measure decoding: a generated HTTP/1.1 + DNS savefile decoded by the library,
+    /// by `pcap decode --file` and by tshark (packets/s, MB/s, peak RSS); needs no root
+    Decode {
+        /// Packets in the generated file
+        #[arg(long, default_value_t = 1_000_000, value_parser = clap::value_parser!(u64).range(20..=100_000_000))]
+        packets: u64,
+        /// Where to write the file (default: a temporary directory, removed afterwards)
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
     },
     /// Send timestamped UDP to 127.0.0.1:PORT (run by the benchmark inside a namespace)
     #[command(hide = true)]
@@ -112,6 +125,8 @@ fn main() -> ExitCode {
             guard::install(Duration::from_secs(cli.timeout))
                 .and_then(|()| list_latency(&cli, captures, secs))
         }
+        Some(Mode::Decode { packets, ref dir }) => guard::install(Duration::from_secs(cli.timeout))
+            .and_then(|()| decode(&cli, packets, dir.as_deref())),
         None => guard::install(Duration::from_secs(cli.timeout)).and_then(|()| bench(&cli)),
     };
     match result {
@@ -175,6 +190,32 @@ fn list_latency(cli: &Cli, captures: u16, secs: f64) -> Result<()> {
     let figures = list_latency::measure(&bins, &tmp.path().join("pcapd"), captures, secs)?;
     println!("{}", list_latency::report(captures, &figures));
     Ok(())
+}
+
+/// `pcapd-bench decode`: prints the decoding table.
+fn decode(cli: &Cli, packets: u64, dir: Option<&Path>) -> Result<()> {
+    let bin_dir = match &cli.bin_dir {
+        Some(d) => d.clone(),
+        None => std::env::current_exe()
+            .context("find this program")?
+            .parent()
+            .context("this program's directory")?
+            .to_path_buf(),
+    };
+    let pcap = bin_dir.join("pcap");
+    if !pcap.is_file() {
+        bail!(
+            "{} is missing: build it with `cargo build --release -p pcap-cli`, or say where it \
+             is with --bin-dir",
+            pcap.display()
+        );
+    }
+    let tmp = tempfile::Builder::new()
+        .prefix("pcapd-bench.")
+        .tempdir()
+        .context("make a temporary directory")?;
+    guard::register_dir(tmp.path().to_owned());
+    decode::run(packets, &pcap, dir.unwrap_or(tmp.path()))
 }
 
 /// One measurement of every figure, each tool and each daemon fresh.

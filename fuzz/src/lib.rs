@@ -1,6 +1,6 @@
 //! Fuzz target bodies for pcapd: the parsers of what users type, the API request
 //! conversions, the daemon's config file, the savefile record splitter, the spool segment
-//! scanner and repairer, and the HTTP/2 rewriter on the UNIX socket.
+//! scanner and repairer, the HTTP/2 rewriter on the UNIX socket, and the roundtrip decoder.
 //!
 //! Each body is a plain function of the input bytes. The cargo-fuzz targets in
 //! `fuzz_targets/` call them under libFuzzer (nightly); the tests at the end of this file
@@ -13,6 +13,9 @@
 #![forbid(unsafe_code)]
 
 mod config;
+mod http1;
+mod decode;
+mod dns;
 mod inputs;
 pub mod mutate;
 mod requests;
@@ -21,6 +24,9 @@ mod savefile;
 pub mod seeds;
 
 pub use config::config_toml;
+pub use http1::http1;
+pub use decode::decode_packets;
+pub use dns::dns;
 pub use inputs::parse_inputs;
 pub use requests::convert_requests;
 pub use rewriter::uds_frames;
@@ -37,6 +43,9 @@ pub const TARGETS: &[Target] = &[
     ("convert_requests", convert_requests),
     ("config_toml", config_toml),
     ("uds_frames", uds_frames),
+    ("http1", http1),
+    ("decode_packets", decode_packets),
+    ("dns", dns),
 ];
 
 #[cfg(test)]
@@ -113,6 +122,21 @@ mod tests {
     #[test]
     fn uds_frames() {
         exercise("uds_frames", crate::uds_frames);
+    }
+
+    #[test]
+    fn http1() {
+        exercise("http1", crate::http1);
+    }
+
+    #[test]
+    fn decode_packets() {
+        exercise("decode_packets", crate::decode_packets);
+    }
+
+    #[test]
+    fn dns() {
+        exercise("dns", crate::dns);
     }
 
     #[test]

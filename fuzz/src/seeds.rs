@@ -67,6 +67,9 @@ pub fn for_target(target: &str) -> Vec<(String, Vec<u8>)> {
             "max_local_connections = 0\n",
         ])),
         "uds_frames" => named(frame_seeds()),
+        "http1" => named(crate::http1::seeds()),
+        "decode_packets" => named(crate::decode::seeds()),
+        "dns" => named(crate::dns::seeds()),
         other => panic!("no seeds for unknown target {other}"),
     }
 }
@@ -169,6 +172,7 @@ fn request_seeds() -> Vec<Vec<u8>> {
             max_bytes: 1 << 20,
             max_age_secs: 60,
         }),
+        ..Default::default()
     };
     let bad_init = api::InitRequest {
         aliases: vec!["42".into()],

@@ -3,12 +3,14 @@
 
 #![forbid(unsafe_code)]
 
+mod capfile;
 mod cmd;
 mod merge;
 mod output;
 mod pcapng;
 mod progress;
 mod remotes;
+mod roundtrips;
 mod rpc;
 mod sink;
 mod sources;

@@ -36,6 +36,8 @@ pub struct CaptureJson<'a> {
     pub started: Option<String>,
     pub stop: &'a StopConditions,
     pub retention: &'a Retention,
+    /// The `--decode` rules, as given (`"http:80,8080"`, `"dns"`); empty when none.
+    pub decode: Vec<String>,
 }
 
 impl<'a> From<&'a CaptureInfo> for CaptureJson<'a> {
@@ -60,6 +62,7 @@ impl<'a> From<&'a CaptureInfo> for CaptureJson<'a> {
             started: rfc3339(c.started_unix_ns),
             stop: &c.stop,
             retention: &c.retention,
+            decode: c.decode.iter().map(ToString::to_string).collect(),
         }
     }
 }
@@ -80,6 +83,18 @@ pub fn aliases_cell(aliases: &[Alias]) -> String {
         .map(Alias::as_str)
         .collect::<Vec<_>>()
         .join(",")
+}
+
+/// Decode rules separated by spaces (`http:80 dns`), or a dash.
+pub fn decode_cell(rules: &[pcap_decode::ProtoRule]) -> String {
+    if rules.is_empty() {
+        return "-".to_owned();
+    }
+    rules
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// The state with its reason, as in `FAILED (disk full)`.
@@ -164,6 +179,11 @@ mod tests {
         assert_eq!(v["stop"]["packet_count"], serde_json::Value::Null);
         assert_eq!(v["interfaces"], serde_json::json!([]));
         assert_eq!(v["interface_names"], serde_json::json!({}));
+        assert_eq!(v["decode"], serde_json::json!([]));
+        let mut c = capture();
+        c.decode = vec!["http:80".parse().unwrap(), "dns".parse().unwrap()];
+        let v = serde_json::to_value(CaptureJson::from(&c)).unwrap();
+        assert_eq!(v["decode"], serde_json::json!(["http:80", "dns"]));
     }
 
     #[test]

@@ -8,13 +8,26 @@
 //! goes on with the others. Nothing here reads files, sockets or clocks.
 #![forbid(unsafe_code)]
 
+mod connection;
 pub mod decoder;
+mod defrag;
+mod dispatch;
 pub mod dns;
 pub mod error;
+mod flow;
 pub mod http1;
+mod ip;
+mod link;
+#[cfg(test)]
+mod pipeline_tests;
 pub mod roundtrip;
 pub mod rules;
 pub mod stream;
+mod tcp;
+#[cfg(test)]
+mod testing;
+mod tracker;
+mod udp;
 
 pub use decoder::{DecodeConfig, DecodeStats, Decoder, Packet};
 pub use error::{Error, Result};

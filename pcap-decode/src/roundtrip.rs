@@ -116,10 +116,10 @@ pub struct DnsExchange {
     pub transport: String,
     /// The question's name, without the trailing dot ("example.com"); "." for the root.
     pub name: String,
-    /// Question type by name ("A", "AAAA"), or "TYPE65" for types without one (RFC 3597).
+    /// Question type by name ("A", "AAAA"), or "TYPE65280" for types without one (RFC 3597).
     #[serde(rename = "type")]
     pub qtype: String,
-    /// Question class by name ("IN"), or "CLASS3".
+    /// Question class by name ("IN", "CH"), or "CLASS42".
     pub class: String,
     /// Response code by name ("NOERROR", "NXDOMAIN", "SERVFAIL"), or "RCODE11"; empty when
     /// no answer was seen.

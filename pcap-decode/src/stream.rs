@@ -74,6 +74,23 @@ pub enum CloseReason {
 /// It keeps only what it must (an unfinished head, a length prefix), within `limit` bytes
 /// of buffer per direction given at construction, and reports what it could not keep in the
 /// exchange's notes.
+///
+/// What the transport layer promises, per direction:
+/// - Bytes arrive in sequence order, each once; `meta` names the packet that carried them.
+/// - A direction whose start (its SYN) was not seen (the capture began mid-connection) gets
+///   `hole(dir, None)` before its first bytes: they may begin mid-message. A hole before an exchange's first byte does not make that
+///   exchange incomplete; one inside it does.
+/// - `hole(dir, Some(n))` is exactly `n` bytes missing at that point (the peer acknowledged
+///   bytes never captured, the snaplen cut a segment, the out-of-order buffer reached its
+///   bound, or the connection closed with bytes missing); the bytes after it follow.
+/// - `hole(dir, None)` on both directions: a reader's gap (packets dropped before the next).
+/// - `end(dir, false)` once the FIN is in sequence; `end(dir, true)` for the side that sent a
+///   RST, followed at once by `close(Ended)`. `close` comes exactly once, last: after both
+///   FINs or a RST (`Ended`), idle expiry (`Idle`), eviction (`Evicted`, the decoder adds a
+///   note of its own to what this reports) or the end of input (`EndOfInput`). Bytes still
+///   buffered out of order are handed on (with holes) before `close`.
+/// - The first bytes the recogniser saw are handed on as one `data` call, with the packet of
+///   the first of them.
 pub trait StreamParser: Send {
     /// In-order bytes of one direction.
     fn data(&mut self, dir: Dir, bytes: &[u8], meta: Meta, out: &mut Vec<Exchange>);
@@ -113,6 +130,13 @@ pub trait DatagramParser: Send {
 
     /// Bytes this parser holds now (pending queries).
     fn buffered(&self) -> usize;
+
+    /// Whether nothing is waiting for an answer: a 5-tuple quiet for a while with nothing
+    /// pending is let go early (clients use a new port per lookup, so waiting for the idle
+    /// timeout would keep one flow per lookup for minutes).
+    fn settled(&self) -> bool {
+        false
+    }
 }
 
 /// Bounds and timeouts every parser is built with (from [`crate::DecodeConfig`]).

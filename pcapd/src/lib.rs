@@ -3,6 +3,7 @@
 
 pub mod capture;
 pub mod config;
+pub mod decode;
 pub mod engines;
 pub mod error;
 pub mod listen;

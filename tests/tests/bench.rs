@@ -78,3 +78,45 @@ fn a_quick_benchmark_run_prints_its_table_and_pcapd_misses_nothing() {
         "pcap listen delivered nothing: {listened:?}"
     );
 }
+
+#[test]
+fn a_quick_decode_benchmark_prints_its_table() {
+    // No root needed: it decodes a generated file, beside tshark when installed.
+    let dir = pcapd_bin().parent().expect("binary directory");
+    let out = run_bounded(
+        Command::new(dir.join("pcapd-bench"))
+            .args(["decode", "--packets", "2000", "--timeout", "100"])
+            .arg("--bin-dir")
+            .arg(dir),
+        "pcapd-bench decode (quick)",
+        Duration::from_secs(150),
+    );
+    let table = out.stdout_str();
+    assert!(
+        out.status.success(),
+        "pcapd-bench decode failed ({}); stdout:\n{table}\nstderr:\n{}",
+        out.status,
+        out.stderr
+    );
+    assert!(table.starts_with("Decoding 2000 packets"), "{table}");
+    for row in [
+        "| pcap-decode library",
+        "| `pcap decode --file FILE --json` |",
+    ] {
+        let line = table
+            .lines()
+            .find(|l| l.starts_with(row))
+            .unwrap_or_else(|| panic!("no row {row:?}:\n{table}"));
+        let cells: Vec<&str> = line.trim_matches('|').split(" | ").collect();
+        assert_eq!(cells.len(), 6, "{line}");
+        assert_eq!(cells[5].trim(), "700", "every roundtrip decoded: {line}");
+    }
+    assert!(
+        table.contains("roundtrips found by the library: 700 of 700 (PASS)"),
+        "{table}"
+    );
+    assert!(
+        table.contains("peak RSS of `pcap decode --file`"),
+        "{table}"
+    );
+}

@@ -5,6 +5,7 @@ use anyhow::Result;
 use clap::Args;
 use pcap_core::api::v1 as api;
 use pcap_core::domain::{Alias, CaptureInfo, CaptureSpec, State};
+use pcap_decode::ProtoRule;
 
 use super::Context;
 use crate::output::{print_json, print_stdout};
@@ -60,6 +61,11 @@ pub struct InitArgs {
     /// that knows it]
     #[arg(long, value_name = "RUNTIME", requires = "container")]
     runtime: Option<String>,
+    /// Decode this protocol while capturing and export its metrics on pcapd's /metrics:
+    /// http, dns, http2 or grpc, optionally on these server ports (`http:80,8080`);
+    /// repeatable
+    #[arg(long = "decode", value_name = "PROTO[:PORTS]", value_parser = parse_rule)]
+    decode: Vec<ProtoRule>,
 }
 
 /// Runs `pcap init`.
@@ -107,7 +113,7 @@ fn spec(args: &InitArgs, iface: &str) -> Result<CaptureSpec, Usage> {
         aliases: args.aliases.iter().map(Alias::to_string).collect(),
         snaplen: args.snaplen.unwrap_or(0),
         no_promisc: args.no_promisc,
-        decode: Vec::new(),
+        decode: args.decode.iter().map(api::DecodeRule::from).collect(),
         stop: Some(api::StopConditions {
             duration_secs: args.duration.unwrap_or(0),
             packet_count: args.count.unwrap_or(0),
@@ -160,6 +166,10 @@ fn outcome(c: &CaptureInfo, created: bool, requested: &[Alias], remote: &str) ->
 
 fn parse_alias(s: &str) -> pcap_core::Result<Alias> {
     Alias::new(s)
+}
+
+fn parse_rule(s: &str) -> pcap_decode::Result<ProtoRule> {
+    s.parse()
 }
 
 #[cfg(test)]
@@ -219,6 +229,28 @@ mod tests {
                 Wrap::try_parse_from(std::iter::once("init").chain(bad.iter().copied())).is_err()
             );
         }
+    }
+
+    #[test]
+    fn decode_rules_are_parsed_and_sent() {
+        let a = parse(&["lo", "--decode", "http:80,8080", "--decode", "dns"]);
+        assert_eq!(
+            a.decode.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            ["http:80,8080", "dns"]
+        );
+        assert_eq!(spec(&a, "lo").unwrap().decode, a.decode);
+        let err = Wrap::try_parse_from(["init", "lo", "--decode", "smtp"])
+            .err()
+            .unwrap();
+        assert_eq!(err.exit_code(), 2);
+        assert!(
+            err.to_string().contains("use http, dns, http2 or grpc"),
+            "{err}"
+        );
+        let many: Vec<String> = (1..=17).map(|p| format!("--decode=dns:{p}")).collect();
+        let a = parse(&many.iter().map(String::as_str).collect::<Vec<_>>());
+        let err = spec(&a, "lo").unwrap_err();
+        assert!(err.0.contains("at most 16"), "{}", err.0);
     }
 
     #[test]

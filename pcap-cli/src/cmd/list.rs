@@ -9,7 +9,7 @@ use super::{Context, RemoteArg};
 use crate::output::{print_json, print_stdout};
 use crate::rpc::status_error;
 use crate::table::{or_dash, Align, Table};
-use crate::view::{aliases_cell, drops, state_cell, CaptureJson};
+use crate::view::{aliases_cell, decode_cell, drops, state_cell, CaptureJson};
 
 /// Runs `pcap list`.
 pub async fn run(args: RemoteArg, ctx: &Context) -> Result<()> {
@@ -36,8 +36,9 @@ pub async fn run(args: RemoteArg, ctx: &Context) -> Result<()> {
 }
 
 /// The table, followed by the filters pcapd compiled where they differ from those given.
+/// A DECODE column (the `--decode` rules) is shown only when some capture has rules.
 fn render(captures: &[CaptureInfo]) -> String {
-    let mut table = Table::new(&[
+    let mut columns = vec![
         ("ID", Align::Left),
         ("ALIASES", Align::Left),
         ("IFACE", Align::Left),
@@ -48,9 +49,14 @@ fn render(captures: &[CaptureInfo]) -> String {
         ("BYTES", Align::Right),
         ("DROPS", Align::Right),
         ("SPOOL", Align::Right),
-    ]);
+    ];
+    let decoding = captures.iter().any(|c| !c.decode.is_empty());
+    if decoding {
+        columns.push(("DECODE", Align::Left));
+    }
+    let mut table = Table::new(&columns);
     for c in captures {
-        table.row(vec![
+        let mut row = vec![
             c.id.to_string(),
             aliases_cell(&c.aliases),
             c.target.to_string(),
@@ -61,7 +67,11 @@ fn render(captures: &[CaptureInfo]) -> String {
             human_size(c.counters.spooled_bytes),
             drops(&c.counters).to_string(),
             human_size(c.counters.spool_bytes),
-        ]);
+        ];
+        if decoding {
+            row.push(decode_cell(&c.decode));
+        }
+        table.row(row);
     }
     let mut out = table.render();
     let applied: Vec<&CaptureInfo> = captures
@@ -142,6 +152,20 @@ mod tests {
              filters as applied by pcapd:\n  \
              12: not tcp port 2020\n"
         );
+    }
+
+    #[test]
+    fn a_decode_column_only_when_a_capture_decodes() {
+        let mut a = capture(1, "web", Some("lo"), "tcp", "tcp");
+        a.decode = vec!["http:80,8080".parse().unwrap(), "dns".parse().unwrap()];
+        let b = capture(2, "db", Some("lo"), "udp", "udp");
+        assert_eq!(
+            render(&[a, b.clone()]),
+            "ID  ALIASES  IFACE  FILTER  OWNER         STATE   PACKETS  BYTES  DROPS  SPOOL  DECODE\n\
+             1   web      lo     tcp     uid 0 (root)  ACTIVE        0    0 B      0    0 B  http:80,8080 dns\n\
+             2   db       lo     udp     uid 0 (root)  ACTIVE        0    0 B      0    0 B  -\n"
+        );
+        assert!(!render(&[b]).contains("DECODE"));
     }
 
     #[test]

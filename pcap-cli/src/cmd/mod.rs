@@ -1,5 +1,6 @@
 //! The commands of `pcap`, one module per group, and what they share.
 
+mod decode;
 mod docs;
 mod ifaces;
 mod init;
@@ -49,6 +50,12 @@ pub enum Command {
     Replay(stream::ReplayArgs),
     /// Write new packets of a capture as a pcap savefile as they are captured
     Listen(stream::ListenArgs),
+    /// Show the HTTP requests and DNS queries of a capture (or of a pcap/pcapng file) with
+    /// their responses: a table, or JSON lines with --json
+    #[command(
+        override_usage = "pcap decode [OPTIONS] <[REMOTE:]ID|ALIAS>\n       pcap decode [OPTIONS] --file <FILE|->"
+    )]
+    Decode(decode::DecodeArgs),
     /// Show the network interfaces pcapd can capture on (in its own network namespace, or
     /// in another one)
     Ifaces(ifaces::IfacesArgs),
@@ -88,6 +95,7 @@ pub async fn run(command: Command, ctx: &Context) -> Result<()> {
         Command::List(args) => list::run(args, ctx).await,
         Command::Replay(args) => stream::replay(args, ctx).await,
         Command::Listen(args) => stream::listen(args, ctx).await,
+        Command::Decode(args) => decode::run(args, ctx).await,
         Command::Ifaces(args) => ifaces::run(args, ctx).await,
         Command::Remote(command) => remote::run(command, ctx),
         Command::Version(args) => version::run(args, ctx).await,

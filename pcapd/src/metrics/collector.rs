@@ -181,7 +181,7 @@ impl Collector for PcapdCollector {
             .collect();
         let mut connected = e.encode_descriptor(
             "pcapd_capture_readers",
-            "Replay and Listen streams reading the capture now.",
+            "Replay, Listen and Decode streams reading the capture now.",
             None,
             ConstGauge::<u64>::TYPE,
         )?;
@@ -190,7 +190,7 @@ impl Collector for PcapdCollector {
         }
         let mut skipped = e.encode_descriptor(
             "pcapd_capture_reader_skipped_packets",
-            "Packets skipped for Replay --live and Listen readers that read too slowly.",
+            "Packets skipped for Replay --live, Listen and Decode --live readers that read too slowly.",
             None,
             ConstCounter::<u64>::TYPE,
         )?;

@@ -19,6 +19,8 @@ use tokio::net::TcpListener;
 
 pub use collector::PcapdCollector;
 
+use crate::decode::DecodeCollector;
+
 use crate::registry::Registry;
 use crate::{Error, Result};
 
@@ -47,7 +49,9 @@ pub async fn serve(
     stop: impl std::future::Future<Output = ()>,
 ) {
     let mut metrics = prometheus_client::registry::Registry::default();
+    let decoded = registry.decode_metrics();
     metrics.register_collector(Box::new(PcapdCollector::new(registry, started)));
+    metrics.register_collector(Box::new(DecodeCollector(decoded)));
     let metrics = Arc::new(metrics);
     let permits = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     tokio::pin!(stop);

@@ -18,6 +18,9 @@ use tokio::sync::{mpsc, oneshot};
 use super::view::{label, View};
 use crate::capture::{CaptureHandle, CaptureParams, Control, Event};
 use crate::config::Config;
+use crate::decode::DecodeMetrics;
+use crate::decode::{metrics::capture_label, LiveDecoder};
+use crate::readout::Header;
 use crate::spool::{self, catalog};
 use crate::store::Store;
 use crate::{Error, Result};
@@ -26,6 +29,9 @@ use crate::{Error, Result};
 const READY_TIMEOUT: Duration = Duration::from_secs(10);
 /// How often a running capture's counters are saved.
 const PERSIST_EVERY: Duration = Duration::from_secs(10);
+/// How long a capture's decoder may take to read what was queued for it once the capture
+/// thread has ended, before it is stopped.
+const DECODER_GRACE: Duration = Duration::from_secs(5);
 
 /// What a capture's owner is asked to do. Each carries where to send the answer.
 pub enum Command {
@@ -55,6 +61,8 @@ pub struct Shared {
     pub config: crate::config::Current,
     /// Distinguishes runs of captures, so that late reports of an ended run are ignored.
     pub generations: std::sync::atomic::AtomicU64,
+    /// The metrics of the captures decoded while capturing.
+    pub decode_metrics: Arc<DecodeMetrics>,
 }
 
 /// The registry's handle on one capture's owner.
@@ -73,6 +81,7 @@ impl CaptureRef {
         let owner = Owner {
             info,
             run: None,
+            decoder: None,
             view: view.clone(),
             shared,
             events_tx,
@@ -110,6 +119,8 @@ impl CaptureRef {
 struct Owner {
     info: CaptureInfo,
     run: Option<CaptureHandle>,
+    /// Decodes the capture while it is ACTIVE, when it has decode rules.
+    decoder: Option<LiveDecoder>,
     view: Arc<View>,
     shared: Arc<Shared>,
     /// Given to each run of the thread; its reports come back on `events`.
@@ -257,6 +268,7 @@ impl Owner {
         };
         self.info.state = state;
         self.info.reason = reason;
+        self.follow_with_decoder().await;
         self.save().await?;
         tracing::info!(capture.id = self.info.id, state = %state, "started");
         Ok(self.view.snapshot())
@@ -277,6 +289,7 @@ impl Owner {
                 Ok(())
             })
             .await?;
+            self.decoder_ended().await;
             self.info.counters = counters.snapshot();
             self.view.lock().run = None;
             self.info.state = state;
@@ -290,6 +303,8 @@ impl Owner {
 
     async fn delete(&mut self) -> Result<CaptureInfo> {
         self.halt(State::Paused).await?;
+        self.decoder_ended().await;
+        self.shared.decode_metrics.remove(self.info.id);
         let (store, dir, id) = (
             self.shared.store.clone(),
             spool::capture_dir(&self.shared.data_dir, self.info.id),
@@ -396,13 +411,51 @@ impl Owner {
             if let Err(e) = checked {
                 tracing::error!(capture.id = id, error = %e, "checking the spool after the capture ended");
             }
+            self.decoder_ended().await;
             self.info.counters = counters.snapshot();
             self.view.lock().run = None;
         }
         self.info.state = state;
         self.info.reason = reason;
+        self.follow_with_decoder().await;
         if let Err(e) = self.save().await {
             tracing::error!(capture.id = self.info.id, error = %e, "saving capture state");
+        }
+    }
+
+    /// Starts decoding the capture when it has decode rules and has become ACTIVE (first
+    /// start, after RETRYING, on resuming at the daemon's start) unless a decoder follows
+    /// it already. A decoder reads the thread's fan-out, so one lives as long as the
+    /// thread's run. Called before the state is published, so that once a capture is
+    /// listed ACTIVE every later packet is decoded.
+    async fn follow_with_decoder(&mut self) {
+        if self.decoder.as_mut().is_some_and(LiveDecoder::has_ended) {
+            self.decoder = None;
+        }
+        if self.decoder.is_some() || self.info.decode.is_empty() || self.info.state != State::Active
+        {
+            return;
+        }
+        let Some(controller) = self.run.as_ref().map(|r| r.controller.clone()) else {
+            return;
+        };
+        let header = Header {
+            capture_id: self.info.id,
+            link_type: self.info.link_type,
+            snaplen: self.info.snaplen,
+        };
+        let series = self
+            .shared
+            .decode_metrics
+            .series(self.info.id, capture_label(&self.info));
+        let rules = self.info.decode.clone();
+        self.decoder = LiveDecoder::start(header, rules, &controller, series, READY_TIMEOUT).await;
+    }
+
+    /// Once the capture's thread has ended: waits for its decoder to count what is left.
+    async fn decoder_ended(&mut self) {
+        if let Some(decoder) = self.decoder.take() {
+            decoder.ended(DECODER_GRACE).await;
         }
     }
 

@@ -25,6 +25,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use pcap_core::domain::{CaptureId, CaptureInfo, Selector};
 
 use crate::config::{Config, Current};
+use crate::decode::DecodeMetrics;
 use crate::spool::{self, catalog};
 use crate::store::Store;
 use crate::{Error, Result};
@@ -42,7 +43,7 @@ const DB_FILE: &str = "registry.redb";
 pub struct Registry {
     captures: Mutex<Captures>,
     shared: Arc<Shared>,
-    /// The Replay and Listen streams being served, for metrics.
+    /// The Replay, Listen and Decode streams being served, for metrics.
     readers: Arc<readers::Readers>,
 }
 
@@ -96,6 +97,7 @@ impl Registry {
             data_dir,
             config: Current::new(config),
             generations: 1.into(),
+            decode_metrics: Arc::default(),
         });
         let mut by_id = BTreeMap::new();
         let mut resume = Vec::new();
@@ -141,6 +143,11 @@ impl Registry {
     fn current(&self) -> Vec<CaptureRef> {
         let captures = self.lock();
         captures.live().cloned().collect()
+    }
+
+    /// The metrics of the captures decoded while capturing.
+    pub fn decode_metrics(&self) -> Arc<DecodeMetrics> {
+        self.shared.decode_metrics.clone()
     }
 
     /// The configuration in force.

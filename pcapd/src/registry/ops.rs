@@ -13,7 +13,8 @@ use crate::{Error, Result};
 
 impl Registry {
     /// Defines a capture, or adds the aliases to the capture that has the same target and
-    /// filter already. Returns the capture and whether it was created.
+    /// filter already (refused when it asks for other decode rules than that capture's).
+    /// Returns the capture and whether it was created.
     pub async fn init(&self, spec: CaptureSpec, caller: &Caller) -> Result<(CaptureInfo, bool)> {
         self.check_filter_len(&spec.filter)?;
         let config = self.settings();
@@ -102,6 +103,9 @@ impl Registry {
                 .cloned();
             match same {
                 Some(capture) => {
+                    if let Some(refusal) = capture.view.with(|i| other_decode_rules(i, &spec)) {
+                        return Err(refusal);
+                    }
                     capture.view.update(|i| {
                         for alias in &spec.aliases {
                             if !i.aliases.contains(alias) {
@@ -228,6 +232,35 @@ impl Registry {
     }
 }
 
+/// `init` of a target and filter that a capture has already, with `--decode` rules other
+/// than that capture's: refused, since changing what a running capture decodes (perhaps
+/// someone else's, feeding their dashboards) is not what adding an alias should do.
+/// Without `--decode`, or with the same rules in any order, the alias is added as usual.
+fn other_decode_rules(existing: &CaptureInfo, spec: &CaptureSpec) -> Option<Error> {
+    let same = spec.decode.len() == existing.decode.len()
+        && spec.decode.iter().all(|r| existing.decode.contains(r));
+    if spec.decode.is_empty() || same {
+        return None;
+    }
+    let rules = |r: &[pcap_decode::ProtoRule]| match r {
+        [] => "nothing".to_owned(),
+        r => r
+            .iter()
+            .map(|r| format!("--decode {r}"))
+            .collect::<Vec<_>>()
+            .join(" "),
+    };
+    Some(Error::AlreadyExists(format!(
+        "{} has this target and filter already and decodes {}, not {}; init it without \
+         --decode to add an alias, or delete it with `pcap delete {}` and init it again with \
+         the rules you want",
+        label(existing),
+        rules(&existing.decode),
+        rules(&spec.decode),
+        existing.id
+    )))
+}
+
 /// Sends a command to every capture at once and waits for all answers; the first error
 /// is returned after every capture has answered. A capture deleted meanwhile is left out.
 async fn each<T>(
@@ -263,4 +296,44 @@ async fn each<T>(
         )));
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::registry::tests_support::capture_info;
+
+    fn spec(rules: &[&str]) -> CaptureSpec {
+        CaptureSpec {
+            target: Default::default(),
+            filter: String::new(),
+            aliases: vec![],
+            snaplen: 0,
+            promisc: true,
+            stop: Default::default(),
+            retention: Default::default(),
+            decode: rules.iter().map(|r| r.parse().unwrap()).collect(),
+        }
+    }
+
+    #[test]
+    fn init_with_other_decode_rules_is_refused_saying_which() {
+        let mut existing = capture_info();
+        existing.decode = vec!["http:80".parse().unwrap(), "dns".parse().unwrap()];
+        assert!(other_decode_rules(&existing, &spec(&[])).is_none());
+        assert!(other_decode_rules(&existing, &spec(&["dns", "http:80"])).is_none());
+        let refusal = other_decode_rules(&existing, &spec(&["http"])).unwrap();
+        let msg = refusal.to_string();
+        assert!(matches!(refusal, Error::AlreadyExists(_)));
+        assert!(
+            msg.contains("decodes --decode http:80 --decode dns, not --decode http"),
+            "{msg}"
+        );
+        assert!(msg.contains("pcap delete 1"), "{msg}");
+        existing.decode.clear();
+        let msg = other_decode_rules(&existing, &spec(&["dns"]))
+            .unwrap()
+            .to_string();
+        assert!(msg.contains("decodes nothing, not --decode dns"), "{msg}");
+    }
 }

@@ -1,4 +1,4 @@
-//! Who is reading which capture: the Replay and Listen streams being served, and how many
+//! Who is reading which capture: the Replay, Listen and Decode streams being served, and how many
 //! packets were skipped for them because they read too slowly. Read for metrics only;
 //! a stream registers itself with a guard that it drops when it ends.
 
@@ -16,17 +16,19 @@ use crate::capture::live::Subscription;
 pub enum ReaderKind {
     Replay,
     Listen,
+    Decode,
 }
 
 impl ReaderKind {
     /// Every kind, for reporting zeros too.
-    pub const ALL: [ReaderKind; 2] = [ReaderKind::Replay, ReaderKind::Listen];
+    pub const ALL: [ReaderKind; 3] = [ReaderKind::Replay, ReaderKind::Listen, ReaderKind::Decode];
 
     /// Lower-case name, as in the CLI.
     pub fn name(self) -> &'static str {
         match self {
             ReaderKind::Replay => "replay",
             ReaderKind::Listen => "listen",
+            ReaderKind::Decode => "decode",
         }
     }
 }

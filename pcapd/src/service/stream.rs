@@ -1,14 +1,16 @@
-//! Replay and Listen: open the stream in the registry, let [`crate::readout`] serve it, and
-//! convert what it sends into stream messages. Record bytes are moved, never copied.
+//! Replay, Listen and Decode: open the stream in the registry, let [`crate::readout`] (and
+//! for Decode, [`crate::decode`]) serve it, and convert what it sends into stream messages.
+//! Record bytes are moved, never copied.
 
 use pcap_core::api::v1 as api;
-use pcap_core::domain::{ListenSpec, ReplaySpec};
+use pcap_core::domain::{DecodeSpec, ListenSpec, ReplaySpec};
 use tokio_stream::adapters::Map;
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_stream::StreamExt;
 use tonic::{Request, Response, Status};
 
 use super::{domain, PcapdService};
+use crate::decode;
 use crate::readout::{self, Chunk, Header, Item, Items};
 use crate::registry::ReaderKind;
 
@@ -103,14 +105,46 @@ fn packet(p: readout::Packet) -> api::Packet {
 }
 
 /// The stream type of `Decode`.
-pub type DecodeStream = ReceiverStream<Result<api::DecodeMessage, Status>>;
+pub type DecodeStream =
+    Map<ReceiverStream<decode::Output>, fn(decode::Output) -> Result<api::DecodeMessage, Status>>;
 
-/// Decode: roundtrips of a capture (being built: refused until the decoder lands).
+/// Decode: roundtrips of a capture's spool, then with `live` of its new packets. Served like
+/// a replay (the same permit, registration and readout), decoded on a thread of its own.
 #[tracing::instrument(skip_all)]
 pub async fn decode(
-    _s: &PcapdService,
+    s: &PcapdService,
     req: Request<api::DecodeRequest>,
 ) -> Result<Response<DecodeStream>, Status> {
-    let _spec: pcap_core::domain::DecodeSpec = domain(req.into_inner())?;
-    Err(Status::unimplemented("this pcapd cannot decode yet"))
+    let spec: DecodeSpec = domain(req.into_inner())?;
+    let permit = s.stream_permit()?;
+    let src = s.registry.open_replay(&decode::replay_spec(&spec)).await?;
+    let reader = s
+        .registry
+        .reader_opened(src.id, ReaderKind::Decode, src.live.as_ref());
+    let outputs = decode::serve(src, &spec, (permit, reader))?;
+    let convert: fn(decode::Output) -> Result<api::DecodeMessage, Status> = decode_message;
+    Ok(Response::new(ReceiverStream::new(outputs).map(convert)))
+}
+
+fn decode_message(out: decode::Output) -> Result<api::DecodeMessage, Status> {
+    use api::decode_message::Kind;
+    let notice = |kind| Kind::Notice(api::Notice { kind: Some(kind) });
+    let kind = match out {
+        decode::Output::Header(h) => Kind::Header(api::DecodeHeader {
+            capture_id: h.capture_id,
+            link_type: h.link_type,
+        }),
+        decode::Output::Roundtrips(batch) => Kind::Roundtrips(api::RoundtripBatch {
+            roundtrips: batch.iter().map(api::Roundtrip::from).collect(),
+        }),
+        decode::Output::Gap(dropped) => notice(api::notice::Kind::Gap(api::Gap { dropped })),
+        decode::Output::State(state, reason) => {
+            notice(api::notice::Kind::State(api::StateChange {
+                state: api::State::from(state).into(),
+                reason,
+            }))
+        }
+        decode::Output::Failed(e) => return Err(Status::from(e)),
+    };
+    Ok(api::DecodeMessage { kind: Some(kind) })
 }
