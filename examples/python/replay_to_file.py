@@ -17,6 +17,22 @@ def record(p):
     return struct.pack("<IIII", sec, ns // 1000, len(p.data), p.original_length) + p.data
 
 
+def micro_records(batch):
+    """A RecordBatch's records with microsecond times, as the file header promises.
+
+    pcapd keeps nanoseconds (batch.nanoseconds); segments spooled by older versions, and
+    older daemons, hold microseconds already, which are copied as they are."""
+    if not batch.nanoseconds:
+        return batch.records
+    out, at, raw = [], 0, batch.records
+    while at + 16 <= len(raw):
+        sec, ns, caplen, origlen = struct.unpack_from("<IIII", raw, at)
+        out.append(struct.pack("<IIII", sec, ns // 1000, caplen, origlen))
+        out.append(raw[at + 16:at + 16 + caplen])
+        at += 16 + caplen
+    return b"".join(out)
+
+
 def notice(n):
     if n.WhichOneof("kind") == "gap":
         return f"{n.gap.dropped} packets skipped: this reader fell behind"
@@ -42,7 +58,7 @@ def main():
                 out.write(b"".join(record(p) for p in m.packets.packets))
                 packets += len(m.packets.packets)
             elif kind == "records":  # already savefile records, back to back
-                out.write(m.records.records)
+                out.write(micro_records(m.records))
                 packets += m.records.count
             elif kind == "notice":
                 print(f"notice: {notice(m.notice)}", file=sys.stderr)

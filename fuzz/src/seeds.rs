@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use pcap_core::api::v1 as api;
-use pcap_core::savefile::{encode_record, FileHeader, RecordHeader};
+use pcap_core::savefile::{encode_record, FileHeader, RecordHeader, Resolution};
 use prost::Message;
 
 /// The seed inputs of `target`, named.
@@ -80,17 +80,20 @@ fn texts(t: &[&str]) -> Vec<Vec<u8>> {
     t.iter().map(|s| s.as_bytes().to_vec()).collect()
 }
 
-/// A savefile header and `n` records of 64 bytes, one second apart.
+/// A savefile header and `n` records of 64 bytes, one second apart (nanoseconds, as
+/// pcapd spools them).
 fn pcap_file(snaplen: u32, n: u8) -> Vec<u8> {
     let mut b = FileHeader {
         link_type: 1,
         snaplen,
+        resolution: Resolution::Nano,
     }
     .encode()
     .to_vec();
     for i in 0..n {
         encode_record(
             &mut b,
+            Resolution::Nano,
             1_795_000_000_000_000_000 + i64::from(i) * 1_000_000_000,
             64,
             &[i; 64],
@@ -103,7 +106,7 @@ fn record_header(caplen: u32, origlen: u32) -> Vec<u8> {
     let mut b = Vec::new();
     RecordHeader {
         ts_sec: 1,
-        ts_usec: 2,
+        ts_frac: 2,
         caplen,
         origlen,
     }

@@ -5,11 +5,15 @@
 
 mod capfile;
 mod cmd;
+mod merge;
 mod output;
+mod pcapng;
 mod progress;
 mod remotes;
 mod roundtrips;
 mod rpc;
+mod sink;
+mod sources;
 mod table;
 mod target;
 mod values;

@@ -1,4 +1,5 @@
-//! Where `replay` and `listen` write their pcap savefile: standard output or `-w FILE`.
+//! Where `replay` and `listen` write their pcap savefile (or pcapng): standard output or
+//! `-w FILE`.
 //! Readers such as `wireshark -k -i -` show packets as they come only if every batch is
 //! flushed; a reader that goes away (broken pipe) ends the command quietly.
 
@@ -37,8 +38,14 @@ impl Destination {
         }
     }
 
-    /// Opens the destination; a file is created or truncated.
+    /// Opens the destination for a pcap savefile; a file is created or truncated.
     pub fn open(&self) -> Result<PcapWriter> {
+        let (out, name) = self.open_buffered()?;
+        Ok(PcapWriter { out, name })
+    }
+
+    /// Opens the destination as a large buffer in front of it, with its name for messages.
+    pub fn open_buffered(&self) -> Result<(BufWriter<Box<dyn Write>>, String)> {
         let (out, name): (Box<dyn Write>, String) = match self {
             // Standard output's own handle is line buffered, which would scan all the binary
             // data for newlines and split writes at them; write to its descriptor directly.
@@ -58,10 +65,7 @@ impl Destination {
                 (Box::new(file), path.display().to_string())
             }
         };
-        Ok(PcapWriter {
-            out: BufWriter::with_capacity(BUFFER, out),
-            name,
-        })
+        Ok((BufWriter::with_capacity(BUFFER, out), name))
     }
 }
 
@@ -155,10 +159,12 @@ mod tests {
         w.header(FileHeader {
             link_type: 276,
             snaplen: 262_144,
+            resolution: savefile::Resolution::Micro,
         })
         .unwrap();
         let mut record = Vec::new();
-        savefile::encode_record(&mut record, 1_795_000_000_000_001_000, 60, &[1, 2, 3]);
+        let us = savefile::Resolution::Micro;
+        savefile::encode_record(&mut record, us, 1_795_000_000_000_001_000, 60, &[1, 2, 3]);
         assert_eq!(w.records(&record).unwrap(), Flow::Continue);
         w.finish().unwrap();
         let bytes = std::fs::read(&path).unwrap();
@@ -167,7 +173,7 @@ mod tests {
         let mut records = savefile::Records::new(&bytes[savefile::FILE_HEADER_LEN..], 262_144);
         let (h, data) = records.next().unwrap();
         assert_eq!(
-            (h.ts_sec, h.ts_usec, h.caplen, h.origlen),
+            (h.ts_sec, h.ts_frac, h.caplen, h.origlen),
             (1_795_000_000, 1, 3, 60)
         );
         assert_eq!(data, &[1, 2, 3]);

@@ -79,15 +79,15 @@ pub struct SegmentSummary {
     pub file_len: u64,
 }
 
-/// Calls `f` with the segment's whole records in chunks: each chunk holds one or more
-/// records back to back, as read from disk in blocks of about `block` bytes, shared
+/// Calls `f` with the segment's file header (which says the unit of its record times) and
+/// its whole records in chunks: each chunk holds one or more records back to back, as read from disk in blocks of about `block` bytes, shared
 /// rather than copied (handing a chunk or a slice of it on costs nothing). Stops where
 /// `f` breaks or the records end; a trailing partial or corrupt record is left out, as
 /// [`for_each_record`] does. Returns the file header and how the records ended.
 pub fn for_each_chunk(
     path: &Path,
     block: usize,
-    mut f: impl FnMut(Bytes) -> ControlFlow<()>,
+    mut f: impl FnMut(&FileHeader, Bytes) -> ControlFlow<()>,
 ) -> Result<(FileHeader, Tail)> {
     let mut file = File::open(path).map_err(|e| Error::io(path, e))?;
     let header = read_header(&mut file, path)?;
@@ -112,7 +112,7 @@ pub fn for_each_chunk(
         let (whole, tail) = (records.consumed(), records.tail());
         carry = buf[whole..].to_vec();
         buf.truncate(whole);
-        if whole > 0 && f(Bytes::from(buf)).is_break() {
+        if whole > 0 && f(&header, Bytes::from(buf)).is_break() {
             return Ok((header, Tail::Clean));
         }
         if tail == Tail::Corrupt || n == 0 {
@@ -178,18 +178,18 @@ pub fn for_each_record(
     }
 }
 
-/// Reads a whole segment and summarises it.
+/// Reads a whole segment (of either resolution) and summarises it.
 pub fn scan(path: &Path) -> Result<SegmentSummary> {
     let mut packets = 0u64;
-    let (mut first_ts_ns, mut last_ts_ns) = (0i64, 0i64);
+    let (mut first, mut last) = (None, None);
     let (header, valid_len, _) = for_each_record(path, None, |h, _| {
-        if packets == 0 {
-            first_ts_ns = h.ts_ns();
-        }
-        last_ts_ns = h.ts_ns();
+        first.get_or_insert(*h);
+        last = Some(*h);
         packets += 1;
         ControlFlow::Continue(())
     })?;
+    let ts = |h: Option<RecordHeader>| h.map_or(0, |h| h.ts_ns(header.resolution));
+    let (first_ts_ns, last_ts_ns) = (ts(first), ts(last));
     let file_len = std::fs::metadata(path)
         .map_err(|e| Error::io(path, e))?
         .len();
@@ -222,8 +222,11 @@ pub fn repair(path: &Path) -> Result<SegmentSummary> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::savefile::encode_record;
+    use crate::savefile::{encode_record, Resolution};
     use std::io::Write;
+
+    const US: Resolution = Resolution::Micro;
+    const NS: Resolution = Resolution::Nano;
 
     #[test]
     fn names_round_trip() {
@@ -255,11 +258,12 @@ mod tests {
         let mut bytes = FileHeader {
             link_type: 1,
             snaplen: 262_144,
+            resolution: US,
         }
         .encode()
         .to_vec();
         for i in 0..3 {
-            encode_record(&mut bytes, 1_000_000_000 * (i + 1), 64, &[i as u8; 64]);
+            encode_record(&mut bytes, US, 1_000_000_000 * (i + 1), 64, &[i as u8; 64]);
         }
         let whole = bytes.len() as u64;
         bytes.extend_from_slice(&[5u8; 30]);
@@ -282,23 +286,31 @@ mod tests {
         let mut bytes = FileHeader {
             link_type: 1,
             snaplen: 262_144,
+            resolution: NS,
         }
         .encode()
         .to_vec();
         let sizes = [10usize, 5000, 70, 3000, 1, 9000, 64];
         for (i, n) in sizes.iter().enumerate() {
-            encode_record(&mut bytes, i as i64 * 1_000, *n as u32, &vec![i as u8; *n]);
+            encode_record(
+                &mut bytes,
+                NS,
+                i as i64 * 1_000,
+                *n as u32,
+                &vec![i as u8; *n],
+            );
         }
         let whole = bytes[FILE_HEADER_LEN..].to_vec();
         let mut partial = Vec::new();
-        encode_record(&mut partial, 9_000, 100, &[7u8; 100]);
+        encode_record(&mut partial, NS, 9_000, 100, &[7u8; 100]);
         bytes.extend_from_slice(&partial[..50]); // a record being written
         File::create(&path).unwrap().write_all(&bytes).unwrap();
         // Blocks smaller than some records: those must still come whole.
         for block in [16, 100, 4096, 1 << 20] {
             let mut got = Vec::new();
             let mut chunks = 0;
-            let (_, tail) = for_each_chunk(&path, block, |c| {
+            let (_, tail) = for_each_chunk(&path, block, |h, c| {
+                assert_eq!(h.resolution, NS);
                 assert!(Records::new(&c, 262_144).count() > 0);
                 got.extend_from_slice(&c);
                 chunks += 1;
@@ -313,12 +325,40 @@ mod tests {
         }
         // Breaking stops the reading.
         let mut seen = 0;
-        for_each_chunk(&path, 16, |_| {
+        for_each_chunk(&path, 16, |_, _| {
             seen += 1;
             ControlFlow::Break(())
         })
         .unwrap();
         assert_eq!(seen, 1);
+    }
+
+    #[test]
+    fn scan_reads_times_in_the_unit_of_each_file() {
+        let dir = tempfile::tempdir().unwrap();
+        for res in [US, NS] {
+            let path = dir.path().join(format!("{res:?}.pcap"));
+            let mut bytes = FileHeader {
+                link_type: 1,
+                snaplen: 262_144,
+                resolution: res,
+            }
+            .encode()
+            .to_vec();
+            encode_record(&mut bytes, res, 1_700_000_000_123_456_789, 4, &[0; 4]);
+            encode_record(&mut bytes, res, 1_700_000_001_000_000_001, 4, &[0; 4]);
+            File::create(&path).unwrap().write_all(&bytes).unwrap();
+            let s = scan(&path).unwrap();
+            let cut = |ns: i64| ns - ns % res.ns_per_unit();
+            assert_eq!(s.header.resolution, res);
+            assert_eq!(
+                (s.first_ts_ns, s.last_ts_ns),
+                (
+                    cut(1_700_000_000_123_456_789),
+                    cut(1_700_000_001_000_000_001)
+                )
+            );
+        }
     }
 
     #[test]
@@ -328,11 +368,12 @@ mod tests {
         let mut bytes = FileHeader {
             link_type: 1,
             snaplen: 262_144,
+            resolution: US,
         }
         .encode()
         .to_vec();
         for _ in 0..20 {
-            encode_record(&mut bytes, 5, 200_000, &[1u8; 200_000]);
+            encode_record(&mut bytes, US, 5, 200_000, &[1u8; 200_000]);
         }
         File::create(&path).unwrap().write_all(&bytes).unwrap();
         assert_eq!(scan(&path).unwrap().packets, 20);

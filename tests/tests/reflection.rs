@@ -22,6 +22,7 @@ const EXPECTED: &[&str] = &[
     "method Interfaces pcap.v1.InterfacesRequest pcap.v1.InterfacesResponse unary",
     "method Version pcap.v1.VersionRequest pcap.v1.VersionResponse unary",
     "method Namespaces pcap.v1.NamespacesRequest pcap.v1.NamespacesResponse unary",
+    "method Decode pcap.v1.DecodeRequest pcap.v1.DecodeMessage stream",
     "fields pcap.v1.Packet timestamp_ns captured_length original_length data sequence",
     "v1 service pcap.v1.Pcapd",
     "v1 service grpc.reflection.v1.ServerReflection",
@@ -50,8 +51,8 @@ fn check_reflection(python: &Path, args: &[&str]) {
     }
     let methods = text.lines().filter(|l| l.starts_with("method ")).count();
     assert_eq!(
-        methods, 10,
-        "exactly the ten RPCs of pcap.v1.Pcapd:\n{text}"
+        methods, 11,
+        "exactly the eleven RPCs of pcap.v1.Pcapd:\n{text}"
     );
 }
 

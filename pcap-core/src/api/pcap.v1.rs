@@ -266,6 +266,11 @@ pub struct StreamHeader {
     pub link_type: u32,
     #[prost(uint32, tag = "3")]
     pub snaplen: u32,
+    /// The daemon spools nanosecond timestamps: live records, and those of segments written
+    /// since, are in nanoseconds. Each RecordBatch says the unit of its own records (a replay
+    /// may cross older microsecond segments); false from daemons that only know microseconds.
+    #[prost(bool, tag = "4")]
+    pub nanoseconds: bool,
 }
 #[allow(clippy::all)]
 #[derive(Clone, PartialEq, ::prost::Message)]
@@ -290,10 +295,11 @@ pub struct Packet {
     pub sequence: u64,
 }
 /// Packets as pcap savefile records, back to back, exactly as a savefile holds them after its
-/// 24-byte file header: for each, a 16-byte little-endian header (seconds, microseconds,
-/// captured length, original length) and the captured bytes. Prepend the header built from
-/// StreamHeader (magic a1b2c3d4 in little-endian, version 2.4, snaplen, link type) and the
-/// bytes are a savefile.
+/// 24-byte file header: for each, a 16-byte little-endian header (seconds, fraction of the
+/// second, captured length, original length) and the captured bytes. The fraction is in
+/// nanoseconds when `nanoseconds` is set, in microseconds otherwise. Prepend the header built
+/// from StreamHeader (magic a1b23c4d for nanoseconds or a1b2c3d4 for microseconds, in
+/// little-endian, version 2.4, snaplen, link type) and the bytes are a savefile.
 #[allow(clippy::all)]
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct RecordBatch {
@@ -305,6 +311,10 @@ pub struct RecordBatch {
     /// Sequence number of the last record in the batch.
     #[prost(uint64, tag = "3")]
     pub last_sequence: u64,
+    /// The record times are in nanoseconds (else microseconds). All records of one batch
+    /// share one unit.
+    #[prost(bool, tag = "4")]
+    pub nanoseconds: bool,
 }
 /// In-band news about the stream.
 #[allow(clippy::all)]

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use pcap::{Active, Capture};
 use pcap_core::domain::State;
-use pcap_core::savefile::FileHeader;
+use pcap_core::savefile::{FileHeader, Resolution};
 use tokio::sync::{mpsc as tmpsc, oneshot};
 
 use super::live::{Fanout, PendingBatch};
@@ -71,9 +71,11 @@ pub fn run(
     ready: oneshot::Sender<(State, String)>,
 ) {
     let (id, generation) = (p.id, p.generation);
+    // Segments are written with nanosecond times whatever libpcap gives (converted).
     let header = FileHeader {
         link_type: p.link_type,
         snaplen: p.snaplen,
+        resolution: Resolution::Nano,
     };
     let spool = match Spool::new(
         p.id,
@@ -145,11 +147,11 @@ impl Engine {
             let end = match self.enter_netns().and_then(|()| self.resolve_interfaces()) {
                 Err(end) => end,
                 Ok(()) => match open(&self.p, &self.kernel_filter(&self.p.filter)) {
-                    Ok(cap) => {
+                    Ok((cap, precision)) => {
                         backoff = Duration::from_secs(1);
                         self.report_opened();
                         self.set_state(State::Active, String::new());
-                        self.pump(cap)
+                        self.pump(cap, precision)
                     }
                     Err(e) if retryable(&e) => End::Retry(e),
                     Err(e) => End::Failed(e),
@@ -186,8 +188,9 @@ impl Engine {
         }
     }
 
-    /// Reads until something ends the run.
-    fn pump(&mut self, mut cap: Capture<Active>) -> End {
+    /// Reads until something ends the run; libpcap gives timestamps in `precision`.
+    fn pump(&mut self, mut cap: Capture<Active>, precision: Resolution) -> End {
+        let frac_ns = precision.ns_per_unit();
         let mut last_flush = Instant::now();
         let mut last_housekeeping = Instant::now();
         // Kernel statistics restart with each handle; add them to what earlier ones counted.
@@ -229,7 +232,8 @@ impl Engine {
                 if failure.is_some() || count_limit.is_some_and(|c| *run_packets >= c) {
                     return;
                 }
-                let ts_ns = p.header.ts.tv_sec * 1_000_000_000 + p.header.ts.tv_usec * 1_000;
+                // tv_usec holds nanoseconds when libpcap was asked for them.
+                let ts_ns = p.header.ts.tv_sec * 1_000_000_000 + p.header.ts.tv_usec * frac_ns;
                 match spool.append(ts_ns, p.header.len, p.data) {
                     Ok((seq, len)) => {
                         *run_packets += 1;

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use pcap_core::domain::State;
-use pcap_core::savefile::encode_record;
+use pcap_core::savefile::{encode_record, Resolution};
 use tokio::sync::mpsc;
 
 /// Batches a reader may have queued before it starts losing packets.
@@ -22,7 +22,7 @@ const LIVE_BATCH: usize = 256 << 10;
 const LIVE_START: usize = 16 << 10;
 
 /// Packets as handed to live readers: savefile records back to back (as the spool holds
-/// them), shared by every reader without copying.
+/// them, times in nanoseconds), shared by every reader without copying.
 #[derive(Debug, Clone)]
 pub struct LiveBatch {
     pub records: Bytes,
@@ -65,7 +65,7 @@ impl PendingBatch {
             self.records.reserve(LIVE_START);
         }
         self.count += 1;
-        encode_record(&mut self.records, ts_ns, origlen, data);
+        encode_record(&mut self.records, Resolution::Nano, ts_ns, origlen, data);
     }
 
     pub fn take(&mut self) -> LiveBatch {

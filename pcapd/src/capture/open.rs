@@ -2,8 +2,11 @@
 //! down, retried) from a lasting failure.
 
 use std::collections::BTreeMap;
+use std::io::{Read, Seek};
+use std::os::fd::AsRawFd;
 
-use pcap::{Active, Capture, Linktype};
+use pcap::{Active, Capture, Linktype, Precision};
+use pcap_core::savefile::{Resolution, MAGIC_NSEC, MAGIC_USEC};
 
 use super::CaptureParams;
 
@@ -12,9 +15,33 @@ use super::CaptureParams;
 const READ_TIMEOUT_MS: i32 = 1;
 
 /// Opens and configures the device with `filter` in the kernel; errors are libpcap's words.
-pub fn open(p: &CaptureParams, filter: &str) -> std::result::Result<Capture<Active>, String> {
+/// Timestamps are asked for in nanoseconds; the resolution returned is the one libpcap
+/// actually gives on this device.
+pub fn open(
+    p: &CaptureParams,
+    filter: &str,
+) -> std::result::Result<(Capture<Active>, Resolution), String> {
+    let cap = open_with(p, filter, Precision::Nano)?;
+    match precision_of(&cap) {
+        Some(res) => Ok((cap, res)),
+        None => {
+            // Never guess: a nanosecond count read as microseconds is off a thousandfold.
+            tracing::warn!(capture.id = p.id, device = %p.device,
+                "cannot tell the timestamp precision libpcap gives; capturing in microseconds");
+            drop(cap);
+            Ok((open_with(p, filter, Precision::Micro)?, Resolution::Micro))
+        }
+    }
+}
+
+fn open_with(
+    p: &CaptureParams,
+    filter: &str,
+    precision: Precision,
+) -> std::result::Result<Capture<Active>, String> {
     let mut cap = Capture::from_device(p.device.as_str())
         .map_err(|e| e.to_string())?
+        .precision(precision)
         .snaplen(p.snaplen as i32)
         .promisc(p.promisc)
         .timeout(READ_TIMEOUT_MS)
@@ -36,6 +63,29 @@ pub fn open(p: &CaptureParams, filter: &str) -> std::result::Result<Capture<Acti
     cap.filter(filter, true)
         .map_err(|e| format!("filter {filter:?}: {e}"))?;
     Ok(cap)
+}
+
+/// The timestamp resolution libpcap gives on `cap`. libpcap ignores a precision the
+/// device cannot give (pcap_set_tstamp_precision fails, and the crate does not say so),
+/// and there is no call to ask it afterwards; but a savefile it opens for the handle
+/// carries the magic of the handle's precision. So one is written to memory and read.
+fn precision_of(cap: &Capture<Active>) -> Option<Resolution> {
+    use nix::sys::memfd::{memfd_create, MFdFlags};
+    let fd = memfd_create("pcapd-precision", MFdFlags::MFD_CLOEXEC).ok()?;
+    let dump = cap
+        .savefile(format!("/proc/self/fd/{}", fd.as_raw_fd()))
+        .ok()?;
+    // Closing the dumper writes its header out.
+    drop(dump);
+    let mut file = std::fs::File::from(fd);
+    file.rewind().ok()?;
+    let mut magic = [0u8; 4];
+    file.read_exact(&mut magic).ok()?;
+    match u32::from_ne_bytes(magic) {
+        MAGIC_NSEC => Some(Resolution::Nano),
+        MAGIC_USEC => Some(Resolution::Micro),
+        _ => None,
+    }
 }
 
 /// Whether an error means the interface is gone or down for now.
@@ -107,5 +157,36 @@ pub fn interface_up(name: &str, in_netns: bool) -> bool {
             .unwrap_or(true),
         // Gone: the read loop reports it.
         Err(_) => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Opens `lo` as the engine does, asking for `precision`; `None` without the privilege
+    /// to capture (the end-to-end tests hold that case to account).
+    fn lo(precision: Precision) -> Option<Capture<Active>> {
+        let opened =
+            Capture::from_device("lo").and_then(|c| c.precision(precision).timeout(1).open());
+        match opened {
+            Ok(c) => Some(c),
+            Err(e) if std::env::var_os("PCAPD_REQUIRE_PRIVILEGED").is_none() => {
+                eprintln!("skipped: cannot capture on lo ({e})");
+                None
+            }
+            Err(e) => panic!("cannot capture on lo: {e}"),
+        }
+    }
+
+    #[test]
+    fn the_precision_libpcap_gives_is_read_back() {
+        let Some(nano) = lo(Precision::Nano) else {
+            return;
+        };
+        // Linux's TPACKET_V3 ring has nanosecond times: libpcap gives them when asked.
+        assert_eq!(precision_of(&nano), Some(Resolution::Nano));
+        let micro = lo(Precision::Micro).expect("opened once already");
+        assert_eq!(precision_of(&micro), Some(Resolution::Micro));
     }
 }

@@ -7,7 +7,7 @@
 use std::ops::Range;
 
 use bytes::{Bytes, BytesMut};
-use pcap_core::savefile::{RecordHeader, Records, RECORD_HEADER_LEN};
+use pcap_core::savefile::{Records, Resolution, RECORD_HEADER_LEN};
 
 use super::select::Pick;
 use super::{Chunk, Packet};
@@ -48,6 +48,8 @@ struct Run {
 /// Gathers picked records into chunks of about [`BATCH_BYTES`].
 pub struct Batcher {
     format: Format,
+    /// The unit of the times of the records gathered: one per chunk.
+    resolution: Resolution,
     /// Record bytes so far, as slices of blocks (one slice when nothing was skipped).
     parts: Vec<Bytes>,
     packets: Vec<Packet>,
@@ -61,6 +63,7 @@ impl Batcher {
     pub fn new(format: Format) -> Self {
         Batcher {
             format,
+            resolution: Resolution::Nano,
             parts: Vec::new(),
             packets: Vec::new(),
             count: 0,
@@ -69,18 +72,27 @@ impl Batcher {
         }
     }
 
-    /// Walks the whole records in `chunk`, the first of which has sequence number
-    /// `first_seq`, asks `pick` about each, and gathers those taken; every full chunk
-    /// goes to `ship`, which returns false when the reader is gone. Returns the sequence
-    /// number after the chunk's last record, or `None` if the walk ended early: `pick`
-    /// said stop or `ship` said the reader is gone.
+    /// Walks the whole records in `chunk`, whose times are in `resolution` and the first
+    /// of which has sequence number `first_seq`, asks `pick` about each (sequence number,
+    /// unix nanoseconds, data), and gathers those taken; every full chunk goes to `ship`,
+    /// which returns false when the reader is gone. Returns the sequence number after the
+    /// chunk's last record, or `None` if the walk ended early: `pick` said stop or `ship`
+    /// said the reader is gone.
     pub fn walk(
         &mut self,
         chunk: &Bytes,
         first_seq: u64,
-        mut pick: impl FnMut(u64, &RecordHeader, &[u8]) -> Pick,
+        resolution: Resolution,
+        mut pick: impl FnMut(u64, i64, &[u8]) -> Pick,
         ship: &mut impl FnMut(Chunk) -> bool,
     ) -> Option<u64> {
+        // Records of both units never share a chunk: its clients read one unit per chunk.
+        if resolution != self.resolution {
+            if !self.ship(ship) {
+                return None;
+            }
+            self.resolution = resolution;
+        }
         let mut run: Option<Run> = None;
         let mut seq = first_seq;
         let mut records = Records::new(chunk, CHECKED);
@@ -89,7 +101,7 @@ impl Batcher {
             let end = records.consumed();
             let this = seq;
             seq += 1;
-            match pick(this, &h, data) {
+            match pick(this, h.ts_ns(resolution), data) {
                 Pick::Take => match run.as_mut() {
                     Some(r) => {
                         r.bytes.end = end;
@@ -156,7 +168,7 @@ impl Batcher {
                     offset = start + data.len();
                     self.packets.push(Packet {
                         seq,
-                        ts_ns: h.ts_ns(),
+                        ts_ns: h.ts_ns(self.resolution),
                         caplen: h.caplen,
                         origlen: h.origlen,
                         data: if share {
@@ -211,6 +223,7 @@ impl Batcher {
                     records,
                     count: self.count,
                     last_seq: self.last_seq,
+                    resolution: self.resolution,
                 }
             }
             Format::Packets => Chunk::Packets(std::mem::take(&mut self.packets)),
@@ -232,7 +245,13 @@ mod tests {
         for i in 0..n {
             let mut data = vec![0u8; len];
             data[0] = i as u8;
-            encode_record(&mut b, i as i64 * 1_000, len as u32, &data);
+            encode_record(
+                &mut b,
+                Resolution::Nano,
+                i as i64 * 1_000,
+                len as u32,
+                &data,
+            );
         }
         Bytes::from(b)
     }
@@ -248,7 +267,7 @@ mod tests {
             out.push(k);
             true
         };
-        let more = b.walk(chunk, 1, |seq, _, _| pick(seq), &mut ship);
+        let more = b.walk(chunk, 1, Resolution::Nano, |seq, _, _| pick(seq), &mut ship);
         b.ship(&mut ship);
         (out, more)
     }
@@ -261,6 +280,7 @@ mod tests {
                 records,
                 count: n,
                 last_seq,
+                ..
             } = c
             else {
                 panic!("{c:?}")
@@ -391,6 +411,39 @@ mod tests {
         assert!(only_packets(&out).iter().all(|p| !within(&p.data)));
         let (out, _) = run(Format::Packets, &c, |_| Pick::Take);
         assert!(only_packets(&out).iter().all(|p| within(&p.data)));
+    }
+
+    #[test]
+    fn records_of_two_units_never_share_a_chunk() {
+        let mut us = Vec::new();
+        pcap_core::savefile::encode_record(&mut us, Resolution::Micro, 5_000, 4, &[1; 4]);
+        let us = Bytes::from(us);
+        let ns = chunk(2, 4);
+        let mut b = Batcher::new(Format::Records);
+        let mut out = Vec::new();
+        let mut ship = |k| {
+            out.push(k);
+            true
+        };
+        let mut times = Vec::new();
+        let mut pick = |_, ts, _: &[u8]| {
+            times.push(ts);
+            Pick::Take
+        };
+        b.walk(&us, 1, Resolution::Micro, &mut pick, &mut ship);
+        b.walk(&ns, 2, Resolution::Nano, &mut pick, &mut ship);
+        b.ship(&mut ship);
+        assert_eq!(times, [5_000, 0, 1_000]);
+        let units: Vec<_> = out
+            .iter()
+            .map(|c| match c {
+                Chunk::Records {
+                    resolution, count, ..
+                } => (*resolution, *count),
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(units, [(Resolution::Micro, 1), (Resolution::Nano, 2)]);
     }
 
     #[test]

@@ -10,6 +10,7 @@ mod spool;
 
 use bytes::Bytes;
 use pcap_core::domain::{CaptureId, ListenSpec, ReplaySpec, State};
+use pcap_core::savefile::Resolution;
 use tokio::sync::mpsc;
 
 use batch::{Batcher, Format};
@@ -33,7 +34,8 @@ pub enum Item {
     State(State, String),
 }
 
-/// What a client needs to write a savefile.
+/// What a client needs to write a savefile. Live records are always in nanoseconds;
+/// spooled ones in the unit of their segment, which each chunk says.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Header {
     pub capture_id: CaptureId,
@@ -50,6 +52,8 @@ pub enum Chunk {
         count: u32,
         /// Sequence number of the last record (records may have been skipped between).
         last_seq: u64,
+        /// The unit of the record times.
+        resolution: Resolution,
     },
     /// The same records taken apart, their data shared with the records read.
     Packets(Vec<Packet>),
@@ -178,8 +182,14 @@ async fn forward(mut sub: Subscription, tx: &Tx, mut sel: Selection, format: For
                     out.push(chunk);
                     true
                 };
-                let pick = |seq, h: &_, data: &_| sel.pick(seq, h, data);
-                let more = batcher.walk(&batch.records, batch.first_seq, pick, &mut gather);
+                let pick = |seq, ts_ns, data: &_| sel.pick(seq, ts_ns, data);
+                let more = batcher.walk(
+                    &batch.records,
+                    batch.first_seq,
+                    Resolution::Nano,
+                    pick,
+                    &mut gather,
+                );
                 // Live packets go out at once: a reader is waiting for them.
                 batcher.ship(&mut gather);
                 for chunk in out.drain(..) {

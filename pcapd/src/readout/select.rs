@@ -3,7 +3,6 @@
 //! live records, which start right after it.
 
 use pcap_core::domain::{ListenSpec, ReplaySpec};
-use pcap_core::savefile::RecordHeader;
 
 use crate::store::SegmentMeta;
 
@@ -86,12 +85,11 @@ impl Selection {
             && self.until_ns.is_none_or(|u| seg.first_ts_ns <= u)
     }
 
-    /// Decides about record `seq`, and counts it when taken.
-    pub fn pick(&mut self, seq: u64, h: &RecordHeader, data: &[u8]) -> Pick {
+    /// Decides about record `seq` of time `ts_ns`, and counts it when taken.
+    pub fn pick(&mut self, seq: u64, ts_ns: i64, data: &[u8]) -> Pick {
         if seq > self.upto_seq || self.is_done() {
             return Pick::Stop;
         }
-        let ts_ns = h.ts_ns();
         if self.until_ns.is_some_and(|u| ts_ns > u) {
             // The spool may hold records slightly out of time order (several interfaces):
             // later ones may still be in bounds. Live records only get later.
@@ -115,10 +113,6 @@ mod tests {
     use super::*;
     use pcap_core::domain::Selector;
 
-    fn header(ts_ns: i64, len: u32) -> RecordHeader {
-        RecordHeader::new(ts_ns, len, len)
-    }
-
     fn replay_spec(since: Option<i64>, until: Option<i64>) -> ReplaySpec {
         ReplaySpec {
             selector: Selector::Id(1),
@@ -131,7 +125,7 @@ mod tests {
     }
 
     fn picks(sel: &mut Selection, seqs: std::ops::RangeInclusive<u64>) -> Vec<Pick> {
-        seqs.map(|seq| sel.pick(seq, &header(seq as i64 * 1_000, 10), &[0; 10]))
+        seqs.map(|seq| sel.pick(seq, seq as i64 * 1_000, &[0; 10]))
             .collect()
     }
 
@@ -179,8 +173,8 @@ mod tests {
     fn the_filter_selects_by_content() {
         let filter = crate::capture::device::compile_offline(1, "greater 50").unwrap();
         let mut sel = Selection::replay(&replay_spec(None, None), 10, Some(filter));
-        assert_eq!(sel.pick(1, &header(0, 10), &[0; 10]), Pick::Skip);
-        assert_eq!(sel.pick(2, &header(0, 60), &[0; 60]), Pick::Take);
+        assert_eq!(sel.pick(1, 0, &[0; 10]), Pick::Skip);
+        assert_eq!(sel.pick(2, 0, &[0; 60]), Pick::Take);
     }
 
     #[test]

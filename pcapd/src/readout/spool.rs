@@ -41,11 +41,12 @@ pub fn replay_spool(
             continue;
         }
         let mut next_seq = Some(name.first_seq);
-        read_segment(dir, name, |block| {
+        read_segment(dir, name, |resolution, block| {
             let Some(seq) = next_seq else {
                 return ControlFlow::Break(());
             };
-            next_seq = batcher.walk(&block, seq, |s, h, d| sel.pick(s, h, d), &mut counting);
+            let pick = |s, ts, d: &_| sel.pick(s, ts, d);
+            next_seq = batcher.walk(&block, seq, resolution, pick, &mut counting);
             match next_seq {
                 Some(_) => ControlFlow::Continue(()),
                 None => ControlFlow::Break(()),
@@ -82,6 +83,7 @@ mod tests {
         let header = FileHeader {
             link_type: 1,
             snaplen: 262_144,
+            resolution: pcap_core::savefile::Resolution::Nano,
         };
         let mut s = Spool::new(1, &dir, store.clone(), header, policy, vec![]).unwrap();
         for i in 0..n {
@@ -133,8 +135,12 @@ mod tests {
         replay_spool(dir, &catalog, &mut sel, Format::Records, |c| {
             match c {
                 Chunk::Records {
-                    records, count: n, ..
+                    records,
+                    count: n,
+                    resolution,
+                    ..
                 } => {
+                    assert_eq!(resolution, pcap_core::savefile::Resolution::Nano);
                     count += n as usize;
                     raw.extend_from_slice(&records);
                 }
@@ -145,7 +151,8 @@ mod tests {
         .unwrap();
         let mut expected = Vec::new();
         for p in &out {
-            pcap_core::savefile::encode_record(&mut expected, p.ts_ns, p.origlen, &p.data);
+            let ns = pcap_core::savefile::Resolution::Nano;
+            pcap_core::savefile::encode_record(&mut expected, ns, p.ts_ns, p.origlen, &p.data);
         }
         assert_eq!(count, out.len());
         assert!(

@@ -69,15 +69,18 @@ fn message(item: Item) -> api::StreamMessage {
             capture_id: h.capture_id,
             link_type: h.link_type,
             snaplen: h.snaplen,
+            nanoseconds: true,
         }),
         Item::Chunk(Chunk::Records {
             records,
             count,
             last_seq,
+            resolution,
         }) => Kind::Records(api::RecordBatch {
             count,
             records,
             last_sequence: last_seq,
+            nanoseconds: resolution == pcap_core::savefile::Resolution::Nano,
         }),
         Item::Chunk(Chunk::Packets(packets)) => Kind::Packets(api::PacketBatch {
             packets: packets.into_iter().map(packet).collect(),

@@ -105,11 +105,13 @@ mod tests {
         let mut b = FileHeader {
             link_type: 1,
             snaplen: 262_144,
+            resolution: pcap_core::savefile::Resolution::Micro,
         }
         .encode()
         .to_vec();
         for i in 0..packets {
-            encode_record(&mut b, (i as i64 + 1) * 1_000_000_000, 64, &[0u8; 64]);
+            let res = pcap_core::savefile::Resolution::Micro;
+            encode_record(&mut b, res, (i as i64 + 1) * 1_000_000_000, 64, &[0u8; 64]);
         }
         b.extend_from_slice(tail);
         std::fs::write(dir.join(name.file_name()), b).unwrap();

@@ -7,6 +7,7 @@ use std::ops::ControlFlow;
 use std::path::Path;
 
 use bytes::Bytes;
+use pcap_core::savefile::{FileHeader, Resolution};
 use pcap_core::segment::{self, SegmentName};
 
 use crate::{Error, Result};
@@ -14,16 +15,18 @@ use crate::{Error, Result};
 /// Bytes read from a segment at a time.
 const READ_BLOCK: usize = 256 << 10;
 
-/// Calls `visit` with the whole records of segment `name` in the spool `dir`, in chunks of
+/// Calls `visit` with the whole records of segment `name` in the spool `dir`, and the unit
+/// of their times (older segments are in microseconds, newer ones in nanoseconds), in chunks of
 /// about [`READ_BLOCK`] bytes, until the records end or `visit` breaks. A segment that was
 /// open when listed and closed since is read under its new name; one deleted by retention
 /// meanwhile has nothing left to read.
 pub fn read_segment(
     dir: &Path,
     name: SegmentName,
-    mut visit: impl FnMut(Bytes) -> ControlFlow<()>,
+    mut visit: impl FnMut(Resolution, Bytes) -> ControlFlow<()>,
 ) -> Result<()> {
     let path = dir.join(name.file_name());
+    let mut visit = |h: &FileHeader, b| visit(h.resolution, b);
     let first = segment::for_each_chunk(&path, READ_BLOCK, &mut visit);
     let read = match first {
         Err(pcap_core::Error::Io { source, .. }) if is_gone(&source) && name.open => {
@@ -49,24 +52,26 @@ fn is_gone(e: &std::io::Error) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use pcap_core::savefile::{encode_record, FileHeader, Records};
+    use pcap_core::savefile::{encode_record, Records};
 
     fn write(dir: &Path, name: SegmentName, packets: u8) {
         let mut b = FileHeader {
             link_type: 1,
             snaplen: 262_144,
+            resolution: Resolution::Micro,
         }
         .encode()
         .to_vec();
         for i in 0..packets {
-            encode_record(&mut b, i64::from(i), 10, &[i; 10]);
+            encode_record(&mut b, Resolution::Micro, i64::from(i), 10, &[i; 10]);
         }
         std::fs::write(dir.join(name.file_name()), b).unwrap();
     }
 
     fn records_of(dir: &Path, name: SegmentName) -> usize {
         let mut n = 0;
-        read_segment(dir, name, |chunk| {
+        read_segment(dir, name, |res, chunk| {
+            assert_eq!(res, Resolution::Micro);
             n += Records::new(&chunk, u32::MAX).count();
             ControlFlow::Continue(())
         })

@@ -111,7 +111,7 @@ impl Spool {
         }
         let seq = self.next_seq;
         self.next_seq += 1;
-        encode_record(&mut self.buf, ts_ns, origlen, data);
+        encode_record(&mut self.buf, self.header.resolution, ts_ns, origlen, data);
         let len = (RECORD_HEADER_LEN + data.len()) as u64;
         let open = self.open.as_mut().expect("segment opened above");
         open.bytes += len;
@@ -303,6 +303,7 @@ mod tests {
         let header = FileHeader {
             link_type: 1,
             snaplen: 262_144,
+            resolution: pcap_core::savefile::Resolution::Nano,
         };
         let mut spool = Spool::new(1, &dir, store.clone(), header, policy, vec![]).unwrap();
         let mut total = 0u64;
@@ -351,6 +352,7 @@ mod tests {
         let header = FileHeader {
             link_type: 1,
             snaplen: 262_144,
+            resolution: pcap_core::savefile::Resolution::Nano,
         };
         let mut spool = Spool::new(1, &dir, store.clone(), header, policy, vec![]).unwrap();
         let segment_bytes = policy.segment_bytes();
