@@ -15,7 +15,7 @@ use std::process::{Child, ChildStdin, Command, Stdio};
 use std::time::Duration;
 
 use pcapd_e2e::*;
-use serde_json::Value;
+use serde_json::{json, Value};
 
 const LIMIT: Duration = Duration::from_secs(60);
 const NGHTTPD: u16 = 24621;
@@ -202,7 +202,11 @@ fn http2_and_grpc_are_decoded_as_tshark_reads_them() {
     if !require_root() {
         return;
     }
-    let d = Daemon::start();
+    let metrics = free_port();
+    let d = Daemon::builder()
+        .arg("--metrics")
+        .arg(format!("127.0.0.1:{metrics}"))
+        .start();
     let dir = d.dir().join("h2");
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join("a.txt"), "a".repeat(100)).unwrap();
@@ -250,7 +254,9 @@ fn http2_and_grpc_are_decoded_as_tshark_reads_them() {
     );
 
     let filter = format!("tcp port {NGHTTPD} or tcp port {UPGRADE} or tcp port {GRPC}");
-    let id = d.init_started(&["lo", &filter]);
+    // Decoded while capturing too, for the gRPC metrics.
+    let grpc_rule = format!("grpc:{GRPC}");
+    let id = d.init_started(&["lo", &filter, "--decode", &grpc_rule]);
     let id_s = id.to_string();
 
     // The traffic.
@@ -297,6 +303,31 @@ fn http2_and_grpc_are_decoded_as_tshark_reads_them() {
         d.ok(&["replay", &id_s, "-w", probe.to_str().unwrap()]);
         let rts = roundtrips(&d.ok(&["decode", "--file", probe.to_str().unwrap(), "--json"]));
         rts.iter().filter(|r| r["proto"] == "grpc").count() == calls.len()
+    });
+    // The calls counted on /metrics while capturing, by service, method and grpc-status.
+    let call = |method: &str, status: &str| json!({"capture": id_s, "service": "peer.v1.Echo", "method": method, "grpc_status": status});
+    let expected = [
+        (call("Unary", "0"), 3.0),
+        (call("Unary", "5"), 1.0),
+        (call("ServerStream", "0"), 1.0),
+        (call("ClientStream", "0"), 1.0),
+        (call("Bidi", "0"), 1.0),
+    ];
+    eventually_ok(LIMIT, "the gRPC calls on /metrics", || {
+        let s = Scrape::take(&python, &dir, metrics);
+        for (labels, want) in &expected {
+            let got = s.count("pcapd_grpc_requests_total", labels.clone());
+            if got != *want {
+                return Err(format!(
+                    "pcapd_grpc_requests_total {labels} = {got}, not {want}"
+                ));
+            }
+        }
+        let unary = json!({"capture": id_s, "service": "peer.v1.Echo", "method": "Unary"});
+        match s.count("pcapd_grpc_request_duration_seconds_count", unary) {
+            4.0 => Ok(()),
+            n => Err(format!("{n} Unary durations, not 4")),
+        }
     });
     d.ok(&["stop", &id_s]);
     d.wait_state(id, "PAUSED");

@@ -4,7 +4,7 @@
 //! Prometheus' own parsers (Python prometheus-client); and the same roundtrips read through
 //! the `Decode` call by a Python gRPC client.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -108,84 +108,6 @@ fn dig(port: u16, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-/// One HTTP/1.1 GET over plain TCP; returns the body.
-fn http_get(port: u16, path: &str, accept: &str) -> String {
-    let mut tcp = TcpStream::connect(("127.0.0.1", port)).expect("connect to the metrics port");
-    tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    write!(
-        tcp,
-        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: {accept}\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut answer = String::new();
-    tcp.read_to_string(&mut answer).unwrap();
-    let (head, body) = answer.split_once("\r\n\r\n").expect("an HTTP answer");
-    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
-    body.to_owned()
-}
-
-/// A scrape of `/metrics`, parsed by Prometheus' OpenMetrics and classic text parsers.
-struct Scrape {
-    families: Value,
-    samples: Vec<Value>,
-}
-
-impl Scrape {
-    fn take(python: &Path, dir: &Path, port: u16) -> Scrape {
-        let om = http_get(
-            port,
-            "/metrics",
-            "application/openmetrics-text;version=1.0.0",
-        );
-        let classic = http_get(port, "/metrics", "text/plain");
-        let (om_file, classic_file) = (dir.join("scrape.txt"), dir.join("scrape-classic.txt"));
-        std::fs::write(&om_file, &om).unwrap();
-        std::fs::write(&classic_file, &classic).unwrap();
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("python/metrics_check.py");
-        let out = run_bounded(
-            Command::new(python)
-                .arg(script)
-                .arg(&om_file)
-                .arg(&classic_file),
-            "the Prometheus parsers",
-            Duration::from_secs(60),
-        );
-        assert!(
-            out.status.success(),
-            "the reference parser refused the scrape: {}\n{om}",
-            out.stderr
-        );
-        let parsed: Value = serde_json::from_slice(&out.stdout).expect("JSON from the parser");
-        Scrape {
-            families: parsed["families"].clone(),
-            samples: parsed["samples"].as_array().unwrap().clone(),
-        }
-    }
-
-    /// The samples called `name` whose labels include `labels`, as (labels, value).
-    fn all(&self, name: &str, labels: &Value) -> Vec<(Value, f64)> {
-        let want = labels.as_object().unwrap();
-        self.samples
-            .iter()
-            .filter(|s| {
-                s[0] == name
-                    && want
-                        .iter()
-                        .all(|(k, v)| s[1].get(k).is_some_and(|got| got == v))
-            })
-            .map(|s| (s[1].clone(), s[2].as_f64().unwrap()))
-            .collect()
-    }
-
-    fn value(&self, name: &str, labels: Value) -> f64 {
-        match self.all(name, &labels).as_slice() {
-            [(_, v)] => *v,
-            [] => 0.0,
-            many => panic!("several samples {name} {labels}: {many:?}"),
-        }
-    }
-}
-
 /// What the test expects on `/metrics` for capture `c`, as (metric, labels, value).
 fn expected(c: &str) -> Vec<(&'static str, Value, f64)> {
     vec![
@@ -219,7 +141,7 @@ fn expected(c: &str) -> Vec<(&'static str, Value, f64)> {
 
 fn mismatches(s: &Scrape, c: &str) -> Result<(), String> {
     for (name, labels, want) in expected(c) {
-        let got = s.value(name, labels.clone());
+        let got = s.count(name, labels.clone());
         if got != want {
             return Err(format!("{name} {labels} = {got}, expected {want}"));
         }
@@ -266,7 +188,7 @@ fn decoded_http_and_dns_are_counted_on_metrics_and_read_through_decode() {
     let bad = d.client().run(&["init", "lo", "tcp", "--decode", "smtp"]);
     assert_eq!(bad.status.code(), Some(2), "{}", bad.stderr);
     assert!(
-        bad.stderr.contains("use http, dns, http2 or grpc"),
+        bad.stderr.contains("use http, dns, http2, grpc or tls"),
         "{}",
         bad.stderr
     );
@@ -325,18 +247,18 @@ fn decoded_http_and_dns_are_counted_on_metrics_and_read_through_decode() {
         assert_eq!(keys, ["capture", "method", "status_code"], "no path label");
     }
     assert_eq!(
-        s.value(
+        s.count(
             "pcapd_http_request_duration_seconds_count",
             json!({"capture": "dm", "method": "GET"})
         ),
         3.0
     );
     assert_eq!(
-        s.value("pcapd_http_response_body_bytes_count", dm.clone()),
+        s.count("pcapd_http_response_body_bytes_count", dm.clone()),
         3.0
     );
     assert_eq!(
-        s.value("pcapd_dns_request_duration_seconds_count", dm.clone()),
+        s.count("pcapd_dns_request_duration_seconds_count", dm.clone()),
         4.0
     );
     assert_eq!(
@@ -345,14 +267,14 @@ fn decoded_http_and_dns_are_counted_on_metrics_and_read_through_decode() {
     );
     assert_eq!(s.families["pcapd_dns_requests"], "counter");
     assert_eq!(
-        s.value(
+        s.count(
             "pcapd_decode_roundtrips_total",
             json!({"capture": "dm", "proto": "dns"})
         ),
         4.0
     );
-    assert!(s.value("pcapd_decode_packets_total", dm.clone()) > 0.0);
-    assert_eq!(s.value("pcapd_decode_gap_packets_total", dm.clone()), 0.0);
+    assert!(s.count("pcapd_decode_packets_total", dm.clone()) > 0.0);
+    assert_eq!(s.count("pcapd_decode_gap_packets_total", dm.clone()), 0.0);
 
     // The same roundtrips through the Decode call, from Python.
     let gen = d.dir().join("py");
@@ -397,7 +319,7 @@ fn decoded_http_and_dns_are_counted_on_metrics_and_read_through_decode() {
         DEFAULT_WAIT,
         "the Decode stream to end with its client",
         || {
-            Scrape::take(&python, d.dir(), metrics).value("pcapd_capture_readers", decoding.clone())
+            Scrape::take(&python, d.dir(), metrics).count("pcapd_capture_readers", decoding.clone())
                 == 0.0
         },
     );
@@ -449,7 +371,7 @@ fn decoding_resumes_with_the_capture_after_a_daemon_restart() {
     let ok = json!({"capture": id.to_string(), "method": "GET", "status_code": "200"});
     get();
     eventually(DEFAULT_WAIT, "the request counted", || {
-        Scrape::take(&python, d.dir(), metrics).value("pcapd_http_requests_total", ok.clone())
+        Scrape::take(&python, d.dir(), metrics).count("pcapd_http_requests_total", ok.clone())
             == 1.0
     });
     // The metrics start again from zero with the daemon; the capture resumes by itself
@@ -457,7 +379,7 @@ fn decoding_resumes_with_the_capture_after_a_daemon_restart() {
     d.restart();
     eventually(DEFAULT_WAIT, "requests after the restart counted", || {
         get();
-        Scrape::take(&python, d.dir(), metrics).value("pcapd_http_requests_total", ok.clone())
+        Scrape::take(&python, d.dir(), metrics).count("pcapd_http_requests_total", ok.clone())
             >= 1.0
     });
     assert_eq!(d.state(id), "ACTIVE");

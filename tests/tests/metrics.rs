@@ -3,121 +3,15 @@
 //! prometheus-client), against what `pcap --json list` says about real loopback traffic.
 
 use std::ffi::OsStr;
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::path::Path;
-use std::process::Command;
+use std::net::TcpListener;
 use std::time::Duration;
 
 use pcapd_e2e::*;
-use serde_json::{json, Value};
-
-/// What Prometheus sends to ask for OpenMetrics.
-const OPENMETRICS_ACCEPT: &str =
-    "application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
+use serde_json::json;
 
 /// One HTTP/1.1 request over plain TCP; returns the status line, headers and body.
 fn http(port: u16, method: &str, path: &str) -> (String, String) {
     http_accepting(port, method, path, None)
-}
-
-/// [`http`] with an Accept header.
-fn http_accepting(port: u16, method: &str, path: &str, accept: Option<&str>) -> (String, String) {
-    let mut tcp = TcpStream::connect(("127.0.0.1", port)).expect("connect to the metrics port");
-    tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    let accept = accept.map_or(String::new(), |a| format!("Accept: {a}\r\n"));
-    write!(
-        tcp,
-        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n{accept}Connection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut answer = String::new();
-    tcp.read_to_string(&mut answer).expect("read the answer");
-    let (head, body) = answer
-        .split_once("\r\n\r\n")
-        .unwrap_or_else(|| panic!("not an HTTP answer: {answer:?}"));
-    (head.to_owned(), body.to_owned())
-}
-
-/// A scrape, parsed by both reference parsers.
-struct Scrape {
-    families: Value,
-    samples: Vec<Value>,
-}
-
-impl Scrape {
-    /// Scrapes twice: as Prometheus does (OpenMetrics, parsed strictly) and as curl does
-    /// (no Accept header: the classic text format, parsed by the classic parser).
-    fn take(python: &Path, dir: &Path, port: u16) -> Scrape {
-        let (head, body) = http_accepting(port, "GET", "/metrics", Some(OPENMETRICS_ACCEPT));
-        assert!(head.starts_with("HTTP/1.1 200"), "{head}");
-        assert!(
-            head.to_lowercase()
-                .contains("content-type: application/openmetrics-text; version=1.0.0"),
-            "{head}"
-        );
-        let file = dir.join("scrape.txt");
-        std::fs::write(&file, &body).unwrap();
-        let (head, classic) = http(port, "GET", "/metrics");
-        assert!(head.starts_with("HTTP/1.1 200"), "{head}");
-        assert!(
-            head.to_lowercase()
-                .contains("content-type: text/plain; version=0.0.4"),
-            "{head}"
-        );
-        assert!(!classic.contains("# EOF"), "{classic}");
-        let classic_file = dir.join("scrape-classic.txt");
-        std::fs::write(&classic_file, &classic).unwrap();
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("python/metrics_check.py");
-        let out = run_bounded(
-            Command::new(python)
-                .arg(script)
-                .arg(&file)
-                .arg(&classic_file),
-            "the Prometheus parsers",
-            Duration::from_secs(60),
-        );
-        assert!(
-            out.status.success(),
-            "the reference parser refused the scrape: {}\n{body}",
-            out.stderr
-        );
-        let parsed: Value = serde_json::from_slice(&out.stdout).expect("JSON from the parser");
-        // The classic text-format parser reads the classic scrape's samples with the same
-        // values (counters may have moved between the two scrapes: compare the names).
-        let text_samples = parsed["text_samples"].as_array().unwrap();
-        let samples = parsed["samples"].as_array().unwrap().clone();
-        for s in &samples {
-            assert!(
-                text_samples.iter().any(|t| t[0] == s[0] && t[1] == s[1]),
-                "the classic scrape has no {s}"
-            );
-        }
-        assert_eq!(text_samples.len(), samples.len(), "{text_samples:?}");
-        Scrape {
-            families: parsed["families"].clone(),
-            samples,
-        }
-    }
-
-    /// The value of the sample `name` whose labels include `labels`.
-    fn value(&self, name: &str, labels: Value) -> Option<f64> {
-        let want = labels.as_object().unwrap();
-        self.samples
-            .iter()
-            .find(|s| {
-                s[0] == name
-                    && want
-                        .iter()
-                        .all(|(k, v)| s[1].get(k).is_some_and(|got| got == v))
-            })
-            .and_then(|s| s[2].as_f64())
-    }
-
-    fn get(&self, name: &str, labels: Value) -> f64 {
-        self.value(name, labels.clone())
-            .unwrap_or_else(|| panic!("no sample {name} {labels} in {:?}", self.samples))
-    }
 }
 
 #[test]

@@ -62,7 +62,7 @@ pub struct InitArgs {
     #[arg(long, value_name = "RUNTIME", requires = "container")]
     runtime: Option<String>,
     /// Decode this protocol while capturing and export its metrics on pcapd's /metrics:
-    /// http, dns, http2 or grpc, optionally on these server ports (`http:80,8080`);
+    /// http, dns, http2, grpc or tls, optionally on these server ports (`http:80,8080`);
     /// repeatable
     #[arg(long = "decode", value_name = "PROTO[:PORTS]", value_parser = parse_rule)]
     decode: Vec<ProtoRule>,
@@ -244,7 +244,8 @@ mod tests {
             .unwrap();
         assert_eq!(err.exit_code(), 2);
         assert!(
-            err.to_string().contains("use http, dns, http2 or grpc"),
+            err.to_string()
+                .contains("use http, dns, http2, grpc or tls"),
             "{err}"
         );
         let many: Vec<String> = (1..=17).map(|p| format!("--decode=dns:{p}")).collect();
