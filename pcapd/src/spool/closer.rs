@@ -64,7 +64,6 @@ impl Closer {
         let theirs = shared.clone();
         let thread = std::thread::Builder::new()
             .name(format!("pcapd-close-{id}"))
-            .stack_size(64 << 10)
             .spawn(move || run(id, &store, rx, &theirs))
             .map_err(|e| Error::Internal(format!("starting the segment closer: {e}")))?;
         Ok(Closer {
