@@ -19,6 +19,8 @@ use crate::udp::UdpFlow;
 
 /// How often (packet time) parsers are asked about timeouts.
 pub const TICK_NS: i64 = 1_000_000_000;
+/// Quiet after which a UDP 5-tuple with nothing pending is closed.
+const SETTLED_QUIET_NS: i64 = 1_000_000_000;
 
 /// Every flow of one decoder.
 pub struct Tracker {
@@ -296,9 +298,10 @@ impl Tracker {
         }
         self.next_tick_ns = now.saturating_add(TICK_NS);
         let mut total = 0;
-        // A UDP 5-tuple quiet for the DNS timeout with nothing pending is let go now rather
-        // than at the idle timeout: a resolver's every lookup comes from a new port.
-        let quiet_ns = self.config.dns_timeout_ns;
+        // A UDP 5-tuple quiet for a second with nothing pending is let go now rather than
+        // at the idle timeout: a resolver's every lookup comes from a new port, and a busy
+        // one makes tens of thousands a second.
+        let quiet_ns = SETTLED_QUIET_NS.min(self.config.dns_timeout_ns);
         let mut settled = std::mem::take(&mut self.settled);
         for (idx, last_ns, flow) in self.table.iter_mut() {
             match &mut flow.transport {
