@@ -3,9 +3,9 @@
 //! roundtrips) and by `curl --http2-prior-knowledge`; an `Upgrade: h2c` from HTTP/1.1 by
 //! `curl --http2` against a server on python3-h2 (nghttpd does not speak it); a grpcio server
 //! and client making a unary call, a server stream, a client stream, a bidi stream, an error
-//! with a message, a large message and a call with a deadline. Decoded through the daemon and
-//! from `replay -w`'s file alike, and cross-checked with tshark's HTTP/2 dissector: the same
-//! paths, statuses and grpc-status values.
+//! with a message, a large message and a call with a deadline. Decoded through the daemon,
+//! from `replay -w`'s file and live while the traffic flowed alike, and cross-checked with
+//! tshark's HTTP/2 dissector: the same paths, statuses and grpc-status values.
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
@@ -258,6 +258,8 @@ fn http2_and_grpc_are_decoded_as_tshark_reads_them() {
     let grpc_rule = format!("grpc:{GRPC}");
     let id = d.init_started(&["lo", &filter, "--decode", &grpc_rule]);
     let id_s = id.to_string();
+    let live_out = dir.join("live.json");
+    let mut live = d.spawn_to_file(&["decode", &id_s, "--live", "--json"], &live_out);
 
     // The traffic.
     let url = |port: u16, path: &str| format!("http://127.0.0.1:{port}{path}");
@@ -331,12 +333,21 @@ fn http2_and_grpc_are_decoded_as_tshark_reads_them() {
     });
     d.ok(&["stop", &id_s]);
     d.wait_state(id, "PAUSED");
+    let status = live.wait(LIMIT);
+    assert!(status.success(), "pcap decode --live: {}", live.stderr());
 
+    // Three ways alike: through the daemon, from replay's file, and live as it happened.
     let through_daemon = roundtrips(&d.ok(&["decode", &id_s, "--json"]));
     let file = dir.join("capture.pcap");
     d.ok(&["replay", &id_s, "--nano", "-w", file.to_str().unwrap()]);
     let from_file = roundtrips(&d.ok(&["decode", "--json", "--file", file.to_str().unwrap()]));
     assert_eq!(sorted(from_file.clone()), sorted(through_daemon.clone()));
+    let while_live = roundtrips(&std::fs::read_to_string(&live_out).unwrap());
+    assert_eq!(
+        sorted(while_live),
+        sorted(through_daemon.clone()),
+        "decode --live"
+    );
 
     // nghttpd: three requests, the PRIORITY-only idle streams of nghttp are none.
     let files = on_port(&from_file, NGHTTPD);
