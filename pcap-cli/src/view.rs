@@ -151,6 +151,7 @@ mod tests {
             created_unix_ns: 1_795_356_300_250_000_000,
             started_unix_ns: 0,
             anchor: None,
+            netns_cookie: None,
             interface_names: Default::default(),
             decode: Vec::new(),
         }

@@ -313,6 +313,7 @@ impl TryFrom<api::Capture> for CaptureInfo {
             created_unix_ns: c.created_unix_ns,
             started_unix_ns: c.started_unix_ns,
             anchor: None,
+            netns_cookie: None,
             interface_names: c.interface_names.into_iter().collect(),
             decode: decode::rules("--decode", c.decode)?,
         })

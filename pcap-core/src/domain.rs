@@ -264,6 +264,10 @@ pub struct CaptureInfo {
     /// Protocols decoded while capturing (`--decode`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub decode: Vec<ProtoRule>,
+    /// For a namespace named by inode: its cookie when the capture was defined, since an
+    /// inode number is given to a new namespace as soon as the old one is gone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub netns_cookie: Option<u64>,
 }
 
 /// A process, known by its pid and its start time (clock ticks after boot), since pids are

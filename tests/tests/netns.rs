@@ -298,3 +298,46 @@ fn a_restarted_daemon_does_not_resume_in_a_namespace_whose_process_is_gone() {
         "the spool is kept"
     );
 }
+
+#[test]
+fn an_inode_target_is_never_followed_into_a_new_namespace_given_the_same_inode() {
+    const PORT: u16 = 24241;
+    if !require_root() {
+        return;
+    }
+    let veth = VethPair::create(7);
+    let path = format!("/run/netns/{}", veth.netns());
+    let inode = std::fs::metadata(&path).unwrap().ino();
+    let mut d = Daemon::start();
+    let id = captures_inside(&veth, &d, PORT, &["--netns", &inode.to_string()]);
+    // The same namespace (same cookie) after a restart: resumed.
+    assert!(d.restart().success(), "pcapd exits cleanly");
+    eventually(Duration::from_secs(10), "ACTIVE after the restart", || {
+        d.state(id) == "ACTIVE"
+    });
+    assert!(d.stop().success(), "pcapd exits cleanly");
+
+    // The namespace goes and a new one is made under the same name: Linux hands out the
+    // freed inode number again (usually the very same one).
+    veth.delete_netns();
+    veth.recreate_netns();
+    let again = std::fs::metadata(&path).unwrap().ino();
+    d.start_again();
+    eventually(
+        Duration::from_secs(10),
+        "FINISHED after the restart",
+        || d.state(id) == "FINISHED",
+    );
+    let c = d.capture(id);
+    let reason = c["reason"].as_str().unwrap();
+    assert!(
+        reason.contains(&format!("inode {inode}")),
+        "the new namespace (inode {again}) was not taken for the old one: {c}"
+    );
+    veth.send_udp_seq(PORT, 200..300, 64);
+    assert_eq!(
+        d.replay(&[id.to_string()]).seqs_to(PORT),
+        (0..200).collect::<Vec<_>>(),
+        "nothing of the new namespace, and the spool kept"
+    );
+}

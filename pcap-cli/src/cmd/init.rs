@@ -275,6 +275,7 @@ mod tests {
             created_unix_ns: 1,
             started_unix_ns: 0,
             anchor: None,
+            netns_cookie: None,
             interface_names: Default::default(),
             decode: Vec::new(),
         };

@@ -315,6 +315,16 @@ impl Engine {
         match netns::open_target(ns, was.as_ref()) {
             Ok(opened) => {
                 let inside = netns::enter(&opened.file).map_err(|e| End::Failed(e.to_string()))?;
+                if let (pcap_core::domain::Netns::Inode(inode), Some(was)) =
+                    (ns, self.p.netns_cookie)
+                {
+                    if netns::current_cookie().is_some_and(|now| now != was) {
+                        return Err(End::Finished(format!(
+                            "the network namespace with inode {inode} is gone: that inode now \
+                             belongs to another namespace"
+                        )));
+                    }
+                }
                 // A container's process changes when it runs again: only a pid or inode
                 // target is pinned to the process it was found through.
                 if let Anchor::Process(p) = &opened.anchor {

@@ -33,6 +33,8 @@ pub struct CaptureParams {
     pub netns: Option<pcap_core::domain::Netns>,
     /// The process that anchored that namespace when the capture was defined.
     pub anchor: Option<pcap_core::domain::ProcessRef>,
+    /// The cookie an inode target's namespace had when the capture was defined.
+    pub netns_cookie: Option<u64>,
     /// The filter compiled into the kernel.
     pub filter: String,
     pub snaplen: u32,

@@ -9,6 +9,7 @@
 //! start time), or by the name or path it was found under, which is followed when the
 //! namespace is made again.
 
+mod cookie;
 mod list;
 mod proc;
 
@@ -22,6 +23,7 @@ use nix::sys::stat::Mode;
 use pcap_core::domain::Netns;
 
 use crate::{Error, Result};
+pub use cookie::current as current_cookie;
 pub use list::namespaces;
 pub use proc::Process;
 
@@ -345,30 +347,33 @@ pub fn run_in<T: Send>(ns: &Netns, f: impl FnOnce() -> Result<T> + Send) -> Resu
     let found = match &opened.anchor {
         Anchor::Process(p) => Found {
             anchor: Some((*p).into()),
-            runtime: None,
+            ..Found::default()
         },
         Anchor::Container {
             process, runtime, ..
         } => Found {
             anchor: Some((*process).into()),
             runtime: Some(runtime.clone()),
+            ..Found::default()
         },
         Anchor::File(_) => Found::default(),
     };
-    let out = std::thread::scope(|s| {
+    let (out, cookie) = std::thread::scope(|s| {
         s.spawn(|| {
             let _inside = enter(&opened.file)?;
-            f()
+            Ok((f()?, cookie::current()))
         })
         .join()
         .unwrap_or_else(|_| Err(Error::Internal("a namespace check crashed".into())))
     })?;
-    Ok((out, found))
+    Ok((out, Found { cookie, ..found }))
 }
 
 /// What finding a namespace learnt besides the namespace itself.
 #[derive(Debug, Default)]
 pub struct Found {
+    /// Its cookie (see [`cookie`]), as read from inside it.
+    pub cookie: Option<u64>,
     /// The process that anchors it, if one does.
     pub anchor: Option<pcap_core::domain::ProcessRef>,
     /// The engine running the container it belongs to.

@@ -231,6 +231,7 @@ impl Owner {
                 device: crate::capture::device::device_name(&info.target).to_owned(),
                 netns: info.target.netns.clone(),
                 anchor: info.anchor,
+                netns_cookie: info.netns_cookie,
                 filter: applied.clone(),
                 snaplen: info.snaplen,
                 promisc: info.promisc,

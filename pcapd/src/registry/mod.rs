@@ -282,6 +282,7 @@ pub(crate) mod tests_support {
             created_unix_ns: 0,
             started_unix_ns: 0,
             anchor: None,
+            netns_cookie: None,
             interface_names: Default::default(),
             decode: Vec::new(),
         }

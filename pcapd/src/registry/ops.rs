@@ -46,13 +46,18 @@ impl Registry {
             }
             _ => found.anchor,
         };
+        // An inode is only ever this namespace's while its cookie is the same.
+        let cookie = match &spec.target.netns {
+            Some(pcap_core::domain::Netns::Inode(_)) => found.cookie,
+            _ => None,
+        };
         // A capture with this target and filter being deleted as the aliases are added to
         // it is gone by the next try, which defines a new one.
         let mut tries = 0;
         loop {
             tries += 1;
             match self
-                .define(&spec, caller, link_type, &applied_filter, anchor)
+                .define(&spec, caller, link_type, &applied_filter, (anchor, cookie))
                 .await
             {
                 Err(Error::NotFound(_)) if tries < 3 => continue,
@@ -69,7 +74,7 @@ impl Registry {
         caller: &Caller,
         link_type: u32,
         applied_filter: &str,
-        anchor: Option<pcap_core::domain::ProcessRef>,
+        (anchor, netns_cookie): (Option<pcap_core::domain::ProcessRef>, Option<u64>),
     ) -> Result<(CaptureInfo, bool)> {
         let spec = spec.clone();
         let (capture, created) = {
@@ -143,6 +148,7 @@ impl Registry {
                         created_unix_ns: pcap_core::parse::unix_ns(std::time::SystemTime::now()),
                         started_unix_ns: 0,
                         anchor,
+                        netns_cookie,
                         interface_names: Default::default(),
                         decode: spec.decode,
                     };
