@@ -7,8 +7,6 @@ use std::fs::File;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -47,17 +45,24 @@ fn packet_blocks(bytes: &[u8]) -> usize {
     n
 }
 
-/// Copies what is written into `fifo` to `out` until the writer closes it or `stop` is set
-/// (the reading end is then closed, as Wireshark does when a capture is stopped).
-fn read_fifo(fifo: PathBuf, out: PathBuf, stop: Arc<AtomicBool>) -> thread::JoinHandle<()> {
+/// Copies what is written into `fifo` to `out` until the writer closes it, or, with
+/// `close_after`, until that many packets came: the reading end is then closed, as
+/// Wireshark does when a capture is stopped.
+fn read_fifo(fifo: PathBuf, out: PathBuf, close_after: Option<usize>) -> thread::JoinHandle<()> {
     thread::spawn(move || {
         let mut r = File::open(&fifo).expect("open the fifo for reading");
         let mut w = File::create(&out).expect("create the copy of the fifo");
-        let mut buf = [0u8; 65536];
-        while !stop.load(Ordering::SeqCst) {
+        let (mut all, mut buf) = (Vec::new(), [0u8; 65536]);
+        loop {
             match r.read(&mut buf) {
                 Ok(0) | Err(_) => return,
-                Ok(n) => w.write_all(&buf[..n]).expect("write the copy"),
+                Ok(n) => {
+                    w.write_all(&buf[..n]).expect("write the copy");
+                    all.extend_from_slice(&buf[..n]);
+                    if close_after.is_some_and(|c| packet_blocks(&all) >= c) {
+                        return;
+                    }
+                }
             }
         }
     })
@@ -175,36 +180,29 @@ fn a_capture_goes_into_the_fifo_and_ends_on_sigterm_or_when_the_reader_goes() {
             args.push("--spooled");
         }
         let mut running = d.client().spawn_to_file(&args, &dir.path().join("stdout"));
-        let stop = Arc::new(AtomicBool::new(false));
-        let reader = read_fifo(fifo.clone(), copy.clone(), stop.clone());
+        let before = if spooled { 5 } else { 0 };
+        // Ended by the reader: it closes the fifo as soon as it has the packets.
+        let close_after = (!end_by_signal).then_some(before + 10);
+        let reader = read_fifo(fifo.clone(), copy.clone(), close_after);
         // The section and interface are written once the stream is open.
         eventually(LIMIT, "the pcapng header in the fifo", || {
             std::fs::metadata(&copy).is_ok_and(|m| m.len() > 0)
         });
-        let before = if spooled { 5 } else { 0 };
         send_udp_seq(port, 100..110, 48);
         eventually(LIMIT, "the packets in the fifo", || {
             packet_blocks(&std::fs::read(&copy).unwrap()) >= before + 10
         });
         if end_by_signal {
             kill(Pid::from_raw(running.pid() as i32), Signal::SIGTERM).unwrap();
-        } else {
-            // Wireshark stopped reading: the next write fails and the capture ends.
-            stop.store(true, Ordering::SeqCst);
-            let deadline = Instant::now() + LIMIT;
-            while running.try_status().is_none() && Instant::now() < deadline {
-                send_udp_seq(port, 200..201, 48);
-                thread::sleep(Duration::from_millis(100));
-            }
         }
+        // Closed by the reader, the capture ends without another packet to write.
         let status = running.wait(LIMIT);
         assert!(
             status.success(),
             "pcap extcap --capture ended with {status}: {}",
             running.stderr()
         );
-        stop.store(true, Ordering::SeqCst);
-        drop(reader);
+        reader.join().unwrap();
 
         let bytes = std::fs::read(&copy).unwrap();
         let n = packet_blocks(&bytes);

@@ -176,15 +176,68 @@ pub async fn run(args: ExtcapArgs, ctx: &Context) -> Result<()> {
         ..spec.clone()
     };
     ReplaySpec::try_from(api::ReplayRequest::from(&checked)).map_err(Usage::from)?;
+    let fifo_path = fifo.clone();
     let capture = super::stream::extcap_capture(&found.label, spec, fifo, ctx);
     // Wireshark ends a capture by closing the fifo (the next write fails and the capture
     // ends) or with SIGTERM: both are a normal end.
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .context("cannot watch for SIGTERM")?;
+    let gone = reader_gone(fifo_path);
     tokio::select! {
         r = capture => r,
         _ = term.recv() => Ok(()),
         _ = tokio::signal::ctrl_c() => Ok(()),
+        _ = gone => Ok(()),
+    }
+}
+
+/// Resolves when the reader of `fifo` has opened it and closed it again, even while no
+/// packet is written (a write would fail then, but a quiet capture writes nothing): a
+/// second, non-blocking write end is opened once there is a reader, and the kernel tells
+/// it POLLERR when the last reader closes. The watch is a thread of its own, not waited for
+/// at exit.
+async fn reader_gone(fifo: PathBuf) {
+    use std::os::unix::fs::OpenOptionsExt;
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    std::thread::spawn(move || {
+        let opened = loop {
+            let open = std::fs::OpenOptions::new()
+                .write(true)
+                .custom_flags(nix::fcntl::OFlag::O_NONBLOCK.bits())
+                .open(&fifo);
+            match open {
+                Ok(f) => break f,
+                // No reader yet (ENXIO): Wireshark opens it as the capture starts.
+                Err(e) if e.raw_os_error() == Some(nix::libc::ENXIO) => {
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+                // Not a fifo, or not there: the capture's own writes tell what is wrong.
+                Err(_) => return,
+            }
+        };
+        use std::os::fd::AsFd;
+        let mut fds = [nix::poll::PollFd::new(
+            opened.as_fd(),
+            nix::poll::PollFlags::empty(),
+        )];
+        loop {
+            match nix::poll::poll(&mut fds, nix::poll::PollTimeout::NONE) {
+                Ok(_) => {
+                    let got = fds[0].revents().unwrap_or(nix::poll::PollFlags::empty());
+                    if got.intersects(nix::poll::PollFlags::POLLERR | nix::poll::PollFlags::POLLHUP)
+                    {
+                        let _ = tx.send(());
+                        return;
+                    }
+                }
+                Err(nix::errno::Errno::EINTR) => {}
+                Err(_) => return,
+            }
+        }
+    });
+    if rx.await.is_err() {
+        // The watch gave up: never resolve.
+        std::future::pending::<()>().await;
     }
 }
 
