@@ -82,6 +82,17 @@ pub struct ExtcapArgs {
     debug: bool,
     #[arg(long, hide = true, value_name = "PATH")]
     debug_file: Option<PathBuf>,
+    /// Other arguments of the extcap protocol that this extcap does not use (it has no
+    /// controls and no options to reload); accepted so that no Wireshark version trips
+    /// over them.
+    #[arg(long, hide = true, value_name = "PATH")]
+    extcap_control_in: Option<PathBuf>,
+    #[arg(long, hide = true, value_name = "PATH")]
+    extcap_control_out: Option<PathBuf>,
+    #[arg(long, hide = true, value_name = "OPTION")]
+    extcap_reload_option: Option<String>,
+    #[arg(long, hide = true)]
+    extcap_cleanup_postkill: bool,
 }
 
 /// `pcap extcap install` and `uninstall`.
@@ -261,15 +272,24 @@ async fn interfaces(ctx: &Context) -> Vec<Interface> {
     if let Ok(remotes) = ctx.targets.remotes() {
         endpoints.extend(remotes.iter().cloned().map(Endpoint::Remote));
     }
-    // Few daemons: asked one after the other, each for at most LIST_WAIT.
-    let mut lists = Vec::with_capacity(endpoints.len());
-    for e in &endpoints {
-        let listed = tokio::time::timeout(LIST_WAIT, async {
-            let mut client = ctx.targets.connect(e).await.ok()?;
-            let list = client.list(api::ListRequest {}).await.ok()?.into_inner();
-            super::captures(list.captures).ok()
+    // Asked all at once: the list waits LIST_WAIT at most, however many are away.
+    let mut asked = tokio::task::JoinSet::new();
+    for (n, e) in endpoints.iter().enumerate() {
+        let (targets, e) = (ctx.targets.clone(), e.clone());
+        asked.spawn(async move {
+            let listed = tokio::time::timeout(LIST_WAIT, async {
+                let mut client = targets.connect(&e).await.ok()?;
+                let list = client.list(api::ListRequest {}).await.ok()?.into_inner();
+                super::captures(list.captures).ok()
+            });
+            (n, listed.await.ok().flatten().unwrap_or_default())
         });
-        lists.push(listed.await.ok().flatten().unwrap_or_default());
+    }
+    let mut lists = vec![Vec::new(); endpoints.len()];
+    while let Some(done) = asked.join_next().await {
+        if let Ok((n, list)) = done {
+            lists[n] = list;
+        }
     }
     let mut out = Vec::new();
     for (endpoint, mut captures) in endpoints.iter().zip(lists) {
