@@ -2,6 +2,7 @@
 //! written as pcapng into a fifo that ends cleanly when the reader goes or on SIGTERM, and
 //! real Wireshark: after `pcap extcap install --system`, `tshark -D` lists the test
 //! daemon's captures and `tshark -i pcapd-ALIAS -a packets:N` captures what was sent.
+//! Captures of a remote reached over mutual TLS are interfaces too.
 
 use std::fs::File;
 use std::io::{Read, Write};
@@ -297,4 +298,67 @@ fn wireshark_lists_the_captures_and_captures_from_one() {
     assert_eq!(capinfos_packets(&file), N as u64);
     let ports = tshark_file(&file, &["-T", "fields", "-e", "udp.dstport"]);
     assert_eq!(ports, vec![port.to_string(); N]);
+}
+
+#[test]
+fn captures_of_remotes_are_interfaces_too_and_an_unreachable_one_lists_none() {
+    if !require_root() {
+        return;
+    }
+    const N: usize = 6;
+    let certs = Certs::make();
+    let remote_port = free_port();
+    let _remote = certs.daemon(remote_port);
+    let d = Daemon::start();
+    certs.add_client_remote(
+        &d,
+        "lab",
+        &format!("https://localhost:{remote_port}"),
+        "alice",
+    );
+    let down = format!("https://localhost:{}", free_port());
+    certs.add_client_remote(&d, "down", &down, "alice");
+    let port = free_port();
+    d.init(&["lo", "udp port 9", "--alias", "here"]);
+    d.init(&["lab:lo", &format!("udp port {port}"), "--alias", "there"]);
+    d.ok(&["start", "lab:there"]);
+
+    let lines = extcap(&d, &["--extcap-interfaces"]);
+    let values: Vec<&str> = lines[1..]
+        .iter()
+        .filter_map(|l| field(l, "value"))
+        .collect();
+    assert_eq!(values, ["pcapd-here", "pcapd-lab-there"], "{lines:?}");
+    let shown = lines.iter().find_map(|l| {
+        (field(l, "value") == Some("pcapd-lab-there")).then(|| field(l, "display").unwrap())
+    });
+    assert_eq!(
+        shown,
+        Some(&*format!("pcapd: lab:there (lo, udp port {port})"))
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("fifo");
+    let copy = dir.path().join("copy.pcapng");
+    mkfifo(&fifo);
+    let args = [
+        "extcap",
+        "--capture",
+        "--extcap-interface",
+        "pcapd-lab-there",
+        "--fifo",
+        fifo.to_str().unwrap(),
+    ];
+    let mut running = d.client().spawn_to_file(&args, &dir.path().join("stdout"));
+    let reader = read_fifo(fifo.clone(), copy.clone(), Some(N));
+    eventually(LIMIT, "the pcapng header in the fifo", || {
+        std::fs::metadata(&copy).is_ok_and(|m| m.len() > 0)
+    });
+    send_udp_seq(port, 0..N as u64, 48);
+    reader.join().unwrap();
+    let status = running.wait(LIMIT);
+    assert!(status.success(), "{status}: {}", running.stderr());
+    let names = tshark_file(&copy, &["-T", "fields", "-e", "frame.interface_name"]);
+    assert_eq!(names.len(), N);
+    assert!(names.iter().all(|n| n == "lab/there/lo"), "{names:?}");
 }
