@@ -70,8 +70,8 @@ pub struct ExtcapArgs {
     /// Start with what the capture spooled, then go on live (otherwise: new packets only)
     #[arg(long)]
     spooled: bool,
-    /// Start with the spooled packets from T on (RFC 3339, unix seconds, or how long ago:
-    /// 30s, 5m, 2h)
+    /// Start with the packets spooled from T on, then go on live (RFC 3339, unix seconds,
+    /// or how long ago: 30s, 5m, 2h)
     #[arg(long, value_name = "T")]
     since: Option<String>,
     /// Only packets matching this BPF filter
@@ -390,8 +390,8 @@ fn render_config() -> String {
          {default=false}{tooltip=Start with what the capture spooled, then go on live; \
          otherwise new packets only}",
         "arg {number=1}{call=--since}{display=Spooled since}{type=string}\
-         {tooltip=With spooled packets: from this time on (RFC 3339, unix seconds, or how long \
-         ago: 30s, 5m, 2h)}",
+         {tooltip=Start with the packets spooled from this time on, then go on live (RFC 3339, \
+         unix seconds, or how long ago: 30s, 5m, 2h)}",
         "arg {number=2}{call=--filter}{display=Filter}{type=string}\
          {tooltip=Only packets matching this BPF filter (as tcpdump's)}",
     ]
