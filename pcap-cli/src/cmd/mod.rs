@@ -2,6 +2,7 @@
 
 mod decode;
 mod docs;
+mod extcap;
 mod ifaces;
 mod init;
 mod list;
@@ -68,6 +69,9 @@ pub enum Command {
     Version(RemoteArg),
     /// Print a completion script: `pcap completions bash > /etc/bash_completion.d/pcap`
     Completions(docs::CompletionsArgs),
+    /// Wireshark's extcap protocol: pcapd's captures in Wireshark's interface list
+    /// (`pcap extcap install` puts it where Wireshark looks)
+    Extcap(extcap::ExtcapArgs),
     /// Print the manual page (roff), or write a page per command with --dir
     #[command(hide = true)]
     Man(docs::ManArgs),
@@ -101,6 +105,7 @@ pub async fn run(command: Command, ctx: &Context) -> Result<()> {
         Command::Version(args) => version::run(args, ctx).await,
         Command::Netns(args) => netns::run(args, ctx).await,
         Command::Completions(args) => docs::completions(args, (ctx.cli)()),
+        Command::Extcap(args) => extcap::run(args, ctx).await,
         Command::Man(args) => docs::man(args, (ctx.cli)()),
     }
 }

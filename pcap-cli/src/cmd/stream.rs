@@ -127,6 +127,7 @@ pub async fn replay(args: ReplayArgs, ctx: &Context) -> Result<()> {
         // Spools are merged in exact order; live packets after them within the window.
         window: args.live.then_some(LIVE_WINDOW),
         live: args.live,
+        quiet: false,
     };
     run.go(&args.captures, &dest, ctx).await
 }
@@ -148,8 +149,31 @@ pub async fn listen(args: ListenArgs, ctx: &Context) -> Result<()> {
         limit: args.count,
         window: Some(LIVE_WINDOW),
         live: true,
+        quiet: false,
     };
     run.go(&args.captures, &dest, ctx).await
+}
+
+/// `pcap extcap --capture`: capture `label` (`web`, `lab:db`) replayed as `spec` says, as
+/// pcapng into Wireshark's fifo, flushed batch by batch, with no progress on stderr.
+pub(crate) async fn extcap_capture(
+    label: &str,
+    spec: ReplaySpec,
+    fifo: PathBuf,
+    ctx: &Context,
+) -> Result<()> {
+    let run = Run {
+        request: Request::Replay(spec),
+        command: "extcap",
+        format: Format::Pcapng,
+        nano: false,
+        limit: None,
+        window: Some(LIVE_WINDOW),
+        live: true,
+        quiet: true,
+    };
+    run.go(&[label.to_owned()], &Destination::File(fifo), ctx)
+        .await
 }
 
 /// One `replay` or `listen` as asked.
@@ -164,6 +188,8 @@ struct Run {
     window: Option<std::time::Duration>,
     /// Whether sources may end while others go on (live streams).
     live: bool,
+    /// No progress on stderr, whatever the destination.
+    quiet: bool,
 }
 
 impl Run {
@@ -201,6 +227,7 @@ impl Run {
             });
         }
         let progress = match dest {
+            _ if self.quiet => Progress::silent(),
             Destination::File(path) => Progress::on_stderr(&path.display().to_string()),
             Destination::Stdout => Progress::silent(),
         };
