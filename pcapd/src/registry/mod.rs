@@ -13,6 +13,7 @@
 
 pub mod access;
 mod actor;
+mod import;
 mod ops;
 mod readers;
 mod streams;
@@ -32,6 +33,7 @@ use crate::{Error, Result};
 
 pub use access::Caller;
 use actor::{CaptureRef, Command, Shared};
+pub use import::ImportPart;
 pub use readers::{ReaderGuard, ReaderKind, ReaderStats};
 pub use streams::ReplaySource;
 pub use view::label;
@@ -284,6 +286,7 @@ pub(crate) mod tests_support {
             anchor: None,
             interface_names: Default::default(),
             decode: Vec::new(),
+            imported_from: None,
         }
     }
 }

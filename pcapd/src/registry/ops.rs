@@ -83,7 +83,9 @@ impl Registry {
                 let taken = captures.live().find_map(|c| {
                     c.view.with(|i| {
                         (i.aliases.contains(alias)
-                            && (i.target != spec.target || i.filter != spec.filter))
+                            && (i.imported_from.is_some()
+                                || i.target != spec.target
+                                || i.filter != spec.filter))
                             .then(|| (label(i), i.target.to_string(), i.filter.clone()))
                     })
                 });
@@ -97,8 +99,11 @@ impl Registry {
             let same = captures
                 .live()
                 .find(|c| {
-                    c.view
-                        .with(|i| i.target == spec.target && i.filter == spec.filter)
+                    c.view.with(|i| {
+                        i.imported_from.is_none()
+                            && i.target == spec.target
+                            && i.filter == spec.filter
+                    })
                 })
                 .cloned();
             match same {
@@ -145,6 +150,7 @@ impl Registry {
                         anchor,
                         interface_names: Default::default(),
                         decode: spec.decode,
+                        imported_from: None,
                     };
                     let capture = CaptureRef::spawn(info, self.shared.clone());
                     captures.by_id.insert(id, capture.clone());
@@ -183,7 +189,12 @@ impl Registry {
         if self.lock().shutting_down {
             return Err(Error::Unavailable("pcapd is shutting down".into()));
         }
-        let captures = self.allowed(sel, caller, "start")?;
+        let mut captures = self.allowed(sel, caller, "start")?;
+        // `--all` starts what can be started; an imported capture named alone is refused
+        // by its owner.
+        if matches!(sel, Selector::All) {
+            captures.retain(|c| c.view.with(|i| i.imported_from.is_none()));
+        }
         let infos = each(&captures, |reply| Command::Start { stop, reply }).await?;
         for info in &infos {
             tracing::info!(capture.id = info.id, caller = %caller.name, state = %info.state, "start");
