@@ -757,4 +757,23 @@ mod tests {
         assert_eq!(spec.stop.duration_secs, Some(u64::MAX));
         assert_eq!(spec.retention.max_age_secs, Some(u64::MAX));
     }
+
+    #[test]
+    fn import_headers_are_checked_like_init_requests() {
+        let header = |name: &str, aliases: &[&str], snaplen| api::ImportHeader {
+            file_name: name.into(),
+            aliases: aliases.iter().map(|a| a.to_string()).collect(),
+            link_type: 1,
+            snaplen,
+        };
+        let spec = ImportSpec::try_from(header("t.pcap", &["a", "a", "b"], 0)).unwrap();
+        assert_eq!(spec.snaplen, DEFAULT_SNAPLEN);
+        assert_eq!(spec.aliases.len(), 2);
+        assert_eq!(api::ImportHeader::from(&spec).aliases, ["a", "b"]);
+        let e = ImportSpec::try_from(header("t.pcap", &[], 262_145)).unwrap_err();
+        assert!(e.to_string().contains("262144"), "{e}");
+        let e = ImportSpec::try_from(header("", &[], 0)).unwrap_err();
+        assert!(matches!(e, Error::BadRequest(_)), "{e}");
+        assert!(ImportSpec::try_from(header("t", &["no/such"], 0)).is_err());
+    }
 }

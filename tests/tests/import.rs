@@ -75,9 +75,7 @@ fn nothing_left(d: &Daemon) {
 /// apart, starting at 1795000000.123456789.
 fn big_pcap(path: &Path, n: u32, len: usize) {
     let mut f = Vec::new();
-    for v in [0xa1b2_3c4du32] {
-        f.extend(v.to_le_bytes());
-    }
+    f.extend(0xa1b2_3c4du32.to_le_bytes());
     f.extend(2u16.to_le_bytes());
     f.extend(4u16.to_le_bytes());
     f.extend(0u32.to_le_bytes());
@@ -117,10 +115,7 @@ fn imported_files_replay_the_same_packets_with_nanoseconds() {
         .status()
         .unwrap();
     assert!(edited.success());
-    for (file, alias) in [
-        (fixture("http_dns.pcap"), "micro"),
-        (nano.clone(), "nano"),
-    ] {
+    for (file, alias) in [(fixture("http_dns.pcap"), "micro"), (nano.clone(), "nano")] {
         let id = import(&d, &[path_str(&file), "--alias", alias]);
         let c = d.capture(id);
         assert_eq!(c["state"], "FINISHED", "{c}");
@@ -176,7 +171,11 @@ fn pcapng_with_two_interfaces_of_one_link_type_and_standard_input() {
         .status()
         .unwrap();
     assert!(merged.success());
-    let interfaces = Command::new("capinfos").arg("-I").arg(&two).output().unwrap();
+    let interfaces = Command::new("capinfos")
+        .arg("-I")
+        .arg(&two)
+        .output()
+        .unwrap();
     assert!(
         String::from_utf8_lossy(&interfaces.stdout).contains("Number of interfaces in file: 2"),
         "{}",
@@ -215,7 +214,12 @@ fn mixed_link_types_and_damaged_files_are_refused_leaving_nothing() {
     );
     nothing_left(&d);
 
-    let err = d.fails(&["import", path_str(&fixture("truncated.pcap")), "--alias", "t"]);
+    let err = d.fails(&[
+        "import",
+        path_str(&fixture("truncated.pcap")),
+        "--alias",
+        "t",
+    ]);
     assert!(
         err.contains("byte offset 1460") && err.contains("cut short"),
         "{err}"
@@ -276,7 +280,10 @@ fn an_import_larger_than_the_retention_limit_is_refused() {
     big_pcap(&fits, 700, 1000);
     let id = import(&d, &[path_str(&fits), "--alias", "fits"]);
     let c = d.capture(id);
-    assert!(c["counters"]["spool_segments"].as_u64().unwrap() >= 5, "{c}");
+    assert!(
+        c["counters"]["spool_segments"].as_u64().unwrap() >= 5,
+        "{c}"
+    );
     assert_eq!(
         packets_of(&replay_to(&d, "fits", "fits.out.pcap")),
         packets_of(&fits)
@@ -301,7 +308,10 @@ fn a_file_is_imported_into_a_remote_over_mutual_tls() {
         packets_of(&replay_to(&d, "lab:far", "far.out.pcap")),
         packets_of(&file)
     );
-    let err = d.fails(&["import", &format!("lab:{}", fixture("truncated.pcap").display())]);
+    let err = d.fails(&[
+        "import",
+        &format!("lab:{}", fixture("truncated.pcap").display()),
+    ]);
     assert!(err.contains("byte offset 1460"), "{err}");
     assert_eq!(d.list().len(), 1);
 }

@@ -271,6 +271,40 @@ fn write(
     })
 }
 
+/// Removes the spool directories (and catalog entries) of ids that have no capture: what an
+/// import cut short by the daemon's end wrote before it could register its capture. Run at
+/// start-up, before any capture runs.
+pub(super) fn remove_orphans(
+    store: &Store,
+    data_dir: &std::path::Path,
+    known: &[u64],
+) -> Result<()> {
+    let captures = data_dir.join("captures");
+    let entries = match std::fs::read_dir(&captures) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(Error::io(&captures, e)),
+    };
+    for entry in entries {
+        let entry = entry.map_err(|e| Error::io(&captures, e))?;
+        let Some(id) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u64>().ok())
+        else {
+            continue;
+        };
+        if known.contains(&id) {
+            continue;
+        }
+        let dir = entry.path();
+        std::fs::remove_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+        store.delete_capture(id)?;
+        tracing::warn!(capture.id = id, dir = %dir.display(), "removed a spool without a capture (an import cut short)");
+    }
+    Ok(())
+}
+
 /// Removes what a failed import wrote: its spool directory and catalog.
 async fn discard(id: u64, dir: PathBuf, store: Arc<Store>) {
     let removed = blocking(move || {
@@ -284,5 +318,159 @@ async fn discard(id: u64, dir: PathBuf, store: Arc<Store>) {
     .await;
     if let Err(e) = removed {
         tracing::error!(capture.id = id, error = %e, "removing what a failed import wrote");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pcap_core::savefile::encode_record;
+
+    fn records(n: u32, len: usize) -> ImportPart {
+        let mut records = Vec::new();
+        for i in 0..n {
+            encode_record(
+                &mut records,
+                Resolution::Nano,
+                1_795_000_000_000_000_007 + i64::from(i),
+                len as u32,
+                &vec![i as u8; len],
+            );
+        }
+        ImportPart::Records {
+            records: records.into(),
+            count: n,
+            nanoseconds: true,
+        }
+    }
+
+    /// Runs `write` over `parts` into a fresh spool limited to `max_bytes`.
+    fn run(parts: Vec<Result<ImportPart>>, max_bytes: u64) -> (tempfile::TempDir, Result<Written>) {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = Arc::new(Store::open(&tmp.path().join("db")).unwrap());
+        let (tx, rx) = mpsc::channel(parts.len().max(1));
+        for p in parts {
+            tx.try_send(p).unwrap();
+        }
+        drop(tx);
+        let header = FileHeader {
+            link_type: 1,
+            snaplen: 262_144,
+            resolution: Resolution::Nano,
+        };
+        let policy = RetentionPolicy {
+            max_bytes,
+            max_age_ns: None,
+            floor_percent: 0.0,
+        };
+        let dir = tmp.path().join("captures/1");
+        let r = write(1, dir, store, header, policy, "t.pcap", rx);
+        (tmp, r)
+    }
+
+    #[test]
+    fn a_whole_stream_is_written_and_counted() {
+        let (tmp, r) = run(
+            vec![
+                Ok(records(3, 100)),
+                Ok(records(2, 50)),
+                Ok(ImportPart::End { packets: 5 }),
+            ],
+            1 << 20,
+        );
+        let w = r.unwrap();
+        assert_eq!((w.packets, w.record_bytes), (5, 3 * 116 + 2 * 66));
+        assert_eq!(w.segments, 1);
+        assert_eq!(w.spool_bytes, 24 + w.record_bytes);
+        let segs = crate::spool::list_segments(&tmp.path().join("captures/1")).unwrap();
+        assert_eq!(segs.len(), 1);
+        assert!(!segs[0].0.open);
+    }
+
+    #[test]
+    fn streams_without_their_end_or_with_another_count_are_refused() {
+        let e = run(vec![Ok(records(3, 10))], 1 << 20).1.err().unwrap();
+        assert!(
+            e.to_string()
+                .contains("ended before the end of the file (after 3 packets)"),
+            "{e}"
+        );
+        let e = run(
+            vec![Ok(records(3, 10)), Ok(ImportPart::End { packets: 4 })],
+            1 << 20,
+        )
+        .1
+        .err()
+        .unwrap();
+        assert!(
+            e.to_string()
+                .contains("sent 4 packets, but pcapd received 3"),
+            "{e}"
+        );
+        let e = run(
+            vec![Ok(records(1, 10)), Err(Error::Invalid("gone".into()))],
+            1 << 20,
+        )
+        .1
+        .err()
+        .unwrap();
+        assert_eq!(e.to_string(), "gone");
+    }
+
+    #[test]
+    fn a_batch_that_lies_about_its_records_is_refused() {
+        let ImportPart::Records { records, .. } = records(2, 10) else {
+            unreachable!()
+        };
+        let e = run(
+            vec![Ok(ImportPart::Records {
+                records: records.slice(..records.len() - 1),
+                count: 2,
+                nanoseconds: true,
+            })],
+            1 << 20,
+        )
+        .1
+        .err()
+        .unwrap();
+        assert!(e.to_string().contains("malformed after packet 1"), "{e}");
+    }
+
+    #[test]
+    fn more_than_the_limit_is_refused_naming_it() {
+        let e = run(
+            vec![Ok(records(100, 1000)), Ok(ImportPart::End { packets: 100 })],
+            64 << 10,
+        )
+        .1
+        .err()
+        .unwrap();
+        let msg = e.to_string();
+        assert!(
+            msg.contains("does not fit the spool") && msg.contains("limit of 65536 bytes"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn spools_without_a_capture_are_removed_at_start() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = Store::open(&tmp.path().join("db")).unwrap();
+        for d in ["1", "2", "notes"] {
+            std::fs::create_dir_all(tmp.path().join("captures").join(d)).unwrap();
+        }
+        let seg = crate::store::SegmentMeta {
+            first_seq: 1,
+            packets: 1,
+            first_ts_ns: 1,
+            last_ts_ns: 1,
+            bytes: 40,
+        };
+        store.put_segment(2, &seg).unwrap();
+        remove_orphans(&store, tmp.path(), &[1]).unwrap();
+        assert!(tmp.path().join("captures/1").exists());
+        assert!(tmp.path().join("captures/notes").exists());
+        assert!(!tmp.path().join("captures/2").exists());
+        assert!(store.segments(2).unwrap().is_empty());
     }
 }

@@ -93,6 +93,8 @@ impl Registry {
             }
             infos.push(info);
         }
+        let known: Vec<CaptureId> = infos.iter().map(|i| i.id).collect();
+        import::remove_orphans(&store, &data_dir, &known)?;
         let next_id = store.next_id()?;
         let shared = Arc::new(Shared {
             store,
