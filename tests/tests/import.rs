@@ -149,7 +149,14 @@ fn imported_files_replay_the_same_packets_with_nanoseconds() {
     assert_eq!(d.state(d.list()[0]["id"].as_u64().unwrap()), "FINISHED");
     // An alias of an imported capture is not for init to share.
     let err = d.fails(&["init", "lo", "--alias", "micro"]);
-    assert!(err.contains("already used"), "{err}");
+    assert!(
+        err.contains("already used by") && err.contains("imported from"),
+        "{err}"
+    );
+    // Nor for another import; the refused one leaves nothing.
+    let err = d.fails(&["import", path_str(&nano), "--alias", "micro"]);
+    assert!(err.contains("alias \"micro\" is already used"), "{err}");
+    assert_eq!(d.list().len(), 2);
     d.ok(&["delete", "micro"]);
     d.ok(&["delete", "nano"]);
     nothing_left(&d);

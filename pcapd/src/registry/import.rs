@@ -14,7 +14,7 @@ use tokio::sync::mpsc;
 
 use super::access::Caller;
 use super::actor::{blocking, CaptureRef, Command};
-use super::view::label;
+use super::view::{label, source};
 use super::Registry;
 use crate::spool::retention::RetentionPolicy;
 use crate::spool::writer::Spool;
@@ -163,13 +163,14 @@ impl Registry {
     /// Refuses aliases that a capture has already: an imported capture shares none.
     fn check_import_aliases(&self, captures: &super::Captures, spec: &ImportSpec) -> Result<()> {
         for alias in &spec.aliases {
-            let taken = captures
-                .live()
-                .find_map(|c| c.view.with(|i| i.aliases.contains(alias).then(|| label(i))));
-            if let Some(other) = taken {
+            let taken = captures.live().find_map(|c| {
+                c.view
+                    .with(|i| i.aliases.contains(alias).then(|| (label(i), source(i))))
+            });
+            if let Some((other, source)) = taken {
                 return Err(Error::AlreadyExists(format!(
-                    "alias \"{alias}\" is already used by {other}; choose another alias, or \
-                     remove it with `pcap delete {alias}`"
+                    "alias \"{alias}\" is already used by {other} {source}; choose another \
+                     alias, or remove it with `pcap delete {alias}`"
                 )));
             }
         }

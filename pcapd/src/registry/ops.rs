@@ -6,7 +6,7 @@ use pcap_core::domain::{CaptureInfo, CaptureSpec, Counters, State, StopCondition
 
 use super::access::{denied, Caller};
 use super::actor::{blocking, CaptureRef, Command};
-use super::view::label;
+use super::view::{label, source};
 use super::{Registry, Selector};
 use crate::capture::device;
 use crate::{Error, Result};
@@ -86,13 +86,13 @@ impl Registry {
                             && (i.imported_from.is_some()
                                 || i.target != spec.target
                                 || i.filter != spec.filter))
-                            .then(|| (label(i), i.target.to_string(), i.filter.clone()))
+                            .then(|| (label(i), source(i)))
                     })
                 });
-                if let Some((other, target, filter)) = taken {
+                if let Some((other, source)) = taken {
                     return Err(Error::AlreadyExists(format!(
-                        "alias \"{alias}\" is already used by {other} on {target} with filter \
-                         {filter:?}; choose another alias, or remove it with `pcap delete {alias}`"
+                        "alias \"{alias}\" is already used by {other} {source}; choose another \
+                         alias, or remove it with `pcap delete {alias}`"
                     )));
                 }
             }
