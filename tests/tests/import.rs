@@ -167,7 +167,7 @@ fn pcapng_with_two_interfaces_of_one_link_type_and_standard_input() {
     if !require_root() {
         return;
     }
-    let d = Daemon::start();
+    let mut d = Daemon::start();
     let two = d.dir().join("two.pcapng");
     // Two Ethernet interfaces: one in microseconds, one in nanoseconds.
     let merged = Command::new("mergecap")
@@ -201,6 +201,10 @@ fn pcapng_with_two_interfaces_of_one_link_type_and_standard_input() {
     assert!(out.status.success(), "{}", out.stderr);
     let id: u64 = out.stdout_str().trim().parse().unwrap();
     assert_eq!(d.capture(id)["reason"], "imported from standard input");
+    // Kept as they are across a restart of the daemon.
+    assert!(d.restart().success());
+    assert_eq!(d.state(id), "FINISHED");
+    assert_eq!(d.list().len(), 2);
     assert_eq!(
         packets_of(&replay_to(&d, "piped", "piped.out.pcap")),
         packets_of(&fixture("http_dns_nano_be.pcap"))
