@@ -38,6 +38,8 @@ pub struct CaptureJson<'a> {
     pub retention: &'a Retention,
     /// The `--decode` rules, as given (`"http:80,8080"`, `"dns"`); empty when none.
     pub decode: Vec<String>,
+    /// The file an imported capture came from (`pcap import`); null for the others.
+    pub imported_from: Option<&'a str>,
 }
 
 impl<'a> From<&'a CaptureInfo> for CaptureJson<'a> {
@@ -48,7 +50,7 @@ impl<'a> From<&'a CaptureInfo> for CaptureJson<'a> {
             interface: c.target.interfaces.first().map(String::as_str),
             interfaces: &c.target.interfaces,
             interface_names: &c.interface_names,
-            target: c.target.to_string(),
+            target: target_cell(c),
             filter: &c.filter,
             applied_filter: &c.applied_filter,
             state: c.state.name(),
@@ -63,7 +65,17 @@ impl<'a> From<&'a CaptureInfo> for CaptureJson<'a> {
             stop: &c.stop,
             retention: &c.retention,
             decode: c.decode.iter().map(ToString::to_string).collect(),
+            imported_from: c.imported_from.as_deref(),
         }
+    }
+}
+
+/// Where a capture's packets come from: its target (`eth0`, `netns blue: eth0`), or `file
+/// NAME` for an imported one.
+pub fn target_cell(c: &CaptureInfo) -> String {
+    match &c.imported_from {
+        Some(file) => format!("file {file}"),
+        None => c.target.to_string(),
     }
 }
 
@@ -154,6 +166,7 @@ mod tests {
             netns_cookie: None,
             interface_names: Default::default(),
             decode: Vec::new(),
+            imported_from: None,
         }
     }
 

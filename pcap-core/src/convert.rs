@@ -6,8 +6,8 @@ mod decode;
 
 use crate::api::v1 as api;
 use crate::domain::{
-    Alias, CaptureInfo, CaptureSpec, Counters, ListenSpec, Netns, ReplaySpec, Retention, Selector,
-    State, StopConditions, Target,
+    Alias, CaptureInfo, CaptureSpec, Counters, ImportSpec, ListenSpec, Netns, ReplaySpec,
+    Retention, Selector, State, StopConditions, Target,
 };
 use crate::limits::{self, LISTEN_COUNT, SNAPLEN};
 use crate::{Error, Result, DEFAULT_SNAPLEN};
@@ -181,6 +181,48 @@ impl TryFrom<api::InitRequest> for CaptureSpec {
     }
 }
 
+impl TryFrom<api::ImportHeader> for ImportSpec {
+    type Error = Error;
+    fn try_from(h: api::ImportHeader) -> Result<Self> {
+        let mut aliases = h
+            .aliases
+            .iter()
+            .map(|a| Alias::new(a).map_err(bad_request))
+            .collect::<Result<Vec<_>>>()?;
+        let mut seen = std::collections::HashSet::new();
+        aliases.retain(|a| seen.insert(a.clone()));
+        limits::check_alias_count(aliases.len())?;
+        let snaplen = match h.snaplen {
+            0 => DEFAULT_SNAPLEN,
+            n => SNAPLEN.check(n.into())? as u32,
+        };
+        if h.file_name.is_empty() || h.file_name.len() > limits::MAX_PATH_LEN {
+            return Err(Error::BadRequest(format!(
+                "the imported file's name is {} bytes long; give one of 1 to {} bytes",
+                h.file_name.len(),
+                limits::MAX_PATH_LEN
+            )));
+        }
+        Ok(ImportSpec {
+            file_name: h.file_name,
+            aliases,
+            link_type: h.link_type,
+            snaplen,
+        })
+    }
+}
+
+impl From<&ImportSpec> for api::ImportHeader {
+    fn from(s: &ImportSpec) -> Self {
+        api::ImportHeader {
+            file_name: s.file_name.clone(),
+            aliases: s.aliases.iter().map(|a| a.to_string()).collect(),
+            link_type: s.link_type,
+            snaplen: s.snaplen,
+        }
+    }
+}
+
 impl From<&CaptureSpec> for api::InitRequest {
     fn from(s: &CaptureSpec) -> Self {
         api::InitRequest {
@@ -265,6 +307,7 @@ impl From<&CaptureInfo> for api::Capture {
                 .map(|(i, n)| (*i, n.clone()))
                 .collect(),
             decode: c.decode.iter().map(Into::into).collect(),
+            imported_from: c.imported_from.clone().unwrap_or_default(),
         }
     }
 }
@@ -316,6 +359,7 @@ impl TryFrom<api::Capture> for CaptureInfo {
             netns_cookie: None,
             interface_names: c.interface_names.into_iter().collect(),
             decode: decode::rules("--decode", c.decode)?,
+            imported_from: (!c.imported_from.is_empty()).then_some(c.imported_from),
         })
     }
 }
@@ -713,5 +757,24 @@ mod tests {
         assert_eq!(spec.target.interfaces, ["a-name-longer-than-15"]);
         assert_eq!(spec.stop.duration_secs, Some(u64::MAX));
         assert_eq!(spec.retention.max_age_secs, Some(u64::MAX));
+    }
+
+    #[test]
+    fn import_headers_are_checked_like_init_requests() {
+        let header = |name: &str, aliases: &[&str], snaplen| api::ImportHeader {
+            file_name: name.into(),
+            aliases: aliases.iter().map(|a| a.to_string()).collect(),
+            link_type: 1,
+            snaplen,
+        };
+        let spec = ImportSpec::try_from(header("t.pcap", &["a", "a", "b"], 0)).unwrap();
+        assert_eq!(spec.snaplen, DEFAULT_SNAPLEN);
+        assert_eq!(spec.aliases.len(), 2);
+        assert_eq!(api::ImportHeader::from(&spec).aliases, ["a", "b"]);
+        let e = ImportSpec::try_from(header("t.pcap", &[], 262_145)).unwrap_err();
+        assert!(e.to_string().contains("262144"), "{e}");
+        let e = ImportSpec::try_from(header("", &[], 0)).unwrap_err();
+        assert!(matches!(e, Error::BadRequest(_)), "{e}");
+        assert!(ImportSpec::try_from(header("t", &["no/such"], 0)).is_err());
     }
 }

@@ -204,6 +204,16 @@ pub struct CaptureSpec {
     pub decode: Vec<ProtoRule>,
 }
 
+/// What a user asks for in `import`: the file's name (for the reason), the aliases, and
+/// what the file's records are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImportSpec {
+    pub file_name: String,
+    pub aliases: Vec<Alias>,
+    pub link_type: u32,
+    pub snaplen: u32,
+}
+
 /// Calls the macro `$m` with every capture counter's name and type: the one list of them,
 /// from which [`Counters`], its conversions and the daemon's live counters are made.
 #[macro_export]
@@ -268,6 +278,10 @@ pub struct CaptureInfo {
     /// inode number is given to a new namespace as soon as the old one is gone.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub netns_cookie: Option<u64>,
+    /// The file the capture was imported from (`pcap import`): such a capture has no
+    /// interface and is never started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub imported_from: Option<String>,
 }
 
 /// A process, known by its pid and its start time (clock ticks after boot), since pids are

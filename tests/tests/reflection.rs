@@ -23,6 +23,7 @@ const EXPECTED: &[&str] = &[
     "method Version pcap.v1.VersionRequest pcap.v1.VersionResponse unary",
     "method Namespaces pcap.v1.NamespacesRequest pcap.v1.NamespacesResponse unary",
     "method Decode pcap.v1.DecodeRequest pcap.v1.DecodeMessage stream",
+    "method Import pcap.v1.ImportMessage pcap.v1.InitResponse unary",
     "fields pcap.v1.Packet timestamp_ns captured_length original_length data sequence",
     "v1 service pcap.v1.Pcapd",
     "v1 service grpc.reflection.v1.ServerReflection",
@@ -51,8 +52,8 @@ fn check_reflection(python: &Path, args: &[&str]) {
     }
     let methods = text.lines().filter(|l| l.starts_with("method ")).count();
     assert_eq!(
-        methods, 11,
-        "exactly the eleven RPCs of pcap.v1.Pcapd:\n{text}"
+        methods, 12,
+        "exactly the twelve RPCs of pcap.v1.Pcapd:\n{text}"
     );
 }
 

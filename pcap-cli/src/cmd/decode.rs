@@ -135,7 +135,7 @@ async fn decode_capture(capture: &str, args: &DecodeArgs, ctx: &Context) -> Resu
 // === From a file ===
 
 /// Link types the decoder reads (see [`pcap_decode::Packet::link_type`]).
-const LINK_TYPES: [(u32, &str); 8] = [
+pub(super) const LINK_TYPES: [(u32, &str); 8] = [
     (0, "NULL"),
     (1, "EN10MB"),
     (12, "RAW"),

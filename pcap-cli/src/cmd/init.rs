@@ -164,7 +164,7 @@ fn outcome(c: &CaptureInfo, created: bool, requested: &[Alias], remote: &str) ->
     line
 }
 
-fn parse_alias(s: &str) -> pcap_core::Result<Alias> {
+pub(super) fn parse_alias(s: &str) -> pcap_core::Result<Alias> {
     Alias::new(s)
 }
 
@@ -278,6 +278,7 @@ mod tests {
             netns_cookie: None,
             interface_names: Default::default(),
             decode: Vec::new(),
+            imported_from: None,
         };
         assert_eq!(
             outcome(&c, true, std::slice::from_ref(&web), ""),

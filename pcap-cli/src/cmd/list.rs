@@ -59,7 +59,7 @@ fn render(captures: &[CaptureInfo]) -> String {
         let mut row = vec![
             c.id.to_string(),
             aliases_cell(&c.aliases),
-            c.target.to_string(),
+            crate::view::target_cell(c),
             or_dash(&c.filter),
             or_dash(&c.owner),
             state_cell(c.state, &c.reason),
@@ -123,6 +123,7 @@ mod tests {
             netns_cookie: None,
             interface_names: Default::default(),
             decode: Vec::new(),
+            imported_from: None,
         }
     }
 

@@ -4,6 +4,7 @@ mod decode;
 mod docs;
 mod extcap;
 mod ifaces;
+mod import;
 mod init;
 mod list;
 mod manage;
@@ -57,6 +58,9 @@ pub enum Command {
         override_usage = "pcap decode [OPTIONS] <[REMOTE:]ID|ALIAS>\n       pcap decode [OPTIONS] --file <FILE|->"
     )]
     Decode(decode::DecodeArgs),
+    /// Make a pcap or pcapng file (or standard input) a capture of pcapd, FINISHED, to be
+    /// replayed and decoded like any other; prints its id
+    Import(import::ImportArgs),
     /// Show the network interfaces pcapd can capture on (in its own network namespace, or
     /// in another one)
     Ifaces(ifaces::IfacesArgs),
@@ -100,6 +104,7 @@ pub async fn run(command: Command, ctx: &Context) -> Result<()> {
         Command::Replay(args) => stream::replay(args, ctx).await,
         Command::Listen(args) => stream::listen(args, ctx).await,
         Command::Decode(args) => decode::run(args, ctx).await,
+        Command::Import(args) => import::run(args, ctx).await,
         Command::Ifaces(args) => ifaces::run(args, ctx).await,
         Command::Remote(command) => remote::run(command, ctx),
         Command::Version(args) => version::run(args, ctx).await,

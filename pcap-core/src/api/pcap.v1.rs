@@ -199,6 +199,10 @@ pub struct Capture {
     /// Protocols decoded while capturing (InitRequest.decode).
     #[prost(message, repeated, tag = "18")]
     pub decode: ::prost::alloc::vec::Vec<DecodeRule>,
+    /// The file the capture was imported from (`pcap import`); empty for captures of
+    /// interfaces. An imported capture has no interface and cannot be started.
+    #[prost(string, tag = "19")]
+    pub imported_from: ::prost::alloc::string::String,
 }
 #[allow(clippy::all)]
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
@@ -348,6 +352,54 @@ pub struct StateChange {
     pub state: i32,
     #[prost(string, tag = "2")]
     pub reason: ::prost::alloc::string::String,
+}
+/// One message of an Import stream. The first is always a header; an Import without one,
+/// or with a second, is refused.
+#[allow(clippy::all)]
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct ImportMessage {
+    #[prost(oneof = "import_message::Kind", tags = "1, 2, 3")]
+    pub kind: ::core::option::Option<import_message::Kind>,
+}
+/// Nested message and enum types in `ImportMessage`.
+pub mod import_message {
+    #[allow(clippy::all)]
+    #[derive(Clone, PartialEq, Eq, Hash, ::prost::Oneof)]
+    pub enum Kind {
+        #[prost(message, tag = "1")]
+        Header(super::ImportHeader),
+        /// Savefile records, as in a Replay stream (RecordBatch): each record's captured length
+        /// is at most the header's snaplen.
+        #[prost(message, tag = "2")]
+        Records(super::RecordBatch),
+        /// The last message: the file was read to its end. A stream that ends without it (the
+        /// client met damage in the file, or went away) is refused and leaves nothing behind.
+        #[prost(message, tag = "3")]
+        End(super::ImportEnd),
+    }
+}
+#[allow(clippy::all)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct ImportEnd {
+    /// Records sent in the whole stream; the import is refused if the daemon counted others.
+    #[prost(uint64, tag = "1")]
+    pub packets: u64,
+}
+/// What the imported file is.
+#[allow(clippy::all)]
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct ImportHeader {
+    /// The file's name as the user gave it ("-" for standard input): the reason says it.
+    #[prost(string, tag = "1")]
+    pub file_name: ::prost::alloc::string::String,
+    #[prost(string, repeated, tag = "2")]
+    pub aliases: ::prost::alloc::vec::Vec<::prost::alloc::string::String>,
+    /// libpcap DLT\_\* link type of every packet in the file.
+    #[prost(uint32, tag = "3")]
+    pub link_type: u32,
+    /// The largest captured length a record may have; 0 means the default (262144).
+    #[prost(uint32, tag = "4")]
+    pub snaplen: u32,
 }
 #[allow(clippy::all)]
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
@@ -1057,6 +1109,27 @@ pub mod pcapd_client {
             req.extensions_mut().insert(GrpcMethod::new("pcap.v1.Pcapd", "Decode"));
             self.inner.server_streaming(req, path, codec).await
         }
+        /// A pcap or pcapng file becomes a new capture owned by the caller, FINISHED with reason
+        /// "imported from FILE". The first message is a header; record batches follow. Nothing is
+        /// left behind when the import fails or the stream ends early.
+        pub async fn import(
+            &mut self,
+            request: impl tonic::IntoStreamingRequest<Message = super::ImportMessage>,
+        ) -> std::result::Result<tonic::Response<super::InitResponse>, tonic::Status> {
+            self.inner
+                .ready()
+                .await
+                .map_err(|e| {
+                    tonic::Status::unknown(
+                        format!("Service was not ready: {}", e.into()),
+                    )
+                })?;
+            let codec = tonic_prost::ProstCodec::default();
+            let path = http::uri::PathAndQuery::from_static("/pcap.v1.Pcapd/Import");
+            let mut req = request.into_streaming_request();
+            req.extensions_mut().insert(GrpcMethod::new("pcap.v1.Pcapd", "Import"));
+            self.inner.client_streaming(req, path, codec).await
+        }
     }
 }
 /// Generated server implementations.
@@ -1161,6 +1234,13 @@ pub mod pcapd_server {
             &self,
             request: tonic::Request<super::DecodeRequest>,
         ) -> std::result::Result<tonic::Response<Self::DecodeStream>, tonic::Status>;
+        /// A pcap or pcapng file becomes a new capture owned by the caller, FINISHED with reason
+        /// "imported from FILE". The first message is a header; record batches follow. Nothing is
+        /// left behind when the import fails or the stream ends early.
+        async fn import(
+            &self,
+            request: tonic::Request<tonic::Streaming<super::ImportMessage>>,
+        ) -> std::result::Result<tonic::Response<super::InitResponse>, tonic::Status>;
     }
     /// Pcapd owns packet captures: define them, run them, spool them, and hand them back.
     #[derive(Debug)]
@@ -1717,6 +1797,53 @@ pub mod pcapd_server {
                                 max_encoding_message_size,
                             );
                         let res = grpc.server_streaming(method, req).await;
+                        Ok(res)
+                    };
+                    Box::pin(fut)
+                }
+                "/pcap.v1.Pcapd/Import" => {
+                    #[allow(non_camel_case_types)]
+                    struct ImportSvc<T: Pcapd>(pub Arc<T>);
+                    impl<
+                        T: Pcapd,
+                    > tonic::server::ClientStreamingService<super::ImportMessage>
+                    for ImportSvc<T> {
+                        type Response = super::InitResponse;
+                        type Future = BoxFuture<
+                            tonic::Response<Self::Response>,
+                            tonic::Status,
+                        >;
+                        fn call(
+                            &mut self,
+                            request: tonic::Request<
+                                tonic::Streaming<super::ImportMessage>,
+                            >,
+                        ) -> Self::Future {
+                            let inner = Arc::clone(&self.0);
+                            let fut = async move {
+                                <T as Pcapd>::import(&inner, request).await
+                            };
+                            Box::pin(fut)
+                        }
+                    }
+                    let accept_compression_encodings = self.accept_compression_encodings;
+                    let send_compression_encodings = self.send_compression_encodings;
+                    let max_decoding_message_size = self.max_decoding_message_size;
+                    let max_encoding_message_size = self.max_encoding_message_size;
+                    let inner = self.inner.clone();
+                    let fut = async move {
+                        let method = ImportSvc(inner);
+                        let codec = tonic_prost::ProstCodec::default();
+                        let mut grpc = tonic::server::Grpc::new(codec)
+                            .apply_compression_config(
+                                accept_compression_encodings,
+                                send_compression_encodings,
+                            )
+                            .apply_max_message_size_config(
+                                max_decoding_message_size,
+                                max_encoding_message_size,
+                            );
+                        let res = grpc.client_streaming(method, req).await;
                         Ok(res)
                     };
                     Box::pin(fut)

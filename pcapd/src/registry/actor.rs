@@ -198,6 +198,13 @@ impl Owner {
 
     /// Starts the thread unless it runs; answers once it captures or knows it cannot.
     async fn start(&mut self, stop: Option<StopConditions>) -> Result<CaptureInfo> {
+        if let Some(file) = &self.info.imported_from {
+            return Err(Error::Precondition(format!(
+                "{} was imported from {file}: it has no interface to capture on, so it \
+                 cannot be started; `pcap init` defines a capture of an interface",
+                label(&self.info)
+            )));
+        }
         if self.run.is_some() {
             if stop.is_some() {
                 return Err(Error::Precondition(format!(

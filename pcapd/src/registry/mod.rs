@@ -13,6 +13,7 @@
 
 pub mod access;
 mod actor;
+mod import;
 mod ops;
 mod readers;
 mod streams;
@@ -32,6 +33,7 @@ use crate::{Error, Result};
 
 pub use access::Caller;
 use actor::{CaptureRef, Command, Shared};
+pub use import::ImportPart;
 pub use readers::{ReaderGuard, ReaderKind, ReaderStats};
 pub use streams::ReplaySource;
 pub use view::label;
@@ -91,6 +93,8 @@ impl Registry {
             }
             infos.push(info);
         }
+        let known: Vec<CaptureId> = infos.iter().map(|i| i.id).collect();
+        import::remove_orphans(&store, &data_dir, &known)?;
         let next_id = store.next_id()?;
         let shared = Arc::new(Shared {
             store,
@@ -285,6 +289,7 @@ pub(crate) mod tests_support {
             netns_cookie: None,
             interface_names: Default::default(),
             decode: Vec::new(),
+            imported_from: None,
         }
     }
 }

@@ -6,7 +6,7 @@ use pcap_core::domain::{CaptureInfo, CaptureSpec, Counters, State, StopCondition
 
 use super::access::{denied, Caller};
 use super::actor::{blocking, CaptureRef, Command};
-use super::view::label;
+use super::view::{label, source};
 use super::{Registry, Selector};
 use crate::capture::device;
 use crate::{Error, Result};
@@ -88,22 +88,27 @@ impl Registry {
                 let taken = captures.live().find_map(|c| {
                     c.view.with(|i| {
                         (i.aliases.contains(alias)
-                            && (i.target != spec.target || i.filter != spec.filter))
-                            .then(|| (label(i), i.target.to_string(), i.filter.clone()))
+                            && (i.imported_from.is_some()
+                                || i.target != spec.target
+                                || i.filter != spec.filter))
+                            .then(|| (label(i), source(i)))
                     })
                 });
-                if let Some((other, target, filter)) = taken {
+                if let Some((other, source)) = taken {
                     return Err(Error::AlreadyExists(format!(
-                        "alias \"{alias}\" is already used by {other} on {target} with filter \
-                         {filter:?}; choose another alias, or remove it with `pcap delete {alias}`"
+                        "alias \"{alias}\" is already used by {other} {source}; choose another \
+                         alias, or remove it with `pcap delete {alias}`"
                     )));
                 }
             }
             let same = captures
                 .live()
                 .find(|c| {
-                    c.view
-                        .with(|i| i.target == spec.target && i.filter == spec.filter)
+                    c.view.with(|i| {
+                        i.imported_from.is_none()
+                            && i.target == spec.target
+                            && i.filter == spec.filter
+                    })
                 })
                 .cloned();
             match same {
@@ -151,6 +156,7 @@ impl Registry {
                         netns_cookie,
                         interface_names: Default::default(),
                         decode: spec.decode,
+                        imported_from: None,
                     };
                     let capture = CaptureRef::spawn(info, self.shared.clone());
                     captures.by_id.insert(id, capture.clone());
@@ -189,7 +195,12 @@ impl Registry {
         if self.lock().shutting_down {
             return Err(Error::Unavailable("pcapd is shutting down".into()));
         }
-        let captures = self.allowed(sel, caller, "start")?;
+        let mut captures = self.allowed(sel, caller, "start")?;
+        // `--all` starts what can be started; an imported capture named alone is refused
+        // by its owner.
+        if matches!(sel, Selector::All) {
+            captures.retain(|c| c.view.with(|i| i.imported_from.is_none()));
+        }
         let infos = each(&captures, |reply| Command::Start { stop, reply }).await?;
         for info in &infos {
             tracing::info!(capture.id = info.id, caller = %caller.name, state = %info.state, "start");

@@ -63,3 +63,12 @@ pub fn label(info: &CaptureInfo) -> String {
         None => format!("capture {}", info.id),
     }
 }
+
+/// Where a capture's packets come from, for messages: "on eth0 with filter \"port 80\"", or
+/// "imported from trace.pcap".
+pub fn source(info: &CaptureInfo) -> String {
+    match &info.imported_from {
+        Some(file) => format!("imported from {file}"),
+        None => format!("on {} with filter {:?}", info.target, info.filter),
+    }
+}

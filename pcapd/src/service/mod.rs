@@ -3,6 +3,7 @@
 //! through `impl From<Error> for Status`.
 
 mod caller;
+mod import;
 mod info;
 mod manage;
 mod stream;
@@ -141,6 +142,13 @@ impl api::pcapd_server::Pcapd for PcapdService {
         req: Request<api::DecodeRequest>,
     ) -> Result<Response<Self::DecodeStream>, Status> {
         stream::decode(self, req).await
+    }
+
+    async fn import(
+        &self,
+        req: Request<tonic::Streaming<api::ImportMessage>>,
+    ) -> Result<Response<api::InitResponse>, Status> {
+        import::import(self, req).await
     }
 
     async fn interfaces(
