@@ -9,6 +9,15 @@ use crate::{Error, Result};
 pub const MAGIC_USEC: u32 = 0xa1b2_c3d4;
 /// Magic number of a nanosecond-resolution savefile.
 pub const MAGIC_NSEC: u32 = 0xa1b2_3c4d;
+/// The libpcap DLT_ value for a file's LINKTYPE_ value, for compiling filters: they differ
+/// for RAW (LINKTYPE_RAW 101 is DLT_RAW 12 on Linux; OpenBSD's 14 too); the rest are equal.
+pub fn dlt_of(link_type: u32) -> u32 {
+    match link_type {
+        101 | 14 => 12,
+        other => other,
+    }
+}
+
 /// Length of the file header.
 pub const FILE_HEADER_LEN: usize = 24;
 /// Length of a record header.

@@ -283,12 +283,8 @@ impl Filters {
 
 /// Compiles `filter` for packets of `link_type`, as tcpdump would for such a file.
 fn compile(filter: &str, link_type: u32) -> Result<pcap::BpfProgram> {
-    // Files carry LINKTYPE_ values; libpcap compiles for DLT_ values, which differ for RAW
-    // (LINKTYPE_RAW 101 is DLT_RAW 12 on Linux).
-    let dlt = match link_type {
-        101 | 14 => 12,
-        other => other,
-    };
+    // Files carry LINKTYPE_ values; libpcap compiles for DLT_ values.
+    let dlt = pcap_core::savefile::dlt_of(link_type);
     let lt = i32::try_from(dlt).unwrap_or(i32::MAX);
     let dead = pcap::Capture::dead(pcap::Linktype(lt))
         .with_context(|| format!("libpcap cannot compile filters for link type {link_type}"))?;

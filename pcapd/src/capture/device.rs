@@ -170,8 +170,9 @@ pub fn probe(target: &Target, filter: &str, snaplen: u32) -> Result<u32> {
 
 /// Compiles `filter` for a capture of `link_type`, for replay filtering.
 pub fn compile_offline(link_type: u32, filter: &str) -> Result<pcap::BpfProgram> {
-    let dead =
-        Capture::dead(Linktype(link_type as i32)).map_err(|e| Error::Invalid(e.to_string()))?;
+    // Spools carry LINKTYPE_ values (an imported RAW file: 101); libpcap compiles for DLT_.
+    let dlt = pcap_core::savefile::dlt_of(link_type);
+    let dead = Capture::dead(Linktype(dlt as i32)).map_err(|e| Error::Invalid(e.to_string()))?;
     dead.compile(filter, true)
         .map_err(|e| bad_filter(filter, e))
 }
@@ -199,5 +200,33 @@ fn sysfs_link_type(name: &str) -> i32 {
     match t.trim() {
         "65534" => 12, // ARPHRD_NONE (tun): DLT_RAW
         _ => 1,        // DLT_EN10MB, also what libpcap gives for loopback
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An IPv4 TCP segment from 10.0.0.1:40000 to 10.0.0.2:`dport`, without a link header.
+    fn raw_tcp(dport: u16) -> Vec<u8> {
+        let mut p = vec![0u8; 40];
+        p[0] = 0x45;
+        p[2..4].copy_from_slice(&40u16.to_be_bytes());
+        p[8] = 64;
+        p[9] = 6;
+        p[12..16].copy_from_slice(&[10, 0, 0, 1]);
+        p[16..20].copy_from_slice(&[10, 0, 0, 2]);
+        p[20..22].copy_from_slice(&40000u16.to_be_bytes());
+        p[22..24].copy_from_slice(&dport.to_be_bytes());
+        p[32] = 0x50;
+        p
+    }
+
+    #[test]
+    fn filters_compile_for_a_raw_spool_by_its_linktype() {
+        // LINKTYPE_RAW (101), as an imported file carries it: libpcap knows it as DLT_RAW.
+        let prog = compile_offline(101, "tcp port 80").unwrap();
+        assert!(prog.filter(&raw_tcp(80)));
+        assert!(!prog.filter(&raw_tcp(81)));
     }
 }
