@@ -172,14 +172,11 @@ impl Decoder {
         if rules.as_slice().is_empty() || out.len() == from {
             return;
         }
-        let mut i = from;
-        while i < out.len() {
-            if rules.keeps(out[i].proto, out[i].server.port()) {
-                i += 1;
-            } else {
-                out.remove(i);
-            }
-        }
+        let mut i = 0;
+        out.retain(|rt| {
+            i += 1;
+            i <= from || rules.keeps(rt.proto, rt.server.port())
+        });
     }
 
     /// Counters so far.
