@@ -229,14 +229,18 @@ macro_rules! counter_fields {
             spool_segments: u32,
             expired_packets: u64,
             deferred_closes: u64,
+            ring_bytes: u64,
+            ring_resizes: u64,
         }
     };
 }
 
 macro_rules! counters_struct {
     ($($field:ident: $ty:ty,)*) => {
-        /// Counters of a capture; see the `Counters` message for each field.
+        /// Counters of a capture; see the `Counters` message for each field. A field added
+        /// later reads as 0 from a registry written before it.
         #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+        #[serde(default)]
         pub struct Counters {
             $(pub $field: $ty,)*
         }

@@ -103,8 +103,11 @@ pub struct FileConfig {
     pub metrics: Option<String>,
     /// Spool bytes kept per capture unless it says otherwise, e.g. "1G".
     pub default_max_size: Option<String>,
-    /// Kernel ring buffer of each running capture, e.g. "32M" (tcpdump's -B).
+    /// Kernel ring buffer of each running capture, e.g. "32M" (tcpdump's -B); unset, rings
+    /// follow their captures' traffic within `capture_memory`.
     pub capture_buffer: Option<String>,
+    /// Kernel ring memory the running captures share above 1 MiB each, e.g. "96M".
+    pub capture_memory: Option<String>,
     /// Percentage of the data filesystem that is always left free.
     pub free_space_floor_percent: Option<f64>,
     /// Most captures the registry holds.
@@ -132,8 +135,10 @@ pub struct Config {
     pub socket_group: Option<String>,
     pub data_dir: PathBuf,
     pub default_max_bytes: u64,
-    /// Bytes of kernel ring buffer per running capture.
-    pub capture_buffer_bytes: u32,
+    /// Bytes of kernel ring buffer per running capture, when fixed (`capture_buffer`).
+    pub capture_buffer_bytes: Option<u32>,
+    /// Bytes of kernel ring the running captures share above their floor (`capture_memory`).
+    pub capture_memory_bytes: u64,
     pub free_space_floor_percent: f64,
     pub max_captures: usize,
     pub max_streams: usize,
@@ -160,11 +165,9 @@ pub struct RemoteListen {
     pub client_ca: PathBuf,
 }
 
-/// Kernel ring buffer per running capture unless the config says otherwise: at top speed on
-/// a 2-core machine it absorbs the moments the capture thread is not running.
-pub const DEFAULT_CAPTURE_BUFFER: u32 = 32 << 20;
 const CAPTURE_BUFFER_MIN: u64 = 1 << 20;
 const CAPTURE_BUFFER_MAX: u64 = 1 << 30;
+const CAPTURE_MEMORY_MAX: u64 = 1 << 40;
 
 /// Default TCP port of the remote listener.
 pub const DEFAULT_PORT: u16 = 2020;
@@ -204,12 +207,27 @@ impl Config {
                     .map_err(|e| Error::Config(format!("capture_buffer: {e}")))?;
                 if !(CAPTURE_BUFFER_MIN..=CAPTURE_BUFFER_MAX).contains(&n) {
                     return Err(Error::Config(format!(
-                        "capture_buffer = {s:?} is out of range: use 1M to 1G (default 32M)"
+                        "capture_buffer = {s:?} is out of range: use 1M to 1G, or leave it \
+                         out so that rings follow their captures' traffic within capture_memory"
                     )));
                 }
-                n as u32
+                Some(n as u32)
             }
-            None => DEFAULT_CAPTURE_BUFFER,
+            None => None,
+        };
+        let capture_memory_bytes = match &file.capture_memory {
+            Some(s) => {
+                let n = pcap_core::parse::size(s)
+                    .map_err(|e| Error::Config(format!("capture_memory: {e}")))?;
+                if n > CAPTURE_MEMORY_MAX {
+                    return Err(Error::Config(format!(
+                        "capture_memory = {s:?} is out of range: use 0 (every ring stays at \
+                         1M) to 1T (default 96M)"
+                    )));
+                }
+                n
+            }
+            None => crate::capture::ring::DEFAULT_MEMORY,
         };
         let floor = file.free_space_floor_percent.unwrap_or(5.0);
         if !(0.0..=90.0).contains(&floor) {
@@ -260,6 +278,7 @@ impl Config {
             data_dir,
             default_max_bytes,
             capture_buffer_bytes,
+            capture_memory_bytes,
             free_space_floor_percent: floor,
             max_captures,
             max_streams,
@@ -481,7 +500,7 @@ pub(crate) mod tests {
             let file: FileConfig = toml::from_str(&format!("capture_buffer = {v:?}")).unwrap();
             Config::merge(file, &flags(&[]))
         };
-        assert_eq!(with("8M").unwrap().capture_buffer_bytes, 8 << 20);
+        assert_eq!(with("8M").unwrap().capture_buffer_bytes, Some(8 << 20));
         assert!(with("4K").unwrap_err().to_string().contains("out of range"));
         assert!(with("2G").unwrap_err().to_string().contains("out of range"));
         assert!(with("lots")
@@ -489,7 +508,33 @@ pub(crate) mod tests {
             .to_string()
             .contains("capture_buffer"));
         let default = Config::merge(FileConfig::default(), &flags(&[])).unwrap();
-        assert_eq!(default.capture_buffer_bytes, DEFAULT_CAPTURE_BUFFER);
+        assert_eq!(
+            default.capture_buffer_bytes, None,
+            "rings follow the traffic"
+        );
+    }
+
+    #[test]
+    fn capture_memory_is_a_size_within_bounds() {
+        let with = |v: &str| {
+            let file: FileConfig = toml::from_str(&format!("capture_memory = {v:?}")).unwrap();
+            Config::merge(file, &flags(&[]))
+        };
+        assert_eq!(with("256M").unwrap().capture_memory_bytes, 256 << 20);
+        assert_eq!(with("0").unwrap().capture_memory_bytes, 0);
+        let e = with("2T").unwrap_err().to_string();
+        assert!(
+            e.contains("capture_memory") && e.contains("out of range"),
+            "{e}"
+        );
+        assert!(with("much")
+            .unwrap_err()
+            .to_string()
+            .contains("capture_memory"));
+        assert_eq!(
+            Config::plain().capture_memory_bytes,
+            crate::capture::ring::DEFAULT_MEMORY
+        );
     }
 
     #[test]

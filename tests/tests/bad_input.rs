@@ -93,6 +93,7 @@ const CASES: &[Case] = &[
     (D, 64, &["--config", "DIR/absent.toml"], "cannot read config file DIR/absent.toml"),
     (D, 64, &["--config", "DIR/zero.toml"], "max_captures"),
     (D, 64, &["--config", "DIR/floor.toml"], "free_space_floor_percent = 120 is out of range"),
+    (D, 64, &["--config", "DIR/memory.toml"], "capture_memory = \"3T\" is out of range: use 0"),
     (D, 64, &["--socket-group", "nosuchgroup"], "group \"nosuchgroup\" does not exist"),
     (D, 64, &["--socket", "SOCK"], "already serving SOCK"),
     (D, 64, &["--data-dir", "DIR/garbage.pem"], "DIR/garbage.pem exists and is not a directory"),
@@ -323,6 +324,7 @@ fn setup_files(d: &Daemon) {
         ("unknown.toml", "sokcet = \"/run/pcapd/pcapd.sock\"\n"),
         ("zero.toml", "max_captures = 0\n"),
         ("floor.toml", "free_space_floor_percent = 120.0\n"),
+        ("memory.toml", "capture_memory = \"3T\"\n"),
         ("garbage.pem", "this is not a certificate [\n"),
     ] {
         std::fs::write(d.dir().join(name), text).expect("write a test file");

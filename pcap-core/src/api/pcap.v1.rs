@@ -147,6 +147,13 @@ pub struct Counters {
     /// yet caught up with closing the segments before it.
     #[prost(uint64, tag = "9")]
     pub deferred_closes: u64,
+    /// Bytes of kernel ring buffer the capture reads from now (0 when not running). Unless
+    /// capture_buffer fixes it, the ring grows with the capture's traffic and shrinks when idle.
+    #[prost(uint64, tag = "10")]
+    pub ring_bytes: u64,
+    /// Times the capture moved to a bigger or smaller ring (no packet lost or doubled).
+    #[prost(uint64, tag = "11")]
+    pub ring_resizes: u64,
 }
 #[allow(clippy::all)]
 #[derive(Clone, PartialEq, ::prost::Message)]

@@ -14,8 +14,10 @@ use pcap_core::savefile::{FileHeader, Resolution};
 use tokio::sync::{mpsc as tmpsc, oneshot};
 
 use super::live::{Fanout, PendingBatch};
-use super::open::{interface_indexes, interface_up, open, retryable};
-use super::{CaptureParams, Control, Event, LiveCounters};
+use super::open::{interface_indexes, interface_up, open, retryable, Opening};
+use super::overlap::Overlap;
+use super::ring::{Lease, Sizer, MAX_RING, PER_PACKET_OVERHEAD};
+use super::{CaptureParams, Control, Event, LiveCounters, RingPlan};
 use crate::spool::writer::Spool;
 
 /// Longest wait in poll when nothing happens, so that housekeeping still runs.
@@ -25,6 +27,24 @@ const FLUSH_EVERY: Duration = Duration::from_millis(200);
 /// How often retention, the disk floor and kernel statistics are looked at.
 const HOUSEKEEPING_EVERY: Duration = Duration::from_secs(1);
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
+
+/// How often the kernel's drop count is read (a ring that drops grows).
+const STATS_EVERY: Duration = Duration::from_millis(100);
+
+/// What one read of the ring did.
+struct Read {
+    result: std::result::Result<usize, pcap::Error>,
+    /// Bytes the read found waiting in the ring, roughly (data and per-packet overhead).
+    backlog: u64,
+    failure: Option<String>,
+}
+
+/// A ring of another size being opened.
+struct Moving {
+    lease: Lease,
+    opened: mpsc::Receiver<std::result::Result<(Capture<Active>, Resolution), String>>,
+    overlap: Overlap,
+}
 
 /// How a run of the read loop ended.
 enum End {
@@ -146,17 +166,22 @@ impl Engine {
         loop {
             let end = match self.enter_netns().and_then(|()| self.resolve_interfaces()) {
                 Err(end) => end,
-                Ok(()) => match open(&self.p, &self.kernel_filter(&self.p.filter)) {
-                    Ok((cap, precision)) => {
-                        backoff = Duration::from_secs(1);
-                        self.report_opened();
-                        self.set_state(State::Active, String::new());
-                        self.pump(cap, precision)
+                Ok(()) => {
+                    let lease = self.ring_lease();
+                    let opening = Opening::of(&self.p, lease.size());
+                    match open(&opening, &self.kernel_filter(&self.p.filter)) {
+                        Ok((cap, precision)) => {
+                            backoff = Duration::from_secs(1);
+                            self.report_opened();
+                            self.set_state(State::Active, String::new());
+                            self.pump(cap, precision, lease)
+                        }
+                        Err(e) if retryable(&e) => End::Retry(e),
+                        Err(e) => End::Failed(e),
                     }
-                    Err(e) if retryable(&e) => End::Retry(e),
-                    Err(e) => End::Failed(e),
-                },
+                }
             };
+            self.counters.ring_bytes.store(0, Relaxed);
             // An interface that disappeared with its namespace: say so, naming the namespace.
             let end = match (end, &self.ns) {
                 (End::Retry(why), Some((opened, _))) => match opened.check() {
@@ -188,24 +213,43 @@ impl Engine {
         }
     }
 
-    /// Reads until something ends the run; libpcap gives timestamps in `precision`.
-    fn pump(&mut self, mut cap: Capture<Active>, precision: Resolution) -> End {
+    /// A ring for a run that starts: the fixed size, or what the shared budget gives.
+    fn ring_lease(&self) -> Lease {
+        match &self.p.ring {
+            RingPlan::Fixed(n) => Lease::fixed(*n),
+            RingPlan::Shared(budget) => budget.lease(MAX_RING),
+        }
+    }
+
+    /// Reads until something ends the run; libpcap gives timestamps in `precision`, from a
+    /// ring of the size `lease` holds.
+    fn pump(&mut self, mut cap: Capture<Active>, precision: Resolution, mut lease: Lease) -> End {
         let frac_ns = precision.ns_per_unit();
         let mut last_flush = Instant::now();
         let mut last_housekeeping = Instant::now();
+        let mut last_stats = Instant::now();
         // Kernel statistics restart with each handle; add them to what earlier ones counted.
-        let (base_kernel, base_iface) = (
+        let (mut base_kernel, mut base_iface) = (
             self.counters.dropped_kernel.load(Relaxed),
             self.counters.dropped_interface.load(Relaxed),
         );
+        // This handle's kernel drops when last looked at.
+        let mut handle_dropped = 0u64;
+        let mut sizer = Sizer::new(matches!(self.p.ring, RingPlan::Shared(_)), MAX_RING);
+        let mut moving: Option<Moving> = None;
+        let mut copies: Option<Overlap> = None;
+        self.counters
+            .ring_bytes
+            .store(u64::from(lease.size()), Relaxed);
         let mut pending = PendingBatch::default();
-        let mut failure: Option<String> = None;
         let count_limit = self.p.stop.packet_count;
         loop {
             if let Some(end) = self.poll_control() {
                 return end;
             }
             if let Some((filter, reply)) = self.refilter.take() {
+                // A ring being opened has the old filter: open another one later.
+                moving = None;
                 let r = cap
                     .filter(&self.kernel_filter(&filter), true)
                     .map_err(|e| e.to_string());
@@ -221,48 +265,22 @@ impl Engine {
             if let Err(e) = self.wait_readable(&cap) {
                 return End::Failed(format!("waiting for packets: {e}"));
             }
-            let live = !self.fanout.is_empty();
-            let fanout = &mut self.fanout;
-            let spool = &mut self.spool;
-            let counters = &self.counters;
-            let run_packets = &mut self.run_packets;
-            let (mut received, mut spooled, mut bytes) = (0u64, 0u64, 0u64);
-            let r = cap.dispatch(None, |p| {
-                received += 1;
-                if failure.is_some() || count_limit.is_some_and(|c| *run_packets >= c) {
-                    return;
-                }
-                // tv_usec holds nanoseconds when libpcap was asked for them.
-                let ts_ns = p.header.ts.tv_sec * 1_000_000_000 + p.header.ts.tv_usec * frac_ns;
-                match spool.append(ts_ns, p.header.len, p.data) {
-                    Ok((seq, len)) => {
-                        *run_packets += 1;
-                        spooled += 1;
-                        bytes += len;
-                        if live {
-                            pending.push(seq, ts_ns, p.header.len, p.data);
-                            if pending.is_full() {
-                                fanout.publish(pending.take());
-                            }
-                        }
-                    }
-                    Err(e) => failure = Some(describe_write_error(&e)),
-                }
-            });
-            counters.received.fetch_add(received, Relaxed);
-            counters.spooled_packets.fetch_add(spooled, Relaxed);
-            counters.spooled_bytes.fetch_add(bytes, Relaxed);
-            if spooled > 0 {
-                self.publish_size();
-            }
-            if !pending.is_empty() {
-                self.fanout.publish(pending.take());
-            }
-            if let Some(why) = failure.take() {
+            let read = self.read_ring(
+                &mut cap,
+                frac_ns,
+                &mut pending,
+                moving.as_mut().map(|m| &mut m.overlap),
+                copies.as_mut(),
+            );
+            if let Some(why) = read.failure {
                 return End::Failed(why);
             }
-            let idle = matches!(r, Ok(0) | Err(pcap::Error::TimeoutExpired));
-            if let Err(e) = &r {
+            if copies.as_ref().is_some_and(Overlap::is_over) {
+                let skipped = copies.take().map_or(0, |c| c.skipped());
+                tracing::debug!(capture.id = self.p.id, skipped, "moved to the new ring");
+            }
+            let idle = matches!(read.result, Ok(0) | Err(pcap::Error::TimeoutExpired));
+            if let Err(e) = &read.result {
                 if !matches!(e, pcap::Error::TimeoutExpired) {
                     let msg = e.to_string();
                     return if retryable(&msg) {
@@ -287,20 +305,192 @@ impl Engine {
                 let secs = self.p.stop.duration_secs.unwrap_or(0);
                 return End::Finished(format!("ran for {secs} s (--duration)"));
             }
-            if last_housekeeping.elapsed() >= HOUSEKEEPING_EVERY {
-                last_housekeeping = Instant::now();
+            let mut dropped = false;
+            if last_stats.elapsed() >= STATS_EVERY {
+                last_stats = Instant::now();
                 if let Ok(st) = cap.stats() {
+                    dropped = u64::from(st.dropped) > handle_dropped;
+                    handle_dropped = u64::from(st.dropped);
                     self.counters
                         .dropped_kernel
-                        .store(base_kernel + st.dropped as u64, Relaxed);
+                        .store(base_kernel + u64::from(st.dropped), Relaxed);
                     self.counters
                         .dropped_interface
-                        .store(base_iface + st.if_dropped as u64, Relaxed);
+                        .store(base_iface + u64::from(st.if_dropped), Relaxed);
                 }
+            }
+            // The ring: a move under way, or whether one should start.
+            if let Some(m) = &mut moving {
+                match m.opened.try_recv() {
+                    Ok(Ok((new, p))) if p == precision => {
+                        let mut m = moving.take().expect("a move is under way");
+                        // Everything still in the old ring, then the old ring's last word.
+                        loop {
+                            let r = self.read_ring(
+                                &mut cap,
+                                frac_ns,
+                                &mut pending,
+                                Some(&mut m.overlap),
+                                None,
+                            );
+                            if let Some(why) = r.failure {
+                                return End::Failed(why);
+                            }
+                            if !matches!(r.result, Ok(n) if n > 0) {
+                                break;
+                            }
+                        }
+                        if let Ok(st) = cap.stats() {
+                            base_kernel += u64::from(st.dropped);
+                            base_iface += u64::from(st.if_dropped);
+                        }
+                        handle_dropped = 0;
+                        let from = lease.size();
+                        cap = new;
+                        lease = m.lease;
+                        copies = Some(m.overlap);
+                        self.counters
+                            .ring_bytes
+                            .store(u64::from(lease.size()), Relaxed);
+                        self.counters.ring_resizes.fetch_add(1, Relaxed);
+                        tracing::info!(
+                            capture.id = self.p.id,
+                            from,
+                            to = lease.size(),
+                            "moved to a ring of another size"
+                        );
+                    }
+                    Ok(Ok(_)) => {
+                        tracing::warn!(capture.id = self.p.id, "the new ring gives timestamps of another precision; keeping the old one");
+                        moving = None;
+                    }
+                    Ok(Err(e)) => {
+                        tracing::warn!(capture.id = self.p.id, error = %e, "cannot open a ring of another size; keeping the old one");
+                        moving = None;
+                    }
+                    Err(mpsc::TryRecvError::Empty) if m.overlap.is_full() => {
+                        tracing::warn!(
+                            capture.id = self.p.id,
+                            "a ring of another size took too long to open; keeping the old one"
+                        );
+                        moving = None;
+                    }
+                    Err(mpsc::TryRecvError::Empty) => {}
+                    Err(mpsc::TryRecvError::Disconnected) => moving = None,
+                }
+            } else if copies.is_none() {
+                if let Some(next) = sizer.after_read(&lease, read.backlog, dropped, Instant::now())
+                {
+                    moving = Some(self.open_ring(next));
+                }
+            }
+            if last_housekeeping.elapsed() >= HOUSEKEEPING_EVERY {
+                last_housekeeping = Instant::now();
                 if let Some(end) = self.housekeeping() {
                     return end;
                 }
             }
+        }
+    }
+
+    /// One read of the ring: what it holds goes to the spool and to live readers. Packets
+    /// are remembered in `remember` while another ring opens, and skipped when `copies`
+    /// says the ring before this one gave them already.
+    fn read_ring(
+        &mut self,
+        cap: &mut Capture<Active>,
+        frac_ns: i64,
+        pending: &mut PendingBatch,
+        mut remember: Option<&mut Overlap>,
+        mut copies: Option<&mut Overlap>,
+    ) -> Read {
+        let live = !self.fanout.is_empty();
+        let fanout = &mut self.fanout;
+        let spool = &mut self.spool;
+        let run_packets = &mut self.run_packets;
+        let count_limit = self.p.stop.packet_count;
+        let mut failure = None;
+        let (mut received, mut spooled, mut bytes, mut backlog) = (0u64, 0u64, 0u64, 0u64);
+        let result = cap.dispatch(None, |p| {
+            // tv_usec holds nanoseconds when libpcap was asked for them.
+            let ts_ns = p.header.ts.tv_sec * 1_000_000_000 + p.header.ts.tv_usec * frac_ns;
+            if let Some(c) = copies.as_deref_mut() {
+                if c.already_read(ts_ns, p.header.len, p.data) {
+                    return;
+                }
+            }
+            received += 1;
+            backlog += p.data.len() as u64 + PER_PACKET_OVERHEAD;
+            if failure.is_some() || count_limit.is_some_and(|c| *run_packets >= c) {
+                return;
+            }
+            if let Some(r) = remember.as_deref_mut() {
+                r.remember(ts_ns, p.header.len, p.data);
+            }
+            match spool.append(ts_ns, p.header.len, p.data) {
+                Ok((seq, len)) => {
+                    *run_packets += 1;
+                    spooled += 1;
+                    bytes += len;
+                    if live {
+                        pending.push(seq, ts_ns, p.header.len, p.data);
+                        if pending.is_full() {
+                            fanout.publish(pending.take());
+                        }
+                    }
+                }
+                Err(e) => failure = Some(describe_write_error(&e)),
+            }
+        });
+        self.counters.received.fetch_add(received, Relaxed);
+        self.counters.spooled_packets.fetch_add(spooled, Relaxed);
+        self.counters.spooled_bytes.fetch_add(bytes, Relaxed);
+        if spooled > 0 {
+            self.publish_size();
+        }
+        if !pending.is_empty() {
+            self.fanout.publish(pending.take());
+        }
+        Read {
+            result,
+            backlog,
+            failure,
+        }
+    }
+
+    /// Starts opening a ring of the size `lease` holds, on a thread of its own (in the
+    /// capture's namespace), while this one goes on reading the current ring.
+    fn open_ring(&self, lease: Lease) -> Moving {
+        let (tx, opened) = mpsc::channel();
+        let opening = Opening::of(&self.p, lease.size());
+        let filter = self.kernel_filter(&self.p.filter);
+        let ns = self.ns.as_ref().map(|(o, _)| o.file.try_clone());
+        let spawned = std::thread::Builder::new()
+            .name(format!("pcapd-ring-{}", self.p.id))
+            .spawn(move || {
+                let _inside = match ns {
+                    None => None,
+                    Some(Ok(file)) => match crate::netns::enter(&file) {
+                        Ok(inside) => Some(inside),
+                        Err(e) => {
+                            let _ = tx.send(Err(e.to_string()));
+                            return;
+                        }
+                    },
+                    Some(Err(e)) => {
+                        let _ = tx.send(Err(format!("cannot hold the namespace: {e}")));
+                        return;
+                    }
+                };
+                let _ = tx.send(open(&opening, &filter));
+            });
+        if let Err(e) = spawned {
+            tracing::warn!(capture.id = self.p.id, error = %e, "cannot start a thread to open a ring");
+        }
+        Moving {
+            lease,
+            opened,
+            overlap: Overlap::default(),
         }
     }
 

@@ -7,6 +7,8 @@ mod engine;
 pub mod exclusion;
 pub mod live;
 mod open;
+mod overlap;
+pub mod ring;
 
 use std::os::unix::net::UnixDatagram;
 use std::path::PathBuf;
@@ -39,8 +41,8 @@ pub struct CaptureParams {
     pub filter: String,
     pub snaplen: u32,
     pub promisc: bool,
-    /// Bytes of kernel ring buffer.
-    pub buffer_bytes: u32,
+    /// How big the kernel ring is.
+    pub ring: RingPlan,
     /// On libpcap's `any` device (all interfaces, or several): recorded as LINUX_SLL2.
     pub all_interfaces: bool,
     /// The interfaces named (empty: all). With several, the kernel filter keeps only
@@ -53,6 +55,15 @@ pub struct CaptureParams {
     pub policy: RetentionPolicy,
     /// Closed segments on disk, oldest first.
     pub closed: Vec<SegmentMeta>,
+}
+
+/// How a capture's kernel ring is sized.
+#[derive(Debug, Clone)]
+pub enum RingPlan {
+    /// Always this many bytes (`capture_buffer` in the configuration).
+    Fixed(u32),
+    /// Following the capture's traffic, within a budget shared by all captures.
+    Shared(Arc<ring::RingBudget>),
 }
 
 /// Requests the registry sends to a capture thread.

@@ -10,6 +10,34 @@ use pcap_core::savefile::{Resolution, MAGIC_NSEC, MAGIC_USEC};
 
 use super::CaptureParams;
 
+/// What opening a capture's device takes: owned, so that a ring can be opened on another
+/// thread while the capture thread goes on reading the current one.
+#[derive(Debug, Clone)]
+pub struct Opening {
+    pub id: pcap_core::domain::CaptureId,
+    pub device: String,
+    pub snaplen: u32,
+    pub promisc: bool,
+    pub all_interfaces: bool,
+    pub link_type: u32,
+    /// Bytes of kernel ring.
+    pub ring_bytes: u32,
+}
+
+impl Opening {
+    pub fn of(p: &CaptureParams, ring_bytes: u32) -> Opening {
+        Opening {
+            id: p.id,
+            device: p.device.clone(),
+            snaplen: p.snaplen,
+            promisc: p.promisc,
+            all_interfaces: p.all_interfaces,
+            link_type: p.link_type,
+            ring_bytes,
+        }
+    }
+}
+
 /// libpcap read timeout: the kernel hands over a partly filled block after this long, which
 /// bounds how late a packet reaches live readers.
 const READ_TIMEOUT_MS: i32 = 1;
@@ -18,7 +46,7 @@ const READ_TIMEOUT_MS: i32 = 1;
 /// Timestamps are asked for in nanoseconds; the resolution returned is the one libpcap
 /// actually gives on this device.
 pub fn open(
-    p: &CaptureParams,
+    p: &Opening,
     filter: &str,
 ) -> std::result::Result<(Capture<Active>, Resolution), String> {
     let cap = open_with(p, filter, Precision::Nano)?;
@@ -35,7 +63,7 @@ pub fn open(
 }
 
 fn open_with(
-    p: &CaptureParams,
+    p: &Opening,
     filter: &str,
     precision: Precision,
 ) -> std::result::Result<Capture<Active>, String> {
@@ -45,7 +73,7 @@ fn open_with(
         .snaplen(p.snaplen as i32)
         .promisc(p.promisc)
         .timeout(READ_TIMEOUT_MS)
-        .buffer_size(p.buffer_bytes as i32)
+        .buffer_size(p.ring_bytes as i32)
         .open()
         .and_then(|c| c.setnonblock())
         .map_err(|e| e.to_string())?;

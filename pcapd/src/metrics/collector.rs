@@ -141,6 +141,22 @@ impl Collector for PcapdCollector {
         )?;
         family(
             e,
+            "pcapd_capture_ring",
+            "Bytes of kernel ring buffer the capture reads from now (0 when not running).",
+            Some(&Unit::Bytes),
+            &captures,
+            |c| ConstGauge::new(c.counters.ring_bytes),
+        )?;
+        family(
+            e,
+            "pcapd_capture_ring_resizes",
+            "Times the capture moved to a bigger or smaller kernel ring.",
+            None,
+            &captures,
+            |c| counter(c.counters.ring_resizes),
+        )?;
+        family(
+            e,
             "pcapd_capture_spool",
             "Bytes the capture's spool segments take on disk.",
             Some(&Unit::Bytes),

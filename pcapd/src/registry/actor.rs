@@ -16,7 +16,7 @@ use pcap_core::domain::{CaptureInfo, State, StopConditions};
 use tokio::sync::{mpsc, oneshot};
 
 use super::view::{label, View};
-use crate::capture::{CaptureHandle, CaptureParams, Control, Event};
+use crate::capture::{CaptureHandle, CaptureParams, Control, Event, RingPlan};
 use crate::config::Config;
 use crate::decode::DecodeMetrics;
 use crate::decode::{metrics::capture_label, LiveDecoder};
@@ -63,6 +63,8 @@ pub struct Shared {
     pub generations: std::sync::atomic::AtomicU64,
     /// The metrics of the captures decoded while capturing.
     pub decode_metrics: Arc<DecodeMetrics>,
+    /// Kernel ring memory the running captures share (`capture_memory`).
+    pub ring_budget: Arc<crate::capture::ring::RingBudget>,
 }
 
 /// The registry's handle on one capture's owner.
@@ -228,6 +230,7 @@ impl Owner {
             self.info.clone(),
         );
         let events = self.events_tx.clone();
+        let ring_budget = self.shared.ring_budget.clone();
         let spawned = blocking(move || {
             let dir = spool::capture_dir(&data_dir, info.id);
             let closed = catalog::reconcile(&store, info.id, &dir)?.segments;
@@ -242,7 +245,13 @@ impl Owner {
                 filter: applied.clone(),
                 snaplen: info.snaplen,
                 promisc: info.promisc,
-                buffer_bytes: config.capture_buffer_bytes,
+                ring: match config.capture_buffer_bytes {
+                    Some(n) => RingPlan::Fixed(n),
+                    None => {
+                        ring_budget.set_total(config.capture_memory_bytes);
+                        RingPlan::Shared(ring_budget)
+                    }
+                },
                 all_interfaces: info.target.single_interface().is_none(),
                 interfaces: info.target.interfaces.clone(),
                 link_type: info.link_type,

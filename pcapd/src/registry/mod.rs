@@ -83,6 +83,8 @@ impl Registry {
             // Counters are saved every few seconds; after a crash the spool knows better.
             // Sequence numbers are never reused, so the last one counts every packet spooled.
             let c = &mut info.counters;
+            // No capture holds a ring before it starts again.
+            c.ring_bytes = 0;
             if r.last_seq() > c.spooled_packets {
                 let header_bytes = 24 * r.segments.len() as u64;
                 c.spooled_packets = r.last_seq();
@@ -99,6 +101,7 @@ impl Registry {
         let shared = Arc::new(Shared {
             store,
             data_dir,
+            ring_budget: crate::capture::ring::RingBudget::new(config.capture_memory_bytes),
             config: Current::new(config),
             generations: 1.into(),
             decode_metrics: Arc::default(),
