@@ -216,6 +216,7 @@ impl Config {
             None => None,
         };
         let capture_memory_bytes = match &file.capture_memory {
+            Some(s) if s.trim() == "0" => 0,
             Some(s) => {
                 let n = pcap_core::parse::size(s)
                     .map_err(|e| Error::Config(format!("capture_memory: {e}")))?;
@@ -532,7 +533,7 @@ pub(crate) mod tests {
             .to_string()
             .contains("capture_memory"));
         assert_eq!(
-            Config::plain().capture_memory_bytes,
+            plain().capture_memory_bytes,
             crate::capture::ring::DEFAULT_MEMORY
         );
     }

@@ -238,6 +238,7 @@ impl Engine {
         let mut sizer = Sizer::new(matches!(self.p.ring, RingPlan::Shared(_)), MAX_RING);
         let mut moving: Option<Moving> = None;
         let mut copies: Option<Overlap> = None;
+        let mut recovered_told = 0u64;
         self.counters
             .ring_bytes
             .store(u64::from(lease.size()), Relaxed);
@@ -275,9 +276,19 @@ impl Engine {
             if let Some(why) = read.failure {
                 return End::Failed(why);
             }
-            if copies.as_ref().is_some_and(Overlap::is_over) {
-                let skipped = copies.take().map_or(0, |c| c.skipped());
-                tracing::debug!(capture.id = self.p.id, skipped, "moved to the new ring");
+            if let Some(c) = &copies {
+                // What the old ring dropped and the new one gave was counted as dropped.
+                base_kernel = base_kernel.saturating_sub(c.recovered() - recovered_told);
+                recovered_told = c.recovered();
+                if c.is_over() {
+                    tracing::debug!(
+                        capture.id = self.p.id,
+                        skipped = c.skipped(),
+                        recovered = c.recovered(),
+                        "moved to the new ring"
+                    );
+                    copies = None;
+                }
             }
             let idle = matches!(read.result, Ok(0) | Err(pcap::Error::TimeoutExpired));
             if let Err(e) = &read.result {
@@ -324,21 +335,17 @@ impl Engine {
                 match m.opened.try_recv() {
                     Ok(Ok((new, p))) if p == precision => {
                         let mut m = moving.take().expect("a move is under way");
-                        // Everything still in the old ring, then the old ring's last word.
-                        loop {
-                            let r = self.read_ring(
-                                &mut cap,
-                                frac_ns,
-                                &mut pending,
-                                Some(&mut m.overlap),
-                                None,
-                            );
-                            if let Some(why) = r.failure {
-                                return End::Failed(why);
-                            }
-                            if !matches!(r.result, Ok(n) if n > 0) {
-                                break;
-                            }
+                        // What the old ring holds now; anything it takes after this read
+                        // arrived after the new ring was bound, so the new ring has it too.
+                        let r = self.read_ring(
+                            &mut cap,
+                            frac_ns,
+                            &mut pending,
+                            Some(&mut m.overlap),
+                            None,
+                        );
+                        if let Some(why) = r.failure {
+                            return End::Failed(why);
                         }
                         if let Ok(st) = cap.stats() {
                             base_kernel += u64::from(st.dropped);
@@ -349,6 +356,7 @@ impl Engine {
                         cap = new;
                         lease = m.lease;
                         copies = Some(m.overlap);
+                        recovered_told = 0;
                         self.counters
                             .ring_bytes
                             .store(u64::from(lease.size()), Relaxed);

@@ -47,6 +47,9 @@ pub struct Overlap {
     newest_ns: i64,
     /// Packets of the new ring skipped as already spooled.
     skipped: u64,
+    /// Packets of the new ring from within the overlap that the old ring did not give:
+    /// ones it dropped, recovered.
+    recovered: u64,
 }
 
 impl Overlap {
@@ -82,7 +85,10 @@ impl Overlap {
                 self.skipped += 1;
                 true
             }
-            None => false,
+            None => {
+                self.recovered += 1;
+                false
+            }
         }
     }
 
@@ -94,6 +100,12 @@ impl Overlap {
     /// Packets of the new ring skipped as copies so far.
     pub fn skipped(&self) -> u64 {
         self.skipped
+    }
+
+    /// Packets the old ring dropped that the new one gave, so far: the kernel counted them
+    /// as dropped, yet they were spooled.
+    pub fn recovered(&self) -> u64 {
+        self.recovered
     }
 }
 
@@ -146,6 +158,16 @@ mod tests {
             v.extend(90..120);
             v
         });
+        let mut o = Overlap::default();
+        for i in (0..60).chain(70..90) {
+            let (ts, len, data) = packet(i);
+            o.remember(ts, len, &data);
+        }
+        for i in 40..120 {
+            let (ts, len, data) = packet(i);
+            o.already_read(ts, len, &data);
+        }
+        assert_eq!(o.recovered(), 10, "60..70 came from the new ring only");
     }
 
     #[test]

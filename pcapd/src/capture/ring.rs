@@ -272,7 +272,9 @@ mod tests {
             (first.size(), second.size(), third.size()),
             (64 * MIB, 32 * MIB, 2 * MIB)
         );
-        assert!(rest.iter().all(|l| l.size() == MIN_RING));
+        // 1 MiB was left above the floor: one more 2 MiB ring, then the floor.
+        assert_eq!(rest[0].size(), 2 * MIB);
+        assert!(rest[1..].iter().all(|l| l.size() == MIN_RING));
         let all: u64 = [&first, &second, &third]
             .into_iter()
             .chain(&rest)
@@ -321,7 +323,7 @@ mod tests {
 
     #[test]
     fn growth_takes_what_the_budget_has_and_says_so_when_nothing() {
-        let budget = RingBudget::new(8 << 20);
+        let budget = RingBudget::new(7 << 20);
         let hog = budget.lease(8 * MIB);
         assert_eq!(hog.size(), 8 * MIB, "7 MiB above the floor fit");
         let small = budget.lease(MAX_RING);
