@@ -17,9 +17,12 @@ cd "$(dirname "$0")/.."
 # dnsmasq-base, bind9-dnsutils (dig), curl, nghttp2-server, nghttp2-client, python3-h2: the
 # real servers and clients whose traffic the decoding tests capture (an h2c Upgrade server
 # is written on python3-h2, since nghttpd does not speak it).
+# dpkg-dev, binutils, help2man, lintian: the package test builds the .deb with
+# scripts/package.sh (dpkg-architecture, strip, pcapd's manual page) and checks it with lintian.
 ensure_packages libpcap-dev protobuf-compiler tcpdump tcpreplay pkg-config iproute2 util-linux gcc \
     libc6-dev man-db python3 python3-venv tshark docker.io containerd podman busybox-static \
-    dnsmasq-base bind9-dnsutils curl nghttp2-server nghttp2-client python3-h2
+    dnsmasq-base bind9-dnsutils curl nghttp2-server nghttp2-client python3-h2 \
+    dpkg-dev binutils help2man lintian
 ensure_rust
 
 cargo build --locked --workspace --all-targets
