@@ -399,7 +399,8 @@ fn package_builds_installs_and_removes_cleanly() {
             "install over the package's link succeeded"
         );
         assert!(
-            install.stderr.contains("already a link"),
+            install.stderr.contains("already a link")
+                && install.stderr.contains("as the pcapd package installs it"),
             "{}",
             install.stderr
         );
@@ -409,7 +410,8 @@ fn package_builds_installs_and_removes_cleanly() {
             "uninstall of the package's link succeeded"
         );
         assert!(
-            uninstall.stderr.contains("left as it is"),
+            uninstall.stderr.contains("left as it is")
+                && uninstall.stderr.contains("apt remove pcapd"),
             "{}",
             uninstall.stderr
         );

@@ -569,17 +569,19 @@ fn uninstall(args: &InstallArgs) -> Result<()> {
     let path = dir.join(&args.name);
     match Existing::at(&path)? {
         Existing::Launcher => {}
-        Existing::Link(to) => bail!(
-            "{} is a link to {}{}, not a launcher written by `pcap extcap install`: left as \
-             it is{}",
-            path.display(),
-            to.display(),
-            package_note(&path),
-            match is_pcap(&to) {
-                true => " (it goes when the package is removed: apt remove pcapd)",
-                false => "",
-            }
-        ),
+        Existing::Link(to) => {
+            let note = package_note(&path);
+            bail!(
+                "{} is a link to {}{note}, not a launcher written by `pcap extcap install`: \
+                 left as it is{}",
+                path.display(),
+                to.display(),
+                match note.is_empty() {
+                    false => "; it goes when the package is removed (apt remove pcapd)",
+                    true => "",
+                }
+            )
+        }
         Existing::Other => bail!(
             "{} was not written by `pcap extcap install`: left as it is",
             path.display()
