@@ -19,10 +19,12 @@ cd "$(dirname "$0")/.."
 # is written on python3-h2, since nghttpd does not speak it).
 # wireshark-qt, xvfb, x11-apps (xwd), x11-utils (xwininfo), netpbm (xwdtopnm, pnmtopng): the
 # test that runs the Wireshark GUI on a pcapd interface under Xvfb and screenshots it.
+# dpkg-dev, binutils, help2man, lintian: the package test builds the .deb with
+# scripts/package.sh (dpkg-architecture, strip, pcapd's manual page) and checks it with lintian.
 ensure_packages libpcap-dev protobuf-compiler tcpdump tcpreplay pkg-config iproute2 util-linux gcc \
     libc6-dev man-db python3 python3-venv tshark docker.io containerd podman busybox-static \
     dnsmasq-base bind9-dnsutils curl nghttp2-server nghttp2-client python3-h2 \
-    wireshark-qt xvfb x11-apps x11-utils netpbm
+    wireshark-qt xvfb x11-apps x11-utils netpbm dpkg-dev binutils help2man lintian
 ensure_rust
 
 cargo build --locked --workspace --all-targets

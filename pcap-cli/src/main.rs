@@ -19,7 +19,8 @@ mod target;
 mod values;
 mod view;
 
-use std::path::PathBuf;
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -42,7 +43,7 @@ struct Cli {
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = Cli::parse_from(extcap_dispatch(std::env::args_os().collect()));
     let ctx = cmd::Context {
         json: cli.json,
         targets: target::Targets::new(cli.socket),
@@ -59,6 +60,25 @@ async fn main() -> ExitCode {
             }
         }
     }
+}
+
+/// The command line to parse: `pcap extcap ARGS` when this binary runs under another name
+/// with Wireshark's `--extcap-*` arguments. The Debian package links it into Wireshark's
+/// extcap folder (`.../wireshark/extcap/pcapd -> /usr/bin/pcap`), and Wireshark runs every
+/// file there with those arguments and nothing else.
+fn extcap_dispatch(mut args: Vec<OsString>) -> Vec<OsString> {
+    let renamed = args
+        .first()
+        .and_then(|a| Path::new(a).file_name())
+        .is_some_and(|n| n != "pcap");
+    let wireshark = args
+        .iter()
+        .skip(1)
+        .any(|a| a.to_str().is_some_and(|a| a.starts_with("--extcap-")));
+    if renamed && wireshark {
+        args.insert(1, "extcap".into());
+    }
+    args
 }
 
 /// The error and its causes on one line, leaving out a cause its parent already quotes.
@@ -92,6 +112,44 @@ mod tests {
         assert_eq!(cli.socket, PathBuf::from("/tmp/s"));
         let cli = Cli::try_parse_from(["pcap", "--json", "version"]).unwrap();
         assert!(cli.json);
+    }
+
+    #[test]
+    fn another_name_with_wireshark_arguments_is_the_extcap() {
+        let line = |args: &[&str]| {
+            extcap_dispatch(args.iter().map(OsString::from).collect())
+                .into_iter()
+                .map(|a| a.into_string().unwrap())
+                .collect::<Vec<_>>()
+        };
+        let link = "/usr/lib/x86_64-linux-gnu/wireshark/extcap/pcapd";
+        assert_eq!(
+            line(&[link, "--extcap-interfaces", "--extcap-version=4.0"]),
+            [
+                link,
+                "extcap",
+                "--extcap-interfaces",
+                "--extcap-version=4.0"
+            ]
+        );
+        let capture = [
+            link,
+            "--capture",
+            "--extcap-interface",
+            "pcapd-web",
+            "--fifo",
+            "/f",
+        ];
+        assert_eq!(line(&capture)[1], "extcap");
+        let cli = Cli::try_parse_from(line(&capture)).unwrap();
+        assert!(matches!(cli.command, cmd::Command::Extcap(_)));
+        // Under its own name, or without Wireshark's arguments, nothing changes.
+        assert_eq!(
+            line(&["/usr/bin/pcap", "--extcap-interfaces"])[1],
+            "--extcap-interfaces"
+        );
+        assert_eq!(line(&["pcap", "list"]), ["pcap", "list"]);
+        assert_eq!(line(&[link, "list"]), [link, "list"]);
     }
 
     #[test]

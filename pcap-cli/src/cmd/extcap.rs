@@ -34,6 +34,9 @@ const PREFIX: &str = "pcapd-";
 /// The launcher's default file name in the extcap folder.
 const DEFAULT_NAME: &str = "pcapd";
 
+/// Where the Debian package installs `pcap` (and links its extcap entry to).
+const PACKAGED_PCAP: &str = "/usr/bin/pcap";
+
 /// The line that marks a launcher as written by `pcap extcap install`.
 const MARK: &str = "# Wireshark extcap of pcapd, written by `pcap extcap install`";
 
@@ -490,13 +493,25 @@ fn install(args: &InstallArgs, ctx: &Context) -> Result<()> {
     let folders = Folders::ask()?;
     let dir = folders.choose(args.system)?;
     let path = dir.join(&args.name);
-    if let Ok(existing) = std::fs::read_to_string(&path) {
-        if !existing.contains(MARK) {
-            bail!(
-                "{} exists and was not written by pcap: remove it, or give another --name",
-                path.display()
-            );
-        }
+    match Existing::at(&path)? {
+        Existing::Nothing | Existing::Launcher => {}
+        Existing::Link(to) if is_pcap(&to) => bail!(
+            "{} is already a link to {}{}: Wireshark runs `pcap extcap` through it, so there \
+             is nothing to install (give --name NAME for a launcher of another pcap beside it)",
+            path.display(),
+            to.display(),
+            package_note(&path)
+        ),
+        Existing::Link(to) => bail!(
+            "{} is a link to {}, not a launcher written by pcap: remove it, or give another \
+             --name",
+            path.display(),
+            to.display()
+        ),
+        Existing::Other => bail!(
+            "{} exists and was not written by pcap: remove it, or give another --name",
+            path.display()
+        ),
     }
     let pcap = std::env::current_exe().context("cannot find the path of this pcap")?;
     let socket = match ctx.targets.resolve_remote(None)? {
@@ -552,16 +567,26 @@ fn uninstall(args: &InstallArgs) -> Result<()> {
         _ => folders.choose(args.system)?,
     };
     let path = dir.join(&args.name);
-    match std::fs::read_to_string(&path) {
-        Ok(text) if text.contains(MARK) => {}
-        Ok(_) => bail!(
+    match Existing::at(&path)? {
+        Existing::Launcher => {}
+        Existing::Link(to) => {
+            let note = package_note(&path);
+            bail!(
+                "{} is a link to {}{note}, not a launcher written by `pcap extcap install`: \
+                 left as it is{}",
+                path.display(),
+                to.display(),
+                match note.is_empty() {
+                    false => "; it goes when the package is removed (apt remove pcapd)",
+                    true => "",
+                }
+            )
+        }
+        Existing::Other => bail!(
             "{} was not written by `pcap extcap install`: left as it is",
             path.display()
         ),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            bail!("{} is not installed: nothing to remove", path.display())
-        }
-        Err(e) => bail!("cannot read {}: {e}", path.display()),
+        Existing::Nothing => bail!("{} is not installed: nothing to remove", path.display()),
     }
     std::fs::remove_file(&path).map_err(|e| {
         let hint = match e.kind() {
@@ -572,6 +597,62 @@ fn uninstall(args: &InstallArgs) -> Result<()> {
     })?;
     eprintln!("removed {}", path.display());
     Ok(())
+}
+
+/// What is at a launcher's path before `install` or `uninstall` changes it.
+#[derive(Debug, PartialEq, Eq)]
+enum Existing {
+    Nothing,
+    /// A launcher that `pcap extcap install` wrote: its to replace or remove.
+    Launcher,
+    /// A symbolic link (not followed), such as the Debian package's link to /usr/bin/pcap.
+    Link(PathBuf),
+    /// Any other file: left alone.
+    Other,
+}
+
+impl Existing {
+    fn at(path: &Path) -> Result<Existing> {
+        use std::io::Read as _;
+        let meta = match std::fs::symlink_metadata(path) {
+            Ok(m) => m,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Existing::Nothing),
+            Err(e) => bail!("cannot look at {}: {e}", path.display()),
+        };
+        if meta.file_type().is_symlink() {
+            let to = std::fs::read_link(path)
+                .map_err(|e| anyhow!("cannot read the link {}: {e}", path.display()))?;
+            return Ok(Existing::Link(to));
+        }
+        if !meta.is_file() {
+            return Ok(Existing::Other);
+        }
+        // The mark is on the launcher's second line; a program there can be big.
+        let mut head = Vec::new();
+        std::fs::File::open(path)
+            .and_then(|f| f.take(4096).read_to_end(&mut head))
+            .map_err(|e| anyhow!("cannot read {}: {e}", path.display()))?;
+        Ok(match String::from_utf8_lossy(&head).contains(MARK) {
+            true => Existing::Launcher,
+            false => Existing::Other,
+        })
+    }
+}
+
+/// Whether a link leads to a `pcap` binary (which, run under the link's name with
+/// Wireshark's arguments, is `pcap extcap`).
+fn is_pcap(to: &Path) -> bool {
+    to.file_name().is_some_and(|n| n == "pcap")
+}
+
+/// Says where a link that leads to /usr/bin/pcap comes from.
+fn package_note(link: &Path) -> &'static str {
+    let packaged = std::fs::canonicalize(link)
+        .is_ok_and(|p| std::fs::canonicalize(PACKAGED_PCAP).is_ok_and(|q| p == q));
+    match packaged {
+        true => " (as the pcapd package installs it)",
+        false => "",
+    }
 }
 
 /// `--name`: a file name, nothing that leads out of the folder.
@@ -638,6 +719,30 @@ mod tests {
         let config = render_config();
         assert_eq!(config.lines().count(), 3);
         assert!(config.contains("{call=--spooled}") && config.contains("{type=boolflag}"));
+    }
+
+    #[test]
+    fn links_and_foreign_files_are_not_ours() {
+        let dir = tempfile::tempdir().unwrap();
+        let at = |name: &str| Existing::at(&dir.path().join(name)).unwrap();
+        assert_eq!(at("absent"), Existing::Nothing);
+        std::fs::write(
+            dir.path().join("ours"),
+            launcher(Path::new("/usr/bin/pcap"), Path::new("/run/s"), None),
+        )
+        .unwrap();
+        assert_eq!(at("ours"), Existing::Launcher);
+        std::fs::write(dir.path().join("other"), b"\x7fELF\x02\x01\x01\0\xff\xfe").unwrap();
+        assert_eq!(at("other"), Existing::Other);
+        // A link is judged by itself, not by the launcher or program it leads to.
+        let link = dir.path().join("pcapd");
+        std::os::unix::fs::symlink("no-such-dir/pcap", &link).unwrap();
+        assert_eq!(at("pcapd"), Existing::Link("no-such-dir/pcap".into()));
+        std::os::unix::fs::symlink(dir.path().join("ours"), dir.path().join("to-ours")).unwrap();
+        assert!(matches!(at("to-ours"), Existing::Link(_)));
+        assert!(is_pcap(Path::new("/usr/bin/pcap")));
+        assert!(!is_pcap(Path::new("/usr/bin/pcapd")));
+        assert!(package_note(&link).is_empty(), "leads nowhere here");
     }
 
     #[test]
