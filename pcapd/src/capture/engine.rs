@@ -13,7 +13,7 @@ use pcap_core::domain::State;
 use pcap_core::savefile::{FileHeader, Resolution};
 use tokio::sync::{mpsc as tmpsc, oneshot};
 
-use super::live::{Fanout, PendingBatch};
+use super::live::{Fanout, PendingBatch, Subscription};
 use super::open::{interface_indexes, interface_up, open, retryable, Opening};
 use super::overlap::Overlap;
 use super::ring::{Lease, Sizer, MAX_RING, PER_PACKET_OVERHEAD};
@@ -44,7 +44,14 @@ struct Moving {
     lease: Lease,
     opened: mpsc::Receiver<std::result::Result<(Capture<Active>, Resolution), String>>,
     overlap: Overlap,
+    /// Whether the new ring has the short read timeout.
+    quick: bool,
 }
+
+/// How long ring moves pause after one failed.
+const MOVES_PAUSE: Duration = Duration::from_secs(10);
+/// A ring keeps the short read timeout this long after its last live reader left.
+const QUIET_AFTER: Duration = Duration::from_secs(10);
 
 /// How a run of the read loop ended.
 enum End {
@@ -79,6 +86,13 @@ struct Engine {
     selected: Vec<u32>,
     /// Index -> name of the interfaces, as found when the device was opened.
     names: std::collections::BTreeMap<u32, String>,
+    /// Whether the ring now open has the short read timeout of live readers; `None`
+    /// while no ring is open.
+    ring_quick: Option<bool>,
+    /// Live readers waiting for a ring with the short read timeout.
+    waiting: Vec<oneshot::Sender<(u64, Subscription)>>,
+    /// After a ring move failed, no other is tried until then.
+    moves_paused_until: Option<Instant>,
 }
 
 /// Runs a capture until it is stopped, finishes or fails.
@@ -141,6 +155,9 @@ pub fn run(
         ns: None,
         selected: Vec::new(),
         names: Default::default(),
+        ring_quick: None,
+        waiting: Vec::new(),
+        moves_paused_until: None,
     };
     let (state, reason) = engine.run();
     if let Some(ready) = engine.ready.take() {
@@ -168,13 +185,20 @@ impl Engine {
                 Err(end) => end,
                 Ok(()) => {
                     let lease = self.ring_lease();
-                    let opening = Opening::of(&self.p, lease.size());
+                    let quick = !self.fanout.is_empty() || !self.waiting.is_empty();
+                    let opening = Opening::of(&self.p, lease.size(), quick);
                     match open(&opening, &self.kernel_filter(&self.p.filter)) {
                         Ok((cap, precision)) => {
                             backoff = Duration::from_secs(1);
-                            self.report_opened();
-                            self.set_state(State::Active, String::new());
-                            self.pump(cap, precision, lease)
+                            self.ring_quick = Some(quick);
+                            match self.answer_waiting() {
+                                Err(e) => End::Failed(describe_write_error(&e)),
+                                Ok(()) => {
+                                    self.report_opened();
+                                    self.set_state(State::Active, String::new());
+                                    self.pump(cap, precision, lease)
+                                }
+                            }
                         }
                         Err(e) if retryable(&e) => End::Retry(e),
                         Err(e) => End::Failed(e),
@@ -182,6 +206,11 @@ impl Engine {
                 }
             };
             self.counters.ring_bytes.store(0, Relaxed);
+            // Without a ring, readers waiting for a quick one are served as they are.
+            self.ring_quick = None;
+            if let Err(e) = self.answer_waiting() {
+                tracing::error!(capture.id = self.p.id, error = %e, "adding live readers");
+            }
             // An interface that disappeared with its namespace: say so, naming the namespace.
             let end = match (end, &self.ns) {
                 (End::Retry(why), Some((opened, _))) => match opened.check() {
@@ -239,6 +268,8 @@ impl Engine {
         let mut moving: Option<Moving> = None;
         let mut copies: Option<Overlap> = None;
         let mut recovered_told = 0u64;
+        // Since when nobody has read the capture live while its ring has the short timeout.
+        let mut quiet_since: Option<Instant> = None;
         self.counters
             .ring_bytes
             .store(u64::from(lease.size()), Relaxed);
@@ -357,40 +388,65 @@ impl Engine {
                         lease = m.lease;
                         copies = Some(m.overlap);
                         recovered_told = 0;
+                        quiet_since = None;
                         self.counters
                             .ring_bytes
                             .store(u64::from(lease.size()), Relaxed);
-                        self.counters.ring_resizes.fetch_add(1, Relaxed);
-                        tracing::info!(
-                            capture.id = self.p.id,
-                            from,
-                            to = lease.size(),
-                            "moved to a ring of another size"
-                        );
+                        if from != lease.size() {
+                            self.counters.ring_resizes.fetch_add(1, Relaxed);
+                            tracing::info!(
+                                capture.id = self.p.id,
+                                from,
+                                to = lease.size(),
+                                "moved to a ring of another size"
+                            );
+                        }
+                        self.ring_quick = Some(m.quick);
+                        if m.quick {
+                            if let Err(e) = self.answer_waiting() {
+                                return End::Failed(describe_write_error(&e));
+                            }
+                        }
                     }
                     Ok(Ok(_)) => {
-                        tracing::warn!(capture.id = self.p.id, "the new ring gives timestamps of another precision; keeping the old one");
                         moving = None;
+                        self.move_failed("the new ring gives timestamps of another precision");
                     }
                     Ok(Err(e)) => {
-                        tracing::warn!(capture.id = self.p.id, error = %e, "cannot open a ring of another size; keeping the old one");
                         moving = None;
+                        self.move_failed(&e);
                     }
                     Err(mpsc::TryRecvError::Empty) if m.overlap.is_full() => {
-                        tracing::warn!(
-                            capture.id = self.p.id,
-                            "a ring of another size took too long to open; keeping the old one"
-                        );
                         moving = None;
+                        self.move_failed("the new ring took too long to open");
                     }
                     Err(mpsc::TryRecvError::Empty) => {}
-                    Err(mpsc::TryRecvError::Disconnected) => moving = None,
+                    Err(mpsc::TryRecvError::Disconnected) => {
+                        moving = None;
+                        self.move_failed("the thread opening it ended");
+                    }
                 }
-            } else if copies.is_none() {
-                if let Some(next) = sizer.after_read(&lease, read.backlog, dropped, Instant::now())
-                {
-                    moving = Some(self.open_ring(next));
+            } else if copies.is_none() && !self.moves_paused() {
+                let now = Instant::now();
+                let listened = !self.fanout.is_empty();
+                if !self.waiting.is_empty() && self.ring_quick == Some(false) {
+                    // A live reader: a ring of the same size with the short timeout.
+                    moving = Some(self.open_ring(self.same_ring(&lease), true));
+                } else if let Some(next) = sizer.after_read(&lease, read.backlog, dropped, now) {
+                    moving = Some(self.open_ring(next, listened || !self.waiting.is_empty()));
+                } else if self.ring_quick == Some(true) && !listened {
+                    // The last live reader left a while ago: back to the quiet timeout.
+                    let since = *quiet_since.get_or_insert(now);
+                    if now.duration_since(since) >= QUIET_AFTER {
+                        moving = Some(self.open_ring(self.same_ring(&lease), false));
+                    }
+                } else {
+                    quiet_since = None;
                 }
+            }
+            // A reader arrived while a ring with the long timeout was opening: open another.
+            if moving.as_ref().is_some_and(|m| !m.quick) && !self.waiting.is_empty() {
+                moving = None;
             }
             if last_housekeeping.elapsed() >= HOUSEKEEPING_EVERY {
                 last_housekeeping = Instant::now();
@@ -468,9 +524,9 @@ impl Engine {
 
     /// Starts opening a ring of the size `lease` holds, on a thread of its own (in the
     /// capture's namespace), while this one goes on reading the current ring.
-    fn open_ring(&self, lease: Lease) -> Moving {
+    fn open_ring(&self, lease: Lease, quick: bool) -> Moving {
         let (tx, opened) = mpsc::channel();
-        let opening = Opening::of(&self.p, lease.size());
+        let opening = Opening::of(&self.p, lease.size(), quick);
         let filter = self.kernel_filter(&self.p.filter);
         let ns = self.ns.as_ref().map(|(o, _)| o.file.try_clone());
         let spawned = std::thread::Builder::new()
@@ -499,7 +555,51 @@ impl Engine {
             lease,
             opened,
             overlap: Overlap::default(),
+            quick,
         }
+    }
+
+    /// A lease for a ring of the size of `lease`'s, to move to for another read timeout.
+    fn same_ring(&self, lease: &Lease) -> Lease {
+        match &self.p.ring {
+            RingPlan::Fixed(n) => Lease::fixed(*n),
+            RingPlan::Shared(budget) => budget.lease_exact(lease.size()),
+        }
+    }
+
+    /// Adds a live reader; it learns the last sequence number on disk, so that its queue
+    /// starts exactly after it.
+    fn subscribe(&mut self, reply: oneshot::Sender<(u64, Subscription)>) -> crate::Result<()> {
+        self.spool.flush()?;
+        let sub = self.fanout.subscribe();
+        let _ = reply.send((self.spool.last_seq(), sub));
+        Ok(())
+    }
+
+    /// A ring move that did not happen: the old ring stays, moves pause for a while, and
+    /// readers waiting for a quick ring are served by this one.
+    fn move_failed(&mut self, why: &str) {
+        tracing::warn!(
+            capture.id = self.p.id,
+            reason = why,
+            "cannot move to another ring; keeping this one"
+        );
+        self.moves_paused_until = Some(Instant::now() + MOVES_PAUSE);
+        if let Err(e) = self.answer_waiting() {
+            tracing::error!(capture.id = self.p.id, error = %e, "adding live readers");
+        }
+    }
+
+    fn moves_paused(&self) -> bool {
+        self.moves_paused_until.is_some_and(|t| Instant::now() < t)
+    }
+
+    /// Serves the readers that waited for a ring with the short timeout.
+    fn answer_waiting(&mut self) -> crate::Result<()> {
+        for reply in std::mem::take(&mut self.waiting) {
+            self.subscribe(reply)?;
+        }
+        Ok(())
     }
 
     /// Moves the thread into the capture's namespace, found anew (a name or path is
@@ -585,6 +685,7 @@ impl Engine {
     /// the interface still up (libpcap says nothing when an interface goes down: it just
     /// stops delivering).
     fn housekeeping(&mut self) -> Option<End> {
+        self.fanout.prune();
         if let Some((opened, _)) = &self.ns {
             match opened.check() {
                 Ok(()) => {}
@@ -697,12 +798,14 @@ impl Engine {
             Control::Stop => Some(End::Stopped),
             Control::Shutdown => Some(End::Shutdown),
             Control::Subscribe(reply) => {
-                if let Err(e) = self.spool.flush() {
-                    return Some(End::Failed(describe_write_error(&e)));
+                // A ring with the long timeout is replaced first (the read loop does it).
+                if self.ring_quick == Some(false) && !self.moves_paused() {
+                    self.waiting.push(reply);
+                    return None;
                 }
-                let sub = self.fanout.subscribe();
-                let _ = reply.send((self.spool.last_seq(), sub));
-                None
+                self.subscribe(reply)
+                    .err()
+                    .map(|e| End::Failed(describe_write_error(&e)))
             }
             Control::Reconfigure {
                 filter,

@@ -182,6 +182,11 @@ impl Fanout {
         self.readers.is_empty()
     }
 
+    /// Lets go of readers that went away (publishing does it too).
+    pub fn prune(&mut self) {
+        self.readers.retain(|r| !r.tx.is_closed());
+    }
+
     /// Offers a batch to every reader without blocking; drops readers that went away.
     pub fn publish(&mut self, batch: LiveBatch) {
         let n = u64::from(batch.count);

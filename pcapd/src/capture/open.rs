@@ -22,10 +22,12 @@ pub struct Opening {
     pub link_type: u32,
     /// Bytes of kernel ring.
     pub ring_bytes: u32,
+    /// Whether live readers are served (the short read timeout).
+    pub quick: bool,
 }
 
 impl Opening {
-    pub fn of(p: &CaptureParams, ring_bytes: u32) -> Opening {
+    pub fn of(p: &CaptureParams, ring_bytes: u32, quick: bool) -> Opening {
         Opening {
             id: p.id,
             device: p.device.clone(),
@@ -34,13 +36,19 @@ impl Opening {
             all_interfaces: p.all_interfaces,
             link_type: p.link_type,
             ring_bytes,
+            quick,
         }
     }
 }
 
-/// libpcap read timeout: the kernel hands over a partly filled block after this long, which
-/// bounds how late a packet reaches live readers.
-const READ_TIMEOUT_MS: i32 = 1;
+/// libpcap read timeout while someone reads the capture live: the kernel hands over a
+/// partly filled block after this long, which bounds how late a packet reaches them.
+const QUICK_TIMEOUT_MS: i32 = 1;
+/// The read timeout while nobody does: a capture of a trickle of packets then wakes 20
+/// times a second instead of 1000 (a hundred such captures cost pcapd 0.7 of a core
+/// with the quick timeout), and its ring still holds several blocks' worth of it. Packets
+/// reach the spool file within this plus the flush interval.
+const QUIET_TIMEOUT_MS: i32 = 50;
 
 /// Opens and configures the device with `filter` in the kernel; errors are libpcap's words.
 /// Timestamps are asked for in nanoseconds; the resolution returned is the one libpcap
@@ -72,7 +80,10 @@ fn open_with(
         .precision(precision)
         .snaplen(p.snaplen as i32)
         .promisc(p.promisc)
-        .timeout(READ_TIMEOUT_MS)
+        .timeout(match p.quick {
+            true => QUICK_TIMEOUT_MS,
+            false => QUIET_TIMEOUT_MS,
+        })
         .buffer_size(p.ring_bytes as i32)
         .open()
         .and_then(|c| c.setnonblock())

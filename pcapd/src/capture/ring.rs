@@ -96,6 +96,16 @@ impl RingBudget {
         }
     }
 
+    /// A ring of exactly `size` beside the current one of the same size (a move for another
+    /// read timeout), even if the budget is short: it is given back when the move ends.
+    pub fn lease_exact(self: &Arc<Self>, size: u32) -> Lease {
+        *self.lock() += excess(size);
+        Lease {
+            size,
+            budget: self.clone(),
+        }
+    }
+
     /// A further ring of `size` (or the largest power of two below it that fits, if that is
     /// still above `above`), held beside the current one while the capture moves over.
     fn lease_up_to(self: &Arc<Self>, size: u32, above: u32) -> Option<Lease> {
@@ -242,7 +252,7 @@ impl Sizer {
         }
         // Room for eight times the busiest read of the window.
         let want = (peak * 8)
-            .clamp(u64::from(MIN_RING), u64::from(size / 4))
+            .clamp(u64::from(MIN_RING), u64::from((size / 4).max(MIN_RING)))
             .next_power_of_two() as u32;
         (want < size)
             .then(|| lease.budget.lease_up_to(want, 0))
@@ -319,6 +329,24 @@ mod tests {
         drop(biggest);
         drop(other);
         assert_eq!(budget.usage().1, 0);
+    }
+
+    #[test]
+    fn small_idle_rings_shrink_to_the_floor() {
+        for size in [2 * MIB, 4 * MIB] {
+            let budget = RingBudget::new(u64::from(size - MIN_RING));
+            let lease = budget.lease(size);
+            assert_eq!(lease.size(), size);
+            // Nothing left: the budget is short, so idle rings give memory back.
+            assert_eq!(budget.lease(MAX_RING).size(), MIN_RING);
+            let mut s = Sizer::new(true, MAX_RING);
+            let t0 = Instant::now();
+            assert!(s.after_read(&lease, 0, false, t0).is_none());
+            let smaller = s
+                .after_read(&lease, 0, false, t0 + SHRINK_AFTER)
+                .expect("shrinks");
+            assert_eq!(smaller.size(), MIN_RING, "from {size}");
+        }
     }
 
     #[test]
