@@ -17,7 +17,7 @@ use crate::{fixed_rate, heavy, many_captures};
 pub enum Figure {
     /// The heavy mix at top speed, pcapd's default configuration beside tcpdump -B 32768
     Heavy,
-    /// CPU per packet at a fixed rate, pcapd beside tcpdump -w FILE
+    /// CPU per packet at a fixed rate, pcapd beside tcpdump -B 32768 -w FILE
     Cpu,
     /// 1, 10 and 100 ACTIVE captures with different filters at a fixed rate
     Captures,

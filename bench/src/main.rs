@@ -119,7 +119,8 @@ enum Mode {
     /// Only the heavy mix at top speed: pcapd's default configuration beside
     /// tcpdump -B 32768, kernel drops and packets spooled (needs root)
     Heavy(LoadArgs),
-    /// Only CPU per packet at a fixed rate: pcapd beside tcpdump -w FILE (needs root)
+    /// Only CPU per packet at a fixed rate: pcapd beside tcpdump -B 32768 -w FILE (needs
+    /// root)
     Cpu(LoadArgs),
     /// Only many ACTIVE captures with different filters at a fixed rate: drops, peak RSS
     /// and CPU per packet at 1, 10 and --captures captures (needs root)
