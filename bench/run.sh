@@ -5,6 +5,11 @@
 #   bash bench/run.sh --out docs/BENCHMARKS.md     # and writes it down
 #   bash bench/run.sh --packets 200000 --runs 1    # a shorter run
 #   bash bench/run.sh decode                       # decoding beside tshark (no root)
+#   bash bench/run.sh heavy                        # the heavy mix at top speed only
+#   bash bench/run.sh cpu                          # CPU per packet at 200,000 packets/s only
+#   bash bench/run.sh captures                     # 1, 10 and 100 ACTIVE captures only
+#   bash bench/run.sh heavy --packets 100000 --runs 1
+#   bash bench/run.sh --without heavy,cpu,captures # the default run without the load figures
 # Run it as root: it makes two network namespaces and captures in them.
 set -euo pipefail
 cd "$(dirname "$0")/.."

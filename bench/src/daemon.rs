@@ -47,6 +47,17 @@ impl Pcapd {
         Pcapd::spawn(bins, Lab::command(ns, &bins.pcapd), dir)
     }
 
+    /// Like [`Pcapd::start`], with an empty config file (`--config DIR/pcapd.toml`): every
+    /// setting at its default, whatever /etc/pcapd/pcapd.toml says.
+    pub fn start_default(bins: &Bins, ns: &str, dir: &Path) -> Result<Pcapd> {
+        std::fs::create_dir_all(dir)?;
+        let config = dir.join("pcapd.toml");
+        std::fs::write(&config, "")?;
+        let mut cmd = Lab::command(ns, &bins.pcapd);
+        cmd.arg("--config").arg(&config);
+        Pcapd::spawn(bins, cmd, dir)
+    }
+
     /// Starts `pcapd --socket DIR/pcapd.sock --data-dir DIR/data` in this program's own
     /// network namespace (its captures see this host's `lo`).
     pub fn start_here(bins: &Bins, dir: &Path) -> Result<Pcapd> {

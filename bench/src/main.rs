@@ -4,18 +4,26 @@
 //! namespaces); `bash bench/run.sh` installs what is missing, builds and runs it.
 //! `pcapd-bench list-latency` measures one figure on its own: how long `List` takes while
 //! other clients start and stop captures. `pcapd-bench decode` measures roundtrip decoding
-//! of a generated HTTP/1.1 and DNS file beside tshark (no root needed).
+//! of a generated HTTP/1.1 and DNS file beside tshark (no root needed). `pcapd-bench heavy`,
+//! `cpu` and `captures` measure one load figure each (the heavy mix at top speed, CPU per
+//! packet at a fixed rate, many ACTIVE captures); the default run ends with all three.
 
 mod capture;
 mod daemon;
 mod decode;
 mod document;
+mod fixed_rate;
 mod guard;
+mod heavy;
 mod http_dns;
 mod latency;
 mod list_latency;
+mod load;
+mod load_figures;
 mod machine;
+mod many_captures;
 mod memory;
+mod mix;
 mod netns;
 mod packets;
 mod procfs;
@@ -33,6 +41,7 @@ use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 
 use crate::daemon::{Bins, Pcapd};
+use crate::load_figures::{Figure, LoadOptions};
 use crate::netns::Lab;
 use crate::packets::Generated;
 use crate::report::Run;
@@ -46,7 +55,7 @@ pub struct Cli {
     #[arg(long, default_value_t = 1_000_000)]
     pub packets: u64,
     /// How many times to measure each figure
-    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..), global = true)]
     pub runs: u32,
     /// Seconds of timed packets for the listen latency
     #[arg(long, default_value_t = 3.0)]
@@ -63,6 +72,15 @@ pub struct Cli {
     /// Datagrams per second (1000 bytes each) through the capture while the reader stalls
     #[arg(long, default_value_t = 20_000)]
     pub stall_pps: u64,
+    /// Packets per second of the fixed-rate load figures (CPU, many captures)
+    #[arg(long, default_value_t = 200_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub pps: u64,
+    /// The most ACTIVE captures of the many-captures figure (also measured: 1 and 10)
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u16).range(1..=1000))]
+    pub active_captures: u16,
+    /// Leave these load figures out of the default run (comma-separated)
+    #[arg(long, value_enum, value_delimiter = ',', value_name = "FIGURE")]
+    pub without: Vec<Figure>,
     /// Also write the table, with the machine's description, to FILE
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
@@ -70,7 +88,7 @@ pub struct Cli {
     #[arg(long, value_name = "DIR", global = true)]
     pub bin_dir: Option<PathBuf>,
     /// Give up (and clean up) after this many seconds
-    #[arg(long, default_value_t = 1200, value_name = "SECS", global = true)]
+    #[arg(long, default_value_t = 3600, value_name = "SECS", global = true)]
     pub timeout: u64,
     #[command(subcommand)]
     command: Option<Mode>,
@@ -98,6 +116,21 @@ enum Mode {
         #[arg(long, value_name = "DIR")]
         dir: Option<PathBuf>,
     },
+    /// Only the heavy mix at top speed: pcapd's default configuration beside
+    /// tcpdump -B 32768, kernel drops and packets spooled (needs root)
+    Heavy(LoadArgs),
+    /// Only CPU per packet at a fixed rate: pcapd beside tcpdump -B 32768 -w FILE (needs
+    /// root)
+    Cpu(LoadArgs),
+    /// Only many ACTIVE captures with different filters at a fixed rate: drops, peak RSS
+    /// and CPU per packet at 1, 10 and --captures captures (needs root)
+    Captures {
+        #[command(flatten)]
+        load: LoadArgs,
+        /// The most ACTIVE captures
+        #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u16).range(1..=1000))]
+        captures: u16,
+    },
     /// Send timestamped UDP to 127.0.0.1:PORT (run by the benchmark inside a namespace)
     #[command(hide = true)]
     SendUdp {
@@ -110,6 +143,17 @@ enum Mode {
         #[arg(long)]
         size: usize,
     },
+}
+
+/// Sizes of one load figure run on its own.
+#[derive(Debug, clap::Args)]
+struct LoadArgs {
+    /// Packets of the heavy mix each send replays
+    #[arg(long, default_value_t = 1_000_000, value_parser = clap::value_parser!(u64).range(1..=100_000_000))]
+    packets: u64,
+    /// Packets per second of the fixed-rate figures
+    #[arg(long, default_value_t = 200_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pps: u64,
 }
 
 fn main() -> ExitCode {
@@ -127,6 +171,14 @@ fn main() -> ExitCode {
         }
         Some(Mode::Decode { packets, ref dir }) => guard::install(Duration::from_secs(cli.timeout))
             .and_then(|()| decode(&cli, packets, dir.as_deref())),
+        Some(Mode::Heavy(ref a)) => guard::install(Duration::from_secs(cli.timeout))
+            .and_then(|()| load_only(&cli, a, 100, Figure::Heavy)),
+        Some(Mode::Cpu(ref a)) => guard::install(Duration::from_secs(cli.timeout))
+            .and_then(|()| load_only(&cli, a, 100, Figure::Cpu)),
+        Some(Mode::Captures { ref load, captures }) => {
+            guard::install(Duration::from_secs(cli.timeout))
+                .and_then(|()| load_only(&cli, load, captures, Figure::Captures))
+        }
         None => guard::install(Duration::from_secs(cli.timeout)).and_then(|()| bench(&cli)),
     };
     match result {
@@ -167,11 +219,59 @@ fn bench(cli: &Cli) -> Result<()> {
 
     let table = report::table(&runs, cli.captures, cli.latency_pps);
     println!("{table}");
+
+    let figures: Vec<Figure> = [Figure::Heavy, Figure::Cpu, Figure::Captures]
+        .into_iter()
+        .filter(|f| !cli.without.contains(f))
+        .collect();
+    let opts = LoadOptions {
+        packets: cli.packets,
+        runs: cli.runs,
+        pps: cli.pps,
+        captures: usize::from(cli.active_captures),
+    };
+    let load = if figures.is_empty() {
+        String::new()
+    } else {
+        let _ = std::fs::remove_file(&file);
+        let load = load_figures::run(&opts, &bins, &lab, tmp.path(), &figures)?;
+        println!("{load}");
+        load
+    };
     if let Some(out) = &cli.out {
-        let text = document::render(cli, &bins, generated, &table, &runs);
+        let mut text = document::render(cli, &bins, generated, &format!("{table}{load}"), &runs);
+        if !figures.is_empty() {
+            text.push_str("\n## How the load figures are made\n\n");
+            text.push_str(&load_figures::describe(&opts));
+        }
         std::fs::write(out, text).with_context(|| format!("write {}", out.display()))?;
         eprintln!("wrote {}", out.display());
     }
+    Ok(())
+}
+
+/// `pcapd-bench heavy`, `cpu` or `captures`: one load figure's table.
+fn load_only(cli: &Cli, args: &LoadArgs, captures: u16, figure: Figure) -> Result<()> {
+    if !nix::unistd::geteuid().is_root() {
+        bail!("run this as root: it makes network namespaces and captures packets");
+    }
+    let bins = binaries(cli.bin_dir.as_deref())?;
+    let tmp = tempfile::Builder::new()
+        .prefix("pcapd-bench.")
+        .tempdir()
+        .context("make a temporary directory")?;
+    guard::register_dir(tmp.path().to_owned());
+    // tcpdump writes its file as user tcpdump, below this directory.
+    std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755))?;
+    let lab = Lab::create()?;
+    let opts = LoadOptions {
+        packets: args.packets,
+        runs: cli.runs,
+        pps: args.pps,
+        captures: usize::from(captures),
+    };
+    let tables = load_figures::run(&opts, &bins, &lab, tmp.path(), &[figure])?;
+    println!("{}", tables.trim_start());
     Ok(())
 }
 
