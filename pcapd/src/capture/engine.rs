@@ -275,9 +275,9 @@ impl Engine {
             .store(u64::from(lease.size()), Relaxed);
         let mut pending = PendingBatch::default();
         let count_limit = self.p.stop.packet_count;
-        loop {
+        let end = 'run: loop {
             if let Some(end) = self.poll_control() {
-                return end;
+                break 'run end;
             }
             if let Some((filter, reply)) = self.refilter.take() {
                 // A ring being opened has the old filter: open another one later.
@@ -295,7 +295,7 @@ impl Engine {
                 let _ = reply.send(r);
             }
             if let Err(e) = self.wait_readable(&cap) {
-                return End::Failed(format!("waiting for packets: {e}"));
+                break 'run End::Failed(format!("waiting for packets: {e}"));
             }
             let read = self.read_ring(
                 &mut cap,
@@ -305,7 +305,7 @@ impl Engine {
                 copies.as_mut(),
             );
             if let Some(why) = read.failure {
-                return End::Failed(why);
+                break 'run End::Failed(why);
             }
             if let Some(c) = &copies {
                 // What the old ring dropped and the new one gave was counted as dropped.
@@ -325,7 +325,7 @@ impl Engine {
             if let Err(e) = &read.result {
                 if !matches!(e, pcap::Error::TimeoutExpired) {
                     let msg = e.to_string();
-                    return if retryable(&msg) {
+                    break 'run if retryable(&msg) {
                         End::Retry(msg)
                     } else {
                         End::Failed(format!("reading packets: {msg}"))
@@ -334,18 +334,18 @@ impl Engine {
             }
             if idle || last_flush.elapsed() >= FLUSH_EVERY {
                 if let Err(e) = self.spool.flush() {
-                    return End::Failed(describe_write_error(&e));
+                    break 'run End::Failed(describe_write_error(&e));
                 }
                 last_flush = Instant::now();
             }
             if let Some(c) = count_limit {
                 if self.run_packets >= c {
-                    return End::Finished(format!("captured {c} packets (--count)"));
+                    break 'run End::Finished(format!("captured {c} packets (--count)"));
                 }
             }
             if self.deadline.is_some_and(|d| Instant::now() >= d) {
                 let secs = self.p.stop.duration_secs.unwrap_or(0);
-                return End::Finished(format!("ran for {secs} s (--duration)"));
+                break 'run End::Finished(format!("ran for {secs} s (--duration)"));
             }
             let mut dropped = false;
             if last_stats.elapsed() >= STATS_EVERY {
@@ -376,7 +376,7 @@ impl Engine {
                             None,
                         );
                         if let Some(why) = r.failure {
-                            return End::Failed(why);
+                            break 'run End::Failed(why);
                         }
                         if let Ok(st) = cap.stats() {
                             base_kernel += u64::from(st.dropped);
@@ -404,7 +404,7 @@ impl Engine {
                         self.ring_quick = Some(m.quick);
                         if m.quick {
                             if let Err(e) = self.answer_waiting() {
-                                return End::Failed(describe_write_error(&e));
+                                break 'run End::Failed(describe_write_error(&e));
                             }
                         }
                     }
@@ -451,10 +451,20 @@ impl Engine {
             if last_housekeeping.elapsed() >= HOUSEKEEPING_EVERY {
                 last_housekeeping = Instant::now();
                 if let Some(end) = self.housekeeping() {
-                    return end;
+                    break 'run end;
                 }
             }
+        };
+        // The kernel's last word on drops, so that a stopped capture's counters are whole.
+        if let Ok(st) = cap.stats() {
+            self.counters
+                .dropped_kernel
+                .store(base_kernel + u64::from(st.dropped), Relaxed);
+            self.counters
+                .dropped_interface
+                .store(base_iface + u64::from(st.if_dropped), Relaxed);
         }
+        end
     }
 
     /// One read of the ring: what it holds goes to the spool and to live readers. Packets
