@@ -10,6 +10,7 @@
 //! the FNV-1a hash of everything before it.
 
 use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use super::{Addrs, SegmentIndex, BLOOM_WORDS};
@@ -149,7 +150,12 @@ pub fn store(
         std::process::id()
     ));
     let written = (|| {
-        let mut f = std::fs::File::create(&tmp)?;
+        // As private as the segments themselves.
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o640)
+            .open(&tmp)?;
         f.write_all(&encode(ix, segment_bytes))?;
         if sync {
             f.sync_all()?;
@@ -266,6 +272,10 @@ mod tests {
         store(tmp.path(), 9, &ix, 100, false).unwrap();
         std::fs::write(tmp.path().join("00000000000000000005.idx.1.1.tmp"), b"x").unwrap();
         same(&load(tmp.path(), 1, 100).unwrap(), &ix);
+        let mode = std::fs::metadata(path(tmp.path(), 1))
+            .unwrap()
+            .permissions();
+        assert_eq!(std::os::unix::fs::PermissionsExt::mode(&mode) & 0o007, 0);
         remove_strays(tmp.path(), &[1]);
         let mut left: Vec<_> = std::fs::read_dir(tmp.path())
             .unwrap()
