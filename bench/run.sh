@@ -5,6 +5,7 @@
 #   bash bench/run.sh --out docs/BENCHMARKS.md     # and writes it down
 #   bash bench/run.sh --packets 200000 --runs 1    # a shorter run
 #   bash bench/run.sh decode                       # decoding beside tshark (no root)
+#   bash bench/run.sh index                        # the segment index on a 2.2 GB spool
 # Run it as root: it makes two network namespaces and captures in them.
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -4,7 +4,8 @@
 //! namespaces); `bash bench/run.sh` installs what is missing, builds and runs it.
 //! `pcapd-bench list-latency` measures one figure on its own: how long `List` takes while
 //! other clients start and stop captures. `pcapd-bench decode` measures roundtrip decoding
-//! of a generated HTTP/1.1 and DNS file beside tshark (no root needed).
+//! of a generated HTTP/1.1 and DNS file beside tshark (no root needed). `pcapd-bench index`
+//! measures what the segment index saves a selective replay of a spool of 2 GB or more.
 
 mod capture;
 mod daemon;
@@ -22,6 +23,7 @@ mod procfs;
 mod replay;
 mod report;
 mod savefile;
+mod segment_index;
 mod stats;
 
 use std::os::unix::fs::PermissionsExt;
@@ -98,6 +100,17 @@ enum Mode {
         #[arg(long, value_name = "DIR")]
         dir: Option<PathBuf>,
     },
+    /// Only measure the segment index: `replay --filter 'host H'` against a full replay of
+    /// an imported spool of SIZE MB in 64 MiB segments, H in one segment or none, and
+    /// `replay --since` to its first packet (a fresh pcapd on this host; needs root)
+    Index {
+        /// Megabytes (10^6 bytes) of generated packets imported as the spool
+        #[arg(long, default_value_t = 2200, value_parser = clap::value_parser!(u64).range(800..=100_000))]
+        size_mb: u64,
+        /// Where to put the file and the spool (default: a temporary directory)
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
     /// Send timestamped UDP to 127.0.0.1:PORT (run by the benchmark inside a namespace)
     #[command(hide = true)]
     SendUdp {
@@ -127,6 +140,8 @@ fn main() -> ExitCode {
         }
         Some(Mode::Decode { packets, ref dir }) => guard::install(Duration::from_secs(cli.timeout))
             .and_then(|()| decode(&cli, packets, dir.as_deref())),
+        Some(Mode::Index { size_mb, ref dir }) => guard::install(Duration::from_secs(cli.timeout))
+            .and_then(|()| segment_index(&cli, size_mb, dir.as_deref())),
         None => guard::install(Duration::from_secs(cli.timeout)).and_then(|()| bench(&cli)),
     };
     match result {
@@ -216,6 +231,22 @@ fn decode(cli: &Cli, packets: u64, dir: Option<&Path>) -> Result<()> {
         .context("make a temporary directory")?;
     guard::register_dir(tmp.path().to_owned());
     decode::run(packets, &pcap, dir.unwrap_or(tmp.path()))
+}
+
+/// `pcapd-bench index`: prints the segment index figures.
+fn segment_index(cli: &Cli, size_mb: u64, dir: Option<&Path>) -> Result<()> {
+    if !nix::unistd::geteuid().is_root() {
+        bail!("run this as root: pcapd runs as root");
+    }
+    let bins = binaries(cli.bin_dir.as_deref())?;
+    let tmp = tempfile::Builder::new()
+        .prefix("pcapd-bench.")
+        .tempdir_in(dir.unwrap_or(&std::env::temp_dir()))
+        .context("make a temporary directory")?;
+    guard::register_dir(tmp.path().to_owned());
+    let figures = segment_index::run(&bins, tmp.path(), size_mb, cli.runs)?;
+    println!("{}", segment_index::report(&figures));
+    Ok(())
 }
 
 /// One measurement of every figure, each tool and each daemon fresh.
