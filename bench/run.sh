@@ -9,7 +9,8 @@
 #   bash bench/run.sh cpu                          # CPU per packet at 200,000 packets/s only
 #   bash bench/run.sh captures                     # 1, 10 and 100 ACTIVE captures only
 #   bash bench/run.sh heavy --packets 100000 --runs 1
-#   bash bench/run.sh --without heavy,cpu,captures # the default run without the load figures
+#   bash bench/run.sh --without heavy,cpu,captures,index # the default run without the load figures
+#   bash bench/run.sh index                        # the segment index on a 2.2 GB spool
 # Run it as root: it makes two network namespaces and captures in them.
 set -euo pipefail
 cd "$(dirname "$0")/.."

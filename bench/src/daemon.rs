@@ -64,6 +64,16 @@ impl Pcapd {
         Pcapd::spawn(bins, Command::new(&bins.pcapd), dir)
     }
 
+    /// As [`Pcapd::start_here`], with `config` as its configuration file.
+    pub fn start_here_with(bins: &Bins, dir: &Path, config: &str) -> Result<Pcapd> {
+        std::fs::create_dir_all(dir)?;
+        let path = dir.join("pcapd.toml");
+        std::fs::write(&path, config)?;
+        let mut cmd = Command::new(&bins.pcapd);
+        cmd.arg("--config").arg(path);
+        Pcapd::spawn(bins, cmd, dir)
+    }
+
     fn spawn(bins: &Bins, mut cmd: Command, dir: &Path) -> Result<Pcapd> {
         std::fs::create_dir_all(dir)?;
         let socket = dir.join("pcapd.sock");

@@ -21,6 +21,8 @@ pub enum Figure {
     Cpu,
     /// 1, 10 and 100 ACTIVE captures with different filters at a fixed rate
     Captures,
+    /// The segment index: a selective replay of a 2.2 GB spool beside a full one
+    Index,
 }
 
 /// Sizes of the load figures.

@@ -7,6 +7,8 @@
 //! of a generated HTTP/1.1 and DNS file beside tshark (no root needed). `pcapd-bench heavy`,
 //! `cpu` and `captures` measure one load figure each (the heavy mix at top speed, CPU per
 //! packet at a fixed rate, many ACTIVE captures); the default run ends with all three.
+//! `pcapd-bench index` measures what the segment index saves a selective replay of a spool
+//! of 2 GB or more.
 
 mod capture;
 mod daemon;
@@ -30,6 +32,7 @@ mod procfs;
 mod replay;
 mod report;
 mod savefile;
+mod segment_index;
 mod stats;
 
 use std::os::unix::fs::PermissionsExt;
@@ -131,6 +134,17 @@ enum Mode {
         #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u16).range(1..=1000))]
         captures: u16,
     },
+    /// Only measure the segment index: `replay --filter 'host H'` against a full replay of
+    /// an imported spool of SIZE MB in 64 MiB segments, H in one segment or none, and
+    /// `replay --since` to its first packet (a fresh pcapd on this host; needs root)
+    Index {
+        /// Megabytes (10^6 bytes) of generated packets imported as the spool
+        #[arg(long, default_value_t = 2200, value_parser = clap::value_parser!(u64).range(800..=100_000))]
+        size_mb: u64,
+        /// Where to put the file and the spool (default: a temporary directory)
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
     /// Send timestamped UDP to 127.0.0.1:PORT (run by the benchmark inside a namespace)
     #[command(hide = true)]
     SendUdp {
@@ -179,6 +193,8 @@ fn main() -> ExitCode {
             guard::install(Duration::from_secs(cli.timeout))
                 .and_then(|()| load_only(&cli, load, captures, Figure::Captures))
         }
+        Some(Mode::Index { size_mb, ref dir }) => guard::install(Duration::from_secs(cli.timeout))
+            .and_then(|()| segment_index(&cli, size_mb, dir.as_deref())),
         None => guard::install(Duration::from_secs(cli.timeout)).and_then(|()| bench(&cli)),
     };
     match result {
@@ -224,6 +240,14 @@ fn bench(cli: &Cli) -> Result<()> {
         .into_iter()
         .filter(|f| !cli.without.contains(f))
         .collect();
+    let index = if cli.without.contains(&Figure::Index) {
+        String::new()
+    } else {
+        let figures = segment_index::run(&bins, &tmp.path().join("index"), 2200, cli.runs)?;
+        let index = segment_index::report(&figures);
+        println!("{index}");
+        index
+    };
     let opts = LoadOptions {
         packets: cli.packets,
         runs: cli.runs,
@@ -239,7 +263,13 @@ fn bench(cli: &Cli) -> Result<()> {
         load
     };
     if let Some(out) = &cli.out {
-        let mut text = document::render(cli, &bins, generated, &format!("{table}{load}"), &runs);
+        let mut text = document::render(
+            cli,
+            &bins,
+            generated,
+            &format!("{table}{load}{index}"),
+            &runs,
+        );
         if !figures.is_empty() {
             text.push_str("\n## How the load figures are made\n\n");
             text.push_str(&load_figures::describe(&opts));
@@ -316,6 +346,22 @@ fn decode(cli: &Cli, packets: u64, dir: Option<&Path>) -> Result<()> {
         .context("make a temporary directory")?;
     guard::register_dir(tmp.path().to_owned());
     decode::run(packets, &pcap, dir.unwrap_or(tmp.path()))
+}
+
+/// `pcapd-bench index`: prints the segment index figures.
+fn segment_index(cli: &Cli, size_mb: u64, dir: Option<&Path>) -> Result<()> {
+    if !nix::unistd::geteuid().is_root() {
+        bail!("run this as root: pcapd runs as root");
+    }
+    let bins = binaries(cli.bin_dir.as_deref())?;
+    let tmp = tempfile::Builder::new()
+        .prefix("pcapd-bench.")
+        .tempdir_in(dir.unwrap_or(&std::env::temp_dir()))
+        .context("make a temporary directory")?;
+    guard::register_dir(tmp.path().to_owned());
+    let figures = segment_index::run(&bins, tmp.path(), size_mb, cli.runs)?;
+    println!("{}", segment_index::report(&figures));
+    Ok(())
 }
 
 /// One measurement of every figure, each tool and each daemon fresh.

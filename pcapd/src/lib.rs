@@ -13,6 +13,7 @@ pub mod privileges;
 pub mod readout;
 pub mod registry;
 pub mod reload;
+pub mod segment_index;
 pub mod server;
 pub mod service;
 pub mod spool;

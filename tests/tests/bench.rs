@@ -23,7 +23,7 @@ fn a_quick_benchmark_run_prints_its_table_and_pcapd_misses_nothing() {
             .args(["--packets", PACKETS, "--runs", "1", "--latency-secs", "1"])
             .args(["--captures", "20", "--stall-secs", "1", "--timeout", "100"])
             // The load figures (heavy mix, fixed rate, many captures) take minutes.
-            .args(["--without", "heavy,cpu,captures"])
+            .args(["--without", "heavy,cpu,captures,index"])
             .arg("--bin-dir")
             .arg(dir),
         "pcapd-bench (quick)",

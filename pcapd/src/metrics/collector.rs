@@ -214,6 +214,22 @@ impl Collector for PcapdCollector {
             counter(stats.skipped).encode(skipped.encode_family(labels)?)?;
         }
 
+        let (segments_skipped, indexes_rebuilt) = crate::segment_index::counters();
+        counter(segments_skipped).encode(e.encode_descriptor(
+            "pcapd_replay_skipped_segments",
+            "Spool segments Replay and Decode left unread because their index showed no \
+             packet could pass the filter.",
+            None,
+            ConstCounter::<u64>::TYPE,
+        )?)?;
+        counter(indexes_rebuilt).encode(e.encode_descriptor(
+            "pcapd_replay_rebuilt_segment_indexes",
+            "Segment indexes rebuilt from their segment by a filtered replay (missing or \
+             damaged ones).",
+            None,
+            ConstCounter::<u64>::TYPE,
+        )?)?;
+
         let uptime = e.encode_descriptor(
             "pcapd_uptime",
             "Time since pcapd started.",

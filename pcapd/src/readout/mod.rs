@@ -114,9 +114,10 @@ pub fn replay(src: ReplaySource, spec: &ReplaySpec, hold: impl Send + 'static) -
         }
         let spool_tx = tx.clone();
         let read = tokio::task::spawn_blocking(move || {
-            let shipped = spool::replay_spool(&dir, &catalog, &mut sel, format, |chunk| {
-                spool_tx.blocking_send(Ok(Item::Chunk(chunk))).is_ok()
-            });
+            let shipped =
+                spool::replay_spool(&dir, &catalog, link_type, &mut sel, format, |chunk| {
+                    spool_tx.blocking_send(Ok(Item::Chunk(chunk))).is_ok()
+                });
             (shipped, sel)
         })
         .await;

@@ -4,6 +4,7 @@
 
 use pcap_core::domain::{ListenSpec, ReplaySpec};
 
+use crate::segment_index::{SegmentFilter, SegmentIndex, Verdict};
 use crate::store::SegmentMeta;
 
 /// What a stream does with one record.
@@ -24,6 +25,8 @@ pub struct Selection {
     since_ns: Option<i64>,
     until_ns: Option<i64>,
     filter: Option<pcap::BpfProgram>,
+    /// The filter as read for ruling out whole segments by their index, when it can be.
+    segment_filter: Option<SegmentFilter>,
     /// Records still wanted, when the stream asked for a number of them.
     left: Option<u64>,
     /// Whether records come from the live queue rather than the spool.
@@ -39,6 +42,7 @@ impl Selection {
             upto_seq,
             since_ns: spec.since_unix_ns,
             until_ns: spec.until_unix_ns,
+            segment_filter: filter.as_ref().and(SegmentFilter::parse(&spec.filter)),
             filter,
             left: None,
             live: false,
@@ -53,6 +57,7 @@ impl Selection {
             since_ns: None,
             until_ns: None,
             filter: None,
+            segment_filter: None,
             left: spec.count,
             live: true,
         }
@@ -83,6 +88,19 @@ impl Selection {
         seg.last_seq() > self.after_seq
             && self.since_ns.is_none_or(|s| seg.last_ts_ns >= s)
             && self.until_ns.is_none_or(|u| seg.first_ts_ns <= u)
+    }
+
+    /// Whether the filter can be judged from segment indexes at all.
+    pub fn judges_indexes(&self) -> bool {
+        self.segment_filter.is_some()
+    }
+
+    /// Whether a segment whose index is `ix` may hold records passing the filter; a
+    /// filter that cannot be judged from the index says it may.
+    pub fn may_match(&self, ix: &SegmentIndex) -> bool {
+        self.segment_filter
+            .as_ref()
+            .is_none_or(|f| f.verdict(ix) != Verdict::Never)
     }
 
     /// Decides about record `seq` of time `ts_ns`, and counts it when taken.

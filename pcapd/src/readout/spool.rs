@@ -1,6 +1,8 @@
 //! The spool part of a replay: segments in sequence order, those the catalog shows to hold
-//! nothing wanted left unread, the wanted records shipped in large chunks as read from
-//! disk. Blocking: it runs on a thread of its own, paced by the client.
+//! nothing wanted (times) or their index shows to hold nothing passing the filter left
+//! unread, the wanted records shipped in large chunks as read from disk. A catalogued
+//! segment read for a filter without a usable index gets one from the records read.
+//! Blocking: it runs on a thread of its own, paced by the client.
 
 use std::collections::HashMap;
 use std::ops::ControlFlow;
@@ -9,16 +11,18 @@ use std::path::Path;
 use super::batch::{Batcher, Format};
 use super::select::Selection;
 use super::Chunk;
+use crate::segment_index::{self, SegmentIndex};
 use crate::spool::{list_segments, reader::read_segment};
 use crate::store::SegmentMeta;
 use crate::Result;
 
 /// Ships the records of the spool in `dir` that `sel` wants, as chunks in `format`, to
 /// `ship`, which returns false when the reader went away; `catalog` describes the closed
-/// segments. Returns the number of packets shipped.
+/// segments, whose packets are of `link_type`. Returns the number of packets shipped.
 pub fn replay_spool(
     dir: &Path,
     catalog: &[SegmentMeta],
+    link_type: u32,
     sel: &mut Selection,
     format: Format,
     mut ship: impl FnMut(Chunk) -> bool,
@@ -30,34 +34,81 @@ pub fn replay_spool(
         shipped += chunk.count();
         ship(chunk)
     };
+    let (mut skipped, mut rebuilt) = (0u32, 0u32);
     for (name, _) in list_segments(dir)? {
         if sel.is_past(name.first_seq) {
             break;
         }
-        if catalog
-            .get(&name.first_seq)
-            .is_some_and(|meta| !sel.may_want(meta))
-        {
+        let meta = catalog.get(&name.first_seq).copied();
+        if meta.is_some_and(|meta| !sel.may_want(meta)) {
             continue;
+        }
+        // Only closed, catalogued segments have an index, of the length catalogued.
+        let mut rebuild = None;
+        if let Some(meta) = meta.filter(|_| sel.judges_indexes() && !name.open) {
+            match segment_index::file::load(dir, name.first_seq, meta.bytes) {
+                Some(ix) if !sel.may_match(&ix) => {
+                    segment_index::count_skipped();
+                    skipped += 1;
+                    continue;
+                }
+                Some(_) => {}
+                None => rebuild = Some(SegmentIndex::new(link_type)),
+            }
         }
         let mut next_seq = Some(name.first_seq);
         read_segment(dir, name, |resolution, block| {
             let Some(seq) = next_seq else {
                 return ControlFlow::Break(());
             };
-            let pick = |s, ts, d: &_| sel.pick(s, ts, d);
+            let pick = |s, ts, d: &[u8]| {
+                if let Some(ix) = rebuild.as_mut() {
+                    ix.observe(d);
+                }
+                sel.pick(s, ts, d)
+            };
             next_seq = batcher.walk(&block, seq, resolution, pick, &mut counting);
             match next_seq {
                 Some(_) => ControlFlow::Continue(()),
                 None => ControlFlow::Break(()),
             }
         })?;
+        if let (Some(ix), Some(meta), Some(_)) = (rebuild, meta, next_seq) {
+            // Every record was seen (not cut short, not deleted by retention meanwhile).
+            if ix.packets == meta.packets && store_rebuilt(dir, meta, &ix) {
+                segment_index::count_rebuilt();
+                rebuilt += 1;
+            }
+        }
         if next_seq.is_none() {
             break;
         }
     }
     batcher.ship(&mut counting);
+    if skipped > 0 || rebuilt > 0 {
+        tracing::debug!(
+            segments.skipped = skipped,
+            indexes.rebuilt = rebuilt,
+            spool = %dir.display(),
+            "segments ruled out by their index"
+        );
+    }
     Ok(shipped)
+}
+
+/// Stores an index rebuilt from the records of segment `meta`; false if it could not be
+/// (a read-only disk), or the segment was removed by retention meanwhile.
+fn store_rebuilt(dir: &Path, meta: &SegmentMeta, ix: &SegmentIndex) -> bool {
+    // Not synced: a replay should not wait on the disk for what can be rebuilt again.
+    if let Err(e) = segment_index::file::store(dir, meta.first_seq, ix, meta.bytes, false) {
+        tracing::debug!(error = %e, spool = %dir.display(), "could not store a rebuilt segment index");
+        return false;
+    }
+    if !pcap_core::segment::closed_path(dir, meta.first_seq).exists() {
+        let _ = std::fs::remove_file(segment_index::file::path(dir, meta.first_seq));
+        return false;
+    }
+    true
 }
 
 #[cfg(test)]
@@ -119,7 +170,7 @@ mod tests {
         let catalog = store.segments(1).unwrap();
         let mut out = Vec::new();
         let mut sel = selection(since_ns, until_ns, upto_seq);
-        let n = replay_spool(dir, &catalog, &mut sel, Format::Packets, |c| {
+        let n = replay_spool(dir, &catalog, 1, &mut sel, Format::Packets, |c| {
             match c {
                 Chunk::Packets(p) => out.extend(p),
                 other => panic!("asked for packets, got {other:?}"),
@@ -132,7 +183,7 @@ mod tests {
         let mut raw = Vec::new();
         let mut count = 0;
         let mut sel = selection(since_ns, until_ns, upto_seq);
-        replay_spool(dir, &catalog, &mut sel, Format::Records, |c| {
+        replay_spool(dir, &catalog, 1, &mut sel, Format::Records, |c| {
             match c {
                 Chunk::Records {
                     records,
@@ -169,6 +220,92 @@ mod tests {
         assert_eq!(got.len(), 250);
         assert!(got.iter().enumerate().all(|(i, p)| p.seq == i as u64 + 1));
         assert_eq!(collect(&dir, &store, None, None, 120).len(), 120);
+    }
+
+    /// An Ethernet/IPv4/UDP frame from 10.0.0.`host`.
+    fn frame(host: u8) -> Vec<u8> {
+        let mut f = vec![0u8; 12];
+        f.extend_from_slice(&[0x08, 0x00, 0x45, 0, 0, 28, 0, 0, 0, 0, 64, 17, 0, 0]);
+        f.extend_from_slice(&[10, 0, 0, host, 10, 0, 0, 100]);
+        f.extend_from_slice(&[0x30, 0x39, 0x00, 0x35, 0, 8, 0, 0]);
+        f
+    }
+
+    #[test]
+    fn segments_the_index_rules_out_are_not_read_and_missing_indexes_are_rebuilt() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = Arc::new(Store::open(&tmp.path().join("db")).unwrap());
+        let dir = tmp.path().join("1");
+        let policy = RetentionPolicy {
+            max_bytes: 1 << 30,
+            max_age_ns: None,
+            floor_percent: 0.0,
+        };
+        let header = FileHeader {
+            link_type: 1,
+            snaplen: 262_144,
+            resolution: pcap_core::savefile::Resolution::Nano,
+        };
+        let mut s = Spool::new(1, &dir, store.clone(), header, policy, vec![]).unwrap();
+        for host in 1..=3u8 {
+            for i in 0..50 {
+                s.append(i, 42, &frame(host)).unwrap();
+            }
+            s.rotate().unwrap();
+        }
+        s.close().unwrap();
+        let catalog = store.segments(1).unwrap();
+        assert_eq!(catalog.len(), 3);
+        let replay = |filter: &str| {
+            let spec = ReplaySpec {
+                selector: Selector::Id(1),
+                live: false,
+                since_unix_ns: None,
+                until_unix_ns: None,
+                filter: filter.into(),
+                raw_records: false,
+            };
+            let bpf = crate::capture::device::compile_offline(1, filter).unwrap();
+            let mut sel = Selection::replay(&spec, u64::MAX, Some(bpf));
+            replay_spool(&dir, &catalog, 1, &mut sel, Format::Packets, |_| true)
+        };
+        // Segments 1 and 3 are damaged past reading: only the index keeps them unread.
+        for seq in [catalog[0].first_seq, catalog[2].first_seq] {
+            let path = pcap_core::segment::closed_path(&dir, seq);
+            let len = std::fs::metadata(&path).unwrap().len();
+            std::fs::write(&path, vec![0u8; len as usize]).unwrap();
+        }
+        assert_eq!(replay("host 10.0.0.2").unwrap(), 50);
+        assert_eq!(
+            replay("udp and not host 10.0.0.9 and host 10.0.0.2").unwrap(),
+            50
+        );
+        assert!(
+            replay("host 10.0.0.1").is_err(),
+            "the damaged segment is read"
+        );
+        assert!(replay("not host 10.0.0.2").is_err());
+
+        // Without its index, a segment is read, and its index rebuilt from what was read.
+        let middle = catalog[1].first_seq;
+        let index = crate::segment_index::file::path(&dir, middle);
+        let stored = std::fs::read(&index).unwrap();
+        std::fs::remove_file(&index).unwrap();
+        assert_eq!(replay("host 10.0.0.2").unwrap(), 50);
+        assert_eq!(std::fs::read(&index).unwrap(), stored);
+        // One that does not describe the segment is not trusted: rebuilt the same.
+        std::fs::write(&index, b"PCAPDIDX").unwrap();
+        assert_eq!(replay("host 10.0.0.2").unwrap(), 50);
+        assert_eq!(std::fs::read(&index).unwrap(), stored);
+        // Retention removes the index with its segment.
+        s.set_policy(RetentionPolicy {
+            max_bytes: 1,
+            ..policy
+        });
+        s.enforce_retention(0).unwrap();
+        s.close().unwrap();
+        assert!(!index.exists());
+        assert!(crate::spool::list_segments(&dir).unwrap().is_empty());
     }
 
     #[test]

@@ -73,6 +73,8 @@ pub fn reconcile(store: &Store, id: CaptureId, dir: &Path) -> Result<Reconciled>
         }
         out.segments.push(meta);
     }
+    let kept: Vec<u64> = out.segments.iter().map(|s| s.first_seq).collect();
+    crate::segment_index::file::remove_strays(dir, &kept);
     let unchanged = out.segments.len() == known.len()
         && out
             .segments

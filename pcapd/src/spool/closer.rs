@@ -13,6 +13,7 @@ use std::thread::JoinHandle;
 
 use pcap_core::domain::CaptureId;
 
+use crate::segment_index::{self, SegmentIndex};
 use crate::store::{SegmentMeta, Store};
 use crate::{Error, Result};
 
@@ -25,6 +26,7 @@ enum Job {
         from: PathBuf,
         to: PathBuf,
         meta: SegmentMeta,
+        index: SegmentIndex,
     },
     Remove {
         paths: Vec<PathBuf>,
@@ -73,14 +75,23 @@ impl Closer {
         })
     }
 
-    /// Closes segment `file` (at `from`): fsync, rename to `to`, record `meta`.
-    pub fn close(&self, file: File, from: PathBuf, to: PathBuf, meta: SegmentMeta) {
+    /// Closes segment `file` (at `from`): fsync, store its `index` beside it, rename to
+    /// `to`, record `meta`.
+    pub fn close(
+        &self,
+        file: File,
+        from: PathBuf,
+        to: PathBuf,
+        meta: SegmentMeta,
+        index: SegmentIndex,
+    ) {
         self.shared.pending_closes.fetch_add(1, Relaxed);
         self.send(Job::Close {
             file,
             from,
             to,
             meta,
+            index,
         });
     }
 
@@ -154,8 +165,9 @@ fn run(id: CaptureId, store: &Store, jobs: mpsc::Receiver<Job>, shared: &Shared)
                 from,
                 to,
                 meta,
+                index,
             } => {
-                let r = close_segment(id, store, file, &from, &to, &meta);
+                let r = close_segment(id, store, file, &from, &to, &meta, &index);
                 shared.pending_closes.fetch_sub(1, Relaxed);
                 r
             }
@@ -194,9 +206,18 @@ fn close_segment(
     from: &std::path::Path,
     to: &std::path::Path,
     meta: &SegmentMeta,
+    index: &SegmentIndex,
 ) -> Result<()> {
     file.sync_all().map_err(|e| Error::io(from, e))?;
     drop(file);
+    // In place before the segment is: a closed segment is never without its index but for
+    // a crash, and then a replay rebuilds it. Not a reason to fail the capture either.
+    if let Some(dir) = to.parent() {
+        if let Err(e) = segment_index::file::store(dir, meta.first_seq, index, meta.bytes, true) {
+            tracing::warn!(capture.id = id, segment = %to.display(), error = %e,
+                "could not store the segment's index; filtered replays will read it in full");
+        }
+    }
     std::fs::rename(from, to).map_err(|e| Error::io(from, e))?;
     store.put_segment(id, meta)
 }
@@ -208,6 +229,14 @@ fn remove_segments(
     first_seqs: &[u64],
 ) -> Result<()> {
     for path in paths {
+        // The index first: a crash in between leaves a segment that rebuilds its index,
+        // not an index without a segment.
+        let index = path.with_extension(&segment_index::file::SUFFIX[1..]);
+        if let Err(e) = std::fs::remove_file(&index) {
+            if e.kind() != std::io::ErrorKind::NotFound {
+                return Err(Error::io(&index, e));
+            }
+        }
         match std::fs::remove_file(path) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}

@@ -15,6 +15,7 @@ use pcap_core::domain::CaptureId;
 use pcap_core::savefile::{encode_record, FileHeader, FILE_HEADER_LEN, RECORD_HEADER_LEN};
 use pcap_core::segment::{self, SegmentName};
 
+use crate::segment_index::SegmentIndex;
 use crate::spool::closer::{Closer, MAX_PENDING_CLOSES};
 use crate::spool::retention::RetentionPolicy;
 use crate::store::{SegmentMeta, Store};
@@ -55,6 +56,8 @@ pub struct Spool {
     closer: Closer,
     /// Times a full segment was kept open because earlier closes were still pending.
     deferred_closes: u64,
+    /// What the open segment holds, for replays to skip it when it cannot match.
+    index: SegmentIndex,
 }
 
 impl Spool {
@@ -81,6 +84,7 @@ impl Spool {
             next_seq,
             closer,
             deferred_closes: 0,
+            index: SegmentIndex::new(header.link_type),
         })
     }
 
@@ -112,6 +116,7 @@ impl Spool {
         let seq = self.next_seq;
         self.next_seq += 1;
         encode_record(&mut self.buf, self.header.resolution, ts_ns, origlen, data);
+        self.index.observe(data);
         let len = (RECORD_HEADER_LEN + data.len()) as u64;
         let open = self.open.as_mut().expect("segment opened above");
         open.bytes += len;
@@ -185,7 +190,8 @@ impl Spool {
             bytes: open.bytes,
         };
         let closed = segment::closed_path(&self.dir, open.first_seq);
-        self.closer.close(open.file, open.path, closed, meta);
+        let index = std::mem::replace(&mut self.index, SegmentIndex::new(self.header.link_type));
+        self.closer.close(open.file, open.path, closed, meta, index);
         self.closed.push_back(meta);
         Ok(())
     }
