@@ -274,6 +274,10 @@ fn bench(cli: &Cli) -> Result<()> {
             text.push_str("\n## How the load figures are made\n\n");
             text.push_str(&load_figures::describe(&opts));
         }
+        if !index.is_empty() {
+            text.push_str("\n## How the index figure is made\n\n");
+            text.push_str(&segment_index::describe());
+        }
         std::fs::write(out, text).with_context(|| format!("write {}", out.display()))?;
         eprintln!("wrote {}", out.display());
     }

@@ -243,3 +243,20 @@ fn sh(script: &str) -> Command {
     c.args(["-c", &format!("set -o pipefail; {script}"), "sh"]);
     c
 }
+
+/// How the index figure is made, for the written page.
+pub fn describe() -> String {
+    "- **Spool**: a generated file of 2.2 GB (Ethernet/IPv4/UDP frames of 64, 512 and 1500 \
+     bytes in turn, each 64 MiB stretch from 1,024 hosts of its own /16, to 16 \
+     destinations) imported with `pcap import` into a fresh pcapd whose `default_max_size` is \
+     twice that, so its spool is 64 MiB segments (the largest pcapd makes, hence 33 of them \
+     rather than 20) with their indexes. Host H1 sends 100 packets in the middle of the 11th \
+     segment; H0 sends none.\n\
+     - **Timed**: `pcap replay ID | cat > /dev/null` (every packet, the \"full replay\"), and \
+     the same with `--filter 'host H1'` and `--filter 'host H0'`, as `bash -c` pipelines \
+     with pipefail, after an untimed `cat` of every segment; the ratio is full / filtered. \
+     `--since`: from starting `pcap replay ID --since T` (T three quarters through the \
+     spool's time) to reading its 24-byte file header and first 16-byte record header from \
+     the pipe.\n"
+        .to_owned()
+}
