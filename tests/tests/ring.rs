@@ -112,7 +112,30 @@ fn an_idle_ring_gives_its_memory_back_and_a_busy_one_grows_without_losing_or_dou
         vec![MIB, grown],
         "the old rings are unmapped"
     );
+    // A live reader of the grown ring: the capture moves to a ring of the same size with
+    // the short read timeout before the reader's stream starts, and misses nothing after.
+    let spooled_then = d.counter(busy, "spooled_packets");
+    let out = d.dir().join("live.pcap");
+    let mut live = d.spawn_to_file(&["replay", &busy.to_string(), "--live"], &out);
+    eventually(DEFAULT_WAIT, "the spool in the live replay", || {
+        PcapFile::count_in(&out) as u64 >= spooled_then || live.try_status().is_some()
+    });
+    send_udp_seq(BUSY_PORT, SENT..SENT + 200, 64);
+    eventually(DEFAULT_WAIT, "the new packets in the live replay", || {
+        PcapFile::count_in(&out) as u64 >= spooled_then + 200 || live.try_status().is_some()
+    });
+    assert!(
+        live.try_status().is_none(),
+        "replay --live ended: {}",
+        live.stderr()
+    );
+    assert_eq!(
+        d.counter(busy, "ring_bytes"),
+        grown,
+        "the move for a live reader keeps the size"
+    );
     d.ok(&["stop", &busy.to_string()]);
+    assert!(live.wait(DEFAULT_WAIT).success(), "{}", live.stderr());
     d.wait_state(busy, "PAUSED");
     assert_eq!(
         d.counter(busy, "ring_bytes"),
@@ -120,12 +143,18 @@ fn an_idle_ring_gives_its_memory_back_and_a_busy_one_grows_without_losing_or_dou
         "a stopped capture holds no ring"
     );
 
-    let (seqs, doubled) = spooled_seqs(&d, busy);
+    let (mut seqs, doubled) = spooled_seqs(&d, busy);
+    let after: Vec<u64> = (SENT..SENT + 200).filter(|s| seqs.remove(s)).collect();
+    assert_eq!(
+        after.len(),
+        200,
+        "the packets sent after the blast are spooled"
+    );
     let dropped = d.counter(busy, "dropped_kernel");
     let spooled = d.counter(busy, "spooled_packets");
     assert_eq!(doubled, 0, "no packet is spooled twice across a ring move");
     assert_eq!(
-        seqs.len() as u64,
+        seqs.len() as u64 + 200,
         spooled,
         "the spool holds what was counted"
     );
@@ -133,7 +162,8 @@ fn an_idle_ring_gives_its_memory_back_and_a_busy_one_grows_without_losing_or_dou
         seqs.iter().all(|s| *s < sent),
         "only packets that were sent"
     );
-    // Every packet sent is spooled or counted as dropped by the kernel. On `lo` the ring
+    let spooled = spooled - 200;
+    // Every packet of the blast is spooled or counted as dropped by the kernel. On `lo` the ring
     // gets each packet twice (going out and coming in; libpcap skips the outgoing copy as
     // it reads), so a full ring counts about two drops per packet lost: never fewer.
     assert!(

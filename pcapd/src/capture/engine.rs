@@ -48,6 +48,8 @@ struct Moving {
     quick: bool,
 }
 
+/// How long after a ring move packets of the new ring are checked for copies at most.
+const COPIES_FOR: Duration = Duration::from_secs(2);
 /// How long ring moves pause after one failed.
 const MOVES_PAUSE: Duration = Duration::from_secs(10);
 /// A ring keeps the short read timeout this long after its last live reader left.
@@ -268,6 +270,7 @@ impl Engine {
         let mut moving: Option<Moving> = None;
         let mut copies: Option<Overlap> = None;
         let mut recovered_told = 0u64;
+        let mut moved_at = Instant::now();
         // Since when nobody has read the capture live while its ring has the short timeout.
         let mut quiet_since: Option<Instant> = None;
         self.counters
@@ -311,7 +314,9 @@ impl Engine {
                 // What the old ring dropped and the new one gave was counted as dropped.
                 base_kernel = base_kernel.saturating_sub(c.recovered() - recovered_told);
                 recovered_told = c.recovered();
-                if c.is_over() {
+                // Copies come first in the new ring, within milliseconds; if traffic stopped
+                // before one newer than them came, there is nothing left to skip.
+                if c.is_over() || moved_at.elapsed() >= COPIES_FOR {
                     tracing::debug!(
                         capture.id = self.p.id,
                         skipped = c.skipped(),
@@ -387,6 +392,7 @@ impl Engine {
                         cap = new;
                         lease = m.lease;
                         copies = Some(m.overlap);
+                        moved_at = Instant::now();
                         recovered_told = 0;
                         quiet_since = None;
                         self.counters
