@@ -43,11 +43,16 @@ struct Read {
 struct Moving {
     lease: Lease,
     opened: mpsc::Receiver<std::result::Result<(Capture<Active>, Resolution), String>>,
+    /// The new ring once open, and since when.
+    ready: Option<(Capture<Active>, Instant)>,
     overlap: Overlap,
     /// Whether the new ring has the short read timeout.
     quick: bool,
 }
 
+/// How long the old ring is still read once the new one is open: longer than the old
+/// ring's read timeout, after which the kernel hands over its partly filled block.
+const OLD_RING_DRAIN: Duration = Duration::from_millis(60);
 /// How long after a ring move packets of the new ring are checked for copies at most.
 const COPIES_FOR: Duration = Duration::from_secs(2);
 /// How long ring moves pause after one failed.
@@ -368,71 +373,80 @@ impl Engine {
             }
             // The ring: a move under way, or whether one should start.
             if let Some(m) = &mut moving {
-                match m.opened.try_recv() {
-                    Ok(Ok((new, p))) if p == precision => {
-                        let mut m = moving.take().expect("a move is under way");
-                        // What the old ring holds now; anything it takes after this read
-                        // arrived after the new ring was bound, so the new ring has it too.
-                        let r = self.read_ring(
-                            &mut cap,
-                            frac_ns,
-                            &mut pending,
-                            Some(&mut m.overlap),
-                            None,
-                        );
-                        if let Some(why) = r.failure {
-                            break 'run End::Failed(why);
+                if m.ready.is_none() {
+                    match m.opened.try_recv() {
+                        Ok(Ok((new, p))) if p == precision => m.ready = Some((new, Instant::now())),
+                        Ok(Ok(_)) => {
+                            moving = None;
+                            self.move_failed("the new ring gives timestamps of another precision");
                         }
-                        if let Ok(st) = cap.stats() {
-                            base_kernel += u64::from(st.dropped);
-                            base_iface += u64::from(st.if_dropped);
+                        Ok(Err(e)) => {
+                            moving = None;
+                            self.move_failed(&e);
                         }
-                        handle_dropped = 0;
-                        let from = lease.size();
-                        cap = new;
-                        lease = m.lease;
-                        copies = Some(m.overlap);
-                        moved_at = Instant::now();
-                        recovered_told = 0;
-                        quiet_since = None;
-                        self.counters
-                            .ring_bytes
-                            .store(u64::from(lease.size()), Relaxed);
-                        if from != lease.size() {
-                            self.counters.ring_resizes.fetch_add(1, Relaxed);
-                            tracing::info!(
-                                capture.id = self.p.id,
-                                from,
-                                to = lease.size(),
-                                "moved to a ring of another size"
-                            );
+                        Err(mpsc::TryRecvError::Empty) => {}
+                        Err(mpsc::TryRecvError::Disconnected) => {
+                            moving = None;
+                            self.move_failed("the thread opening it ended");
                         }
-                        self.ring_quick = Some(m.quick);
-                        if m.quick {
-                            if let Err(e) = self.answer_waiting() {
-                                break 'run End::Failed(describe_write_error(&e));
-                            }
-                        }
-                    }
-                    Ok(Ok(_)) => {
-                        moving = None;
-                        self.move_failed("the new ring gives timestamps of another precision");
-                    }
-                    Ok(Err(e)) => {
-                        moving = None;
-                        self.move_failed(&e);
-                    }
-                    Err(mpsc::TryRecvError::Empty) if m.overlap.is_full() => {
-                        moving = None;
-                        self.move_failed("the new ring took too long to open");
-                    }
-                    Err(mpsc::TryRecvError::Empty) => {}
-                    Err(mpsc::TryRecvError::Disconnected) => {
-                        moving = None;
-                        self.move_failed("the thread opening it ended");
                     }
                 }
-            } else if copies.is_none() && !self.moves_paused() {
+            }
+            if moving
+                .as_ref()
+                .is_some_and(|m| m.ready.is_none() && m.overlap.is_full())
+            {
+                moving = None;
+                self.move_failed("the new ring took too long to open");
+            }
+            // The new ring is bound: once the old ring's partly filled block has been handed
+            // over (its read timeout passed), everything the new ring lacks is in what the
+            // old ring gave.
+            if moving
+                .as_ref()
+                .and_then(|m| m.ready.as_ref())
+                .is_some_and(|(_, at)| at.elapsed() >= OLD_RING_DRAIN)
+            {
+                let mut m = moving.take().expect("a move is under way");
+                let (new, _) = m.ready.take().expect("the new ring is open");
+                // What the old ring holds now; anything it takes after this read
+                // arrived after the new ring was bound, so the new ring has it too.
+                let r = self.read_ring(&mut cap, frac_ns, &mut pending, Some(&mut m.overlap), None);
+                if let Some(why) = r.failure {
+                    break 'run End::Failed(why);
+                }
+                if let Ok(st) = cap.stats() {
+                    base_kernel += u64::from(st.dropped);
+                    base_iface += u64::from(st.if_dropped);
+                }
+                handle_dropped = 0;
+                let from = lease.size();
+                cap = new;
+                lease = m.lease;
+                copies = Some(m.overlap);
+                moved_at = Instant::now();
+                recovered_told = 0;
+                quiet_since = None;
+                self.counters
+                    .ring_bytes
+                    .store(u64::from(lease.size()), Relaxed);
+                if from != lease.size() {
+                    self.counters.ring_resizes.fetch_add(1, Relaxed);
+                    tracing::info!(
+                        capture.id = self.p.id,
+                        from,
+                        to = lease.size(),
+                        "moved to a ring of another size"
+                    );
+                }
+                self.ring_quick = Some(m.quick);
+                if m.quick {
+                    if let Err(e) = self.answer_waiting() {
+                        break 'run End::Failed(describe_write_error(&e));
+                    }
+                }
+            }
+            if moving.is_none() && copies.is_none() && !self.moves_paused() {
                 let now = Instant::now();
                 let listened = !self.fanout.is_empty();
                 if !self.waiting.is_empty() && self.ring_quick == Some(false) {
@@ -461,6 +475,23 @@ impl Engine {
                 }
             }
         };
+        // Stopped, or finished: what the kernel still holds in a partly filled block comes
+        // out once the ring's read timeout has passed, and is spooled before the ring closes.
+        if matches!(end, End::Stopped | End::Shutdown | End::Finished(_)) {
+            let until = Instant::now() + OLD_RING_DRAIN;
+            while Instant::now() < until {
+                let _ = self.wait_ready(&cap, 10);
+                let r = self.read_ring(&mut cap, frac_ns, &mut pending, None, copies.as_mut());
+                if r.failure.is_some()
+                    || matches!(r.result, Err(ref e) if !matches!(e, pcap::Error::TimeoutExpired))
+                {
+                    break;
+                }
+            }
+            if let Err(e) = self.spool.flush() {
+                tracing::error!(capture.id = self.p.id, error = %e, "flushing the spool");
+            }
+        }
         // The kernel's last word on drops, so that a stopped capture's counters are whole.
         if let Ok(st) = cap.stats() {
             self.counters
@@ -570,6 +601,7 @@ impl Engine {
         Moving {
             lease,
             opened,
+            ready: None,
             overlap: Overlap::default(),
             quick,
         }
@@ -752,6 +784,16 @@ impl Engine {
         let (bytes, segments) = self.spool.size();
         self.counters.spool_bytes.store(bytes, Relaxed);
         self.counters.spool_segments.store(segments as u64, Relaxed);
+    }
+
+    /// Sleeps until the ring has packets or `ms` milliseconds pass.
+    fn wait_ready(&self, cap: &Capture<Active>, ms: u16) -> nix::Result<()> {
+        use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+        let mut fds = [PollFd::new(cap.as_fd(), PollFlags::POLLIN)];
+        match poll(&mut fds, PollTimeout::from(ms)) {
+            Ok(_) | Err(nix::Error::EINTR) => Ok(()),
+            Err(e) => Err(e),
+        }
     }
 
     /// Sleeps until packets are ready, a request arrives, or the poll interval passes.
