@@ -55,6 +55,12 @@ struct Moving {
 const OLD_RING_DRAIN: Duration = Duration::from_millis(60);
 /// How long after a ring move packets of the new ring are checked for copies at most.
 const COPIES_FOR: Duration = Duration::from_secs(2);
+/// Whether a capture nobody reads live gets a ring with the long read timeout (20 wake-ups a
+/// second instead of 1000). Off: a live reader then waits for the move to a quick ring
+/// before its stream starts (40 ms to half a second for a 64 MiB ring), and a client that
+/// sends right after asking, as a script does, misses what it sent; subscribing at once
+/// instead gives up to 50 ms of latency until the move is done.
+const QUIET_WHEN_UNREAD: bool = false;
 /// How long ring moves pause after one failed.
 const MOVES_PAUSE: Duration = Duration::from_secs(10);
 /// A ring keeps the short read timeout this long after its last live reader left.
@@ -192,7 +198,8 @@ impl Engine {
                 Err(end) => end,
                 Ok(()) => {
                     let lease = self.ring_lease();
-                    let quick = !self.fanout.is_empty() || !self.waiting.is_empty();
+                    let quick =
+                        !QUIET_WHEN_UNREAD || !self.fanout.is_empty() || !self.waiting.is_empty();
                     let opening = Opening::of(&self.p, lease.size(), quick);
                     match open(&opening, &self.kernel_filter(&self.p.filter)) {
                         Ok((cap, precision)) => {
@@ -454,7 +461,7 @@ impl Engine {
                     moving = Some(self.open_ring(self.same_ring(&lease), true));
                 } else if let Some(next) = sizer.after_read(&lease, read.backlog, dropped, now) {
                     moving = Some(self.open_ring(next, listened || !self.waiting.is_empty()));
-                } else if self.ring_quick == Some(true) && !listened {
+                } else if QUIET_WHEN_UNREAD && self.ring_quick == Some(true) && !listened {
                     // The last live reader left a while ago: back to the quiet timeout.
                     let since = *quiet_since.get_or_insert(now);
                     if now.duration_since(since) >= QUIET_AFTER {
