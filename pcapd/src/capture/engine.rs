@@ -56,11 +56,11 @@ const OLD_RING_DRAIN: Duration = Duration::from_millis(60);
 /// How long after a ring move packets of the new ring are checked for copies at most.
 const COPIES_FOR: Duration = Duration::from_secs(2);
 /// Whether a capture nobody reads live gets a ring with the long read timeout (20 wake-ups a
-/// second instead of 1000). Off: a live reader then waits for the move to a quick ring
-/// before its stream starts (40 ms to half a second for a 64 MiB ring), and a client that
-/// sends right after asking, as a script does, misses what it sent; subscribing at once
-/// instead gives up to 50 ms of latency until the move is done.
-const QUIET_WHEN_UNREAD: bool = false;
+/// second instead of 1000, and blocks that hold 50 ms of a trickle: four 256 KiB blocks of a
+/// 1 MiB ring are then 200 ms of slack instead of 4 ms). A live reader starts at once and
+/// the capture moves to a ring with the 1 ms timeout: until it has (tens of milliseconds),
+/// the reader's packets come up to 50 ms late.
+const QUIET_WHEN_UNREAD: bool = true;
 /// How long ring moves pause after one failed.
 const MOVES_PAUSE: Duration = Duration::from_secs(10);
 /// A ring keeps the short read timeout this long after its last live reader left.
@@ -456,7 +456,7 @@ impl Engine {
             if moving.is_none() && copies.is_none() && !self.moves_paused() {
                 let now = Instant::now();
                 let listened = !self.fanout.is_empty();
-                if !self.waiting.is_empty() && self.ring_quick == Some(false) {
+                if listened && self.ring_quick == Some(false) {
                     // A live reader: a ring of the same size with the short timeout.
                     moving = Some(self.open_ring(self.same_ring(&lease), true));
                 } else if let Some(next) = sizer.after_read(&lease, read.backlog, dropped, now) {
@@ -472,7 +472,7 @@ impl Engine {
                 }
             }
             // A reader arrived while a ring with the long timeout was opening: open another.
-            if moving.as_ref().is_some_and(|m| !m.quick) && !self.waiting.is_empty() {
+            if moving.as_ref().is_some_and(|m| !m.quick) && !self.fanout.is_empty() {
                 moving = None;
             }
             if last_housekeeping.elapsed() >= HOUSEKEEPING_EVERY {
@@ -863,11 +863,8 @@ impl Engine {
             Control::Stop => Some(End::Stopped),
             Control::Shutdown => Some(End::Shutdown),
             Control::Subscribe(reply) => {
-                // A ring with the long timeout is replaced first (the read loop does it).
-                if self.ring_quick == Some(false) && !self.moves_paused() {
-                    self.waiting.push(reply);
-                    return None;
-                }
+                // A reader starts at once; a ring with the long read timeout is replaced by
+                // one with the short timeout soon after (the read loop sees the reader).
                 self.subscribe(reply)
                     .err()
                     .map(|e| End::Failed(describe_write_error(&e)))
