@@ -100,9 +100,9 @@ fn parse_tcpreplay(out: &str) -> Option<Sent> {
     })
 }
 
-/// `tcpdump -i VETH -B BUFFER -w FILE` in the receiving namespace.
-pub fn with_tcpdump(lab: &Lab, pcap_file: &Path, dir: &Path) -> Result<CaptureFigures> {
-    // tcpdump writes the file after giving up root, as user tcpdump.
+/// Starts `tcpdump -i VETH -B BUFFER -w DIR/tcpdump.pcap` in the receiving namespace and
+/// waits until it listens; returns it, its file and the file of its stderr.
+pub fn start_tcpdump(lab: &Lab, dir: &Path) -> Result<(Proc, PathBuf, PathBuf)> {
     std::fs::create_dir_all(dir)?;
     std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o777))?;
     let file = dir.join("tcpdump.pcap");
@@ -121,6 +121,14 @@ pub fn with_tcpdump(lab: &Lab, pcap_file: &Path, dir: &Path) -> Result<CaptureFi
         }
         Ok(stderr().contains("listening on"))
     })?;
+    Ok((proc, file, err_path))
+}
+
+/// `tcpdump -i VETH -B BUFFER -w FILE` in the receiving namespace.
+pub fn with_tcpdump(lab: &Lab, pcap_file: &Path, dir: &Path) -> Result<CaptureFigures> {
+    // tcpdump writes the file after giving up root, as user tcpdump.
+    let (mut proc, file, err_path) = start_tcpdump(lab, dir)?;
+    let stderr = || std::fs::read_to_string(&err_path).unwrap_or_default();
 
     let sent = tcpreplay(lab, pcap_file)?;
     // tcpdump is done when its file stops growing for longer than its libpcap timeout

@@ -3,17 +3,14 @@
 //! of pcapd captures on the receiving veth end, and the Markdown table they print.
 
 use std::fmt::Write as _;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{anyhow, Context, Result};
 use nix::sys::signal::Signal;
 
-use crate::capture::BUFFER_KIB;
 use crate::daemon::Pcapd;
-use crate::guard::{self, run_ok, Proc};
+use crate::guard::{self, run_ok};
 use crate::netns::Lab;
 use crate::procfs;
 use crate::savefile::{self, count_records};
@@ -124,24 +121,8 @@ pub fn tcpdump(
     dir: &Path,
 ) -> Result<TcpdumpFigures> {
     // tcpdump writes its file after giving up root, as user tcpdump.
-    std::fs::create_dir_all(dir)?;
-    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o777))?;
-    let out = dir.join("tcpdump.pcap");
-    let err_path = dir.join("tcpdump.stderr");
-    let err = std::fs::File::create(&err_path)?;
-    let mut cmd = Lab::command(&lab.rx_ns, "tcpdump");
-    cmd.args(["-i", &lab.rx_if, "-B", &BUFFER_KIB.to_string(), "-w"])
-        .arg(&out)
-        .stdout(Stdio::null())
-        .stderr(Stdio::from(err));
-    let mut proc = Proc::spawn(&mut cmd, "tcpdump")?;
+    let (mut proc, out, err_path) = crate::capture::start_tcpdump(lab, dir)?;
     let stderr = || std::fs::read_to_string(&err_path).unwrap_or_default();
-    guard::wait_for(Duration::from_secs(15), "tcpdump to listen", || {
-        if let Some(s) = proc.try_wait()? {
-            bail!("tcpdump exited ({s}): {}", stderr());
-        }
-        Ok(stderr().contains("listening on"))
-    })?;
     let cpu0 = procfs::cpu_seconds(proc.pid())?;
     let sent = send(lab, file, rate, count)?;
     let mut last = (u64::MAX, Instant::now());
