@@ -378,6 +378,7 @@ impl TryFrom<api::ReplayRequest> for ReplaySpec {
             until_unix_ns: r.until_unix_ns,
             filter: r.filter.trim().to_owned(),
             raw_records: r.raw_records,
+            microseconds: r.microseconds,
         })
     }
 }
@@ -391,6 +392,7 @@ impl From<&ReplaySpec> for api::ReplayRequest {
             until_unix_ns: s.until_unix_ns,
             filter: s.filter.clone(),
             raw_records: s.raw_records,
+            microseconds: s.microseconds,
         }
     }
 }

@@ -307,6 +307,8 @@ pub struct ReplaySpec {
     /// Packets as savefile records ([`RecordBatch`](crate::api::RecordBatch)) rather than
     /// one message per packet.
     pub raw_records: bool,
+    /// Spooled records in microseconds (see `ReplayRequest.microseconds`).
+    pub microseconds: bool,
 }
 
 /// A `Decode` call: roundtrips from what is spooled (optionally bounded in time and

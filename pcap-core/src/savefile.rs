@@ -189,6 +189,28 @@ pub fn convert_records(records: &[u8], from: Resolution, to: Resolution, out: &m
     n
 }
 
+/// Converts the times of the whole records at the start of `records` from `from` to `to`
+/// where they lie, leaving a trailing partial record alone; returns how many were
+/// converted. No copy: for a buffer the caller owns.
+pub fn convert_records_in_place(records: &mut [u8], from: Resolution, to: Resolution) -> u64 {
+    let mut n = 0;
+    let mut pos = 0;
+    while let Some(h) = records.get(pos..pos + RECORD_HEADER_LEN) {
+        let h = RecordHeader::decode(h.try_into().expect("a record header"));
+        let end = pos + RECORD_HEADER_LEN + h.caplen as usize;
+        if end > records.len() {
+            break;
+        }
+        if from != to {
+            let frac = h.convert(from, to).ts_frac.to_le_bytes();
+            records[pos + 4..pos + 8].copy_from_slice(&frac);
+        }
+        pos = end;
+        n += 1;
+    }
+    n
+}
+
 /// Splits a buffer of records into whole records, leaving a trailing partial one alone.
 /// `max_caplen` guards against garbage: a record claiming more is reported as corrupt.
 pub struct Records<'a> {
@@ -378,5 +400,14 @@ mod tests {
             2
         );
         assert_eq!(same, ns);
+        // In place: the same bytes as the copy, a trailing partial record untouched.
+        let mut in_place = ns.clone();
+        in_place.extend_from_slice(&[9, 9, 9]);
+        assert_eq!(
+            convert_records_in_place(&mut in_place, Resolution::Nano, Resolution::Micro),
+            2
+        );
+        assert_eq!(&in_place[..us.len()], &us[..]);
+        assert_eq!(&in_place[us.len()..], &[9, 9, 9]);
     }
 }

@@ -116,7 +116,7 @@ pub async fn run(command: Command, ctx: &Context) -> Result<()> {
 }
 
 /// Reads captures sent by the daemon into domain types.
-fn captures(list: Vec<api::Capture>) -> Result<Vec<CaptureInfo>> {
+pub(crate) fn captures(list: Vec<api::Capture>) -> Result<Vec<CaptureInfo>> {
     list.into_iter().map(capture).collect()
 }
 

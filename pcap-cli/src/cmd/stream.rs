@@ -112,6 +112,9 @@ pub async fn replay(args: ReplayArgs, ctx: &Context) -> Result<()> {
         until_unix_ns: args.until,
         filter: args.filter.unwrap_or_default().trim().to_owned(),
         raw_records: true,
+        // A microsecond pcap file: the daemon converts the spooled records as it reads
+        // them, which saves this program a copy of every batch.
+        microseconds: format == Format::Pcap && !args.output.nano,
     };
     let checked = ReplaySpec {
         selector: Selector::Id(1),

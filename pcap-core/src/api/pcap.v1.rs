@@ -231,6 +231,12 @@ pub struct ReplayRequest {
     /// PacketBatch. Fastest for clients that write a savefile.
     #[prost(bool, tag = "6")]
     pub raw_records: bool,
+    /// Send the spooled records with microsecond times, converted as they are read (the
+    /// daemon stores nanoseconds): for clients writing a microsecond pcap file, which would
+    /// otherwise convert every record themselves. Live records keep their unit; each
+    /// RecordBatch says its own. Daemons that do not know this field send nanoseconds.
+    #[prost(bool, tag = "7")]
+    pub microseconds: bool,
 }
 #[allow(clippy::all)]
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]

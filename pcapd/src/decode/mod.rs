@@ -79,6 +79,7 @@ pub fn replay_spec(spec: &DecodeSpec) -> ReplaySpec {
         until_unix_ns: spec.until_unix_ns,
         filter: spec.filter.clone(),
         raw_records: false,
+        microseconds: false,
     }
 }
 

@@ -31,21 +31,31 @@ pub struct Selection {
     left: Option<u64>,
     /// Whether records come from the live queue rather than the spool.
     live: bool,
+    /// Whether spooled records are sent with microsecond times.
+    micro: bool,
 }
 
 impl Selection {
     /// A replay's records in the spool up to `upto_seq` (its end when the replay began),
     /// within the time bounds of `spec` and passing `filter` (compiled from `spec`'s).
+    /// When `spec` asks for microseconds, records are judged by the microsecond times they
+    /// are sent with, against bounds cut to the microsecond too: a record in the same
+    /// microsecond as a bound shows that bound's time in the file, and is kept.
     pub fn replay(spec: &ReplaySpec, upto_seq: u64, filter: Option<pcap::BpfProgram>) -> Self {
+        let cut = |t: Option<i64>| match spec.microseconds {
+            true => t.map(|t| t - t.rem_euclid(1_000)),
+            false => t,
+        };
         Selection {
             after_seq: 0,
             upto_seq,
-            since_ns: spec.since_unix_ns,
-            until_ns: spec.until_unix_ns,
+            since_ns: cut(spec.since_unix_ns),
+            until_ns: cut(spec.until_unix_ns),
             segment_filter: filter.as_ref().and(SegmentFilter::parse(&spec.filter)),
             filter,
             left: None,
             live: false,
+            micro: spec.microseconds,
         }
     }
 
@@ -60,7 +70,13 @@ impl Selection {
             segment_filter: None,
             left: spec.count,
             live: true,
+            micro: false,
         }
+    }
+
+    /// Whether spooled records are to be sent with microsecond times.
+    pub fn wants_micro(&self) -> bool {
+        self.micro
     }
 
     /// Goes on with live records once the spool is read: those after the spool's end, with
@@ -139,6 +155,7 @@ mod tests {
             until_unix_ns: until,
             filter: String::new(),
             raw_records: true,
+            microseconds: false,
         }
     }
 

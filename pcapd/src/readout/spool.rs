@@ -8,6 +8,9 @@ use std::collections::HashMap;
 use std::ops::ControlFlow;
 use std::path::Path;
 
+use bytes::Bytes;
+use pcap_core::savefile::{self, Resolution};
+
 use super::batch::{Batcher, Format};
 use super::select::Selection;
 use super::Chunk;
@@ -57,10 +60,14 @@ pub fn replay_spool(
             }
         }
         let mut next_seq = Some(name.first_seq);
-        read_segment(dir, name, |resolution, block| {
+        let micro = sel.wants_micro();
+        read_segment(dir, name, |mut resolution, mut block| {
             let Some(seq) = next_seq else {
                 return ControlFlow::Break(());
             };
+            if micro && resolution == Resolution::Nano {
+                (block, resolution) = (to_micro(block), Resolution::Micro);
+            }
             let pick = |s, ts, d: &[u8]| {
                 if let Some(ix) = rebuild.as_mut() {
                     ix.observe(d);
@@ -94,6 +101,22 @@ pub fn replay_spool(
         );
     }
     Ok(shipped)
+}
+
+/// `block`'s records with microsecond times: converted where they lie when the block is
+/// this reader's alone (as read from a segment), else in a copy.
+fn to_micro(block: Bytes) -> Bytes {
+    match block.try_into_mut() {
+        Ok(mut own) => {
+            savefile::convert_records_in_place(&mut own, Resolution::Nano, Resolution::Micro);
+            own.freeze()
+        }
+        Err(shared) => {
+            let mut copy = Vec::with_capacity(shared.len());
+            savefile::convert_records(&shared, Resolution::Nano, Resolution::Micro, &mut copy);
+            Bytes::from(copy)
+        }
+    }
 }
 
 /// Stores an index rebuilt from the records of segment `meta`; false if it could not be
@@ -156,6 +179,7 @@ mod tests {
             until_unix_ns: until_ns,
             filter: String::new(),
             raw_records: false,
+            microseconds: false,
         };
         Selection::replay(&spec, upto_seq, None)
     }
@@ -214,6 +238,66 @@ mod tests {
     }
 
     #[test]
+    fn spooled_records_go_out_in_microseconds_when_asked() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = Arc::new(Store::open(&tmp.path().join("db")).unwrap());
+        let dir = tmp.path().join("1");
+        let policy = RetentionPolicy {
+            max_bytes: 1 << 30,
+            max_age_ns: None,
+            floor_percent: 0.0,
+        };
+        let header = FileHeader {
+            link_type: 1,
+            snaplen: 262_144,
+            resolution: Resolution::Nano,
+        };
+        let mut s = Spool::new(1, &dir, store.clone(), header, policy, vec![]).unwrap();
+        let at = |i: u64| i as i64 * 1_000_000_000 + 123_456_789;
+        for i in 0..250u64 {
+            s.append(at(i), 60, &[i as u8; 60]).unwrap();
+            if i % 100 == 99 {
+                s.rotate().unwrap();
+            }
+        }
+        s.flush().unwrap();
+        let catalog = store.segments(1).unwrap();
+        // From 100 ns after record 7: record 7 shows 7.123456 in the file, the
+        // bound's own microsecond, and is kept.
+        let spec = ReplaySpec {
+            selector: Selector::Id(1),
+            live: false,
+            since_unix_ns: Some(at(7) + 100),
+            until_unix_ns: None,
+            filter: String::new(),
+            raw_records: true,
+            microseconds: true,
+        };
+        let mut sel = Selection::replay(&spec, u64::MAX, None);
+        let mut times = Vec::new();
+        replay_spool(&dir, &catalog, 1, &mut sel, Format::Records, |c| {
+            let Chunk::Records {
+                records,
+                resolution,
+                ..
+            } = c
+            else {
+                panic!("asked for records, got {c:?}");
+            };
+            assert_eq!(resolution, Resolution::Micro);
+            for (h, data) in savefile::Records::new(&records, u32::MAX) {
+                assert_eq!(h.ts_frac, 123_456, "microseconds in the record header");
+                assert_eq!(data.len(), 60);
+                times.push(h.ts_ns(Resolution::Micro));
+            }
+            true
+        })
+        .unwrap();
+        let expected: Vec<i64> = (7..250).map(|i| at(i) - 789).collect();
+        assert_eq!(times, expected);
+    }
+
+    #[test]
     fn replays_everything_up_to_the_given_sequence() {
         let (_tmp, store, dir) = spool_with(250);
         let got = collect(&dir, &store, None, None, 250);
@@ -258,6 +342,7 @@ mod tests {
         assert_eq!(catalog.len(), 3);
         let replay = |filter: &str| {
             let spec = ReplaySpec {
+                microseconds: false,
                 selector: Selector::Id(1),
                 live: false,
                 since_unix_ns: None,
