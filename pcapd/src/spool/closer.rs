@@ -208,6 +208,10 @@ fn close_segment(
     meta: &SegmentMeta,
     index: &SegmentIndex,
 ) -> Result<()> {
+    // Gives back the disk space reserved past the segment's end: a truncation to the size
+    // the file has already frees it, and changes nothing else.
+    let len = file.metadata().map_err(|e| Error::io(from, e))?.len();
+    file.set_len(len).map_err(|e| Error::io(from, e))?;
     file.sync_all().map_err(|e| Error::io(from, e))?;
     drop(file);
     // In place before the segment is: a closed segment is never without its index but for
