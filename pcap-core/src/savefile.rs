@@ -145,10 +145,17 @@ impl RecordHeader {
 
     /// Appends the 16 header bytes to `out`.
     pub fn encode_into(&self, out: &mut Vec<u8>) {
-        out.extend_from_slice(&self.ts_sec.to_le_bytes());
-        out.extend_from_slice(&self.ts_frac.to_le_bytes());
-        out.extend_from_slice(&self.caplen.to_le_bytes());
-        out.extend_from_slice(&self.origlen.to_le_bytes());
+        out.extend_from_slice(&self.to_bytes());
+    }
+
+    /// The 16 header bytes.
+    pub fn to_bytes(&self) -> [u8; RECORD_HEADER_LEN] {
+        let mut b = [0u8; RECORD_HEADER_LEN];
+        b[0..4].copy_from_slice(&self.ts_sec.to_le_bytes());
+        b[4..8].copy_from_slice(&self.ts_frac.to_le_bytes());
+        b[8..12].copy_from_slice(&self.caplen.to_le_bytes());
+        b[12..16].copy_from_slice(&self.origlen.to_le_bytes());
+        b
     }
 
     /// Reads 16 header bytes.

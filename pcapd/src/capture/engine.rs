@@ -623,12 +623,14 @@ impl Engine {
     }
 
     /// Adds a live reader; it learns the last sequence number on disk, so that its queue
-    /// starts exactly after it.
+    /// starts exactly after it. The answer goes once that record is in the spool's files
+    /// (the reader may replay them first); the queue gathers from now on.
     fn subscribe(&mut self, reply: oneshot::Sender<(u64, Subscription)>) -> crate::Result<()> {
-        self.spool.flush()?;
         let sub = self.fanout.subscribe();
-        let _ = reply.send((self.spool.last_seq(), sub));
-        Ok(())
+        let seq = self.spool.last_seq();
+        self.spool.when_written(move || {
+            let _ = reply.send((seq, sub));
+        })
     }
 
     /// A ring move that did not happen: the old ring stays, moves pause for a while, and

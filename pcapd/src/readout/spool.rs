@@ -167,7 +167,7 @@ mod tests {
                 s.rotate().unwrap();
             }
         }
-        s.flush().unwrap(); // the last segment stays open, as while capturing
+        s.flush_and_wait().unwrap(); // the last segment stays open, as while capturing
         (tmp, store, dir)
     }
 
@@ -260,7 +260,7 @@ mod tests {
                 s.rotate().unwrap();
             }
         }
-        s.flush().unwrap();
+        s.flush_and_wait().unwrap();
         let catalog = store.segments(1).unwrap();
         // From 100 ns after record 7: record 7 shows 7.123456 in the file, the
         // bound's own microsecond, and is kept.

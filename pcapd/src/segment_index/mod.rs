@@ -76,6 +76,9 @@ pub fn counters() -> (u64, u64) {
     )
 }
 
+/// Slots of [`SegmentIndex`]'s cache of addresses seen (16 KiB).
+const SEEN_SLOTS: usize = 1024;
+
 /// A multiply-shift hash of one address: the set holds addresses only, no hash flooding
 /// concern is worth SipHash's cost per packet (a peer can at worst push a segment into
 /// its Bloom filter, which the cap does anyway).
@@ -180,7 +183,7 @@ pub fn v4_key(a: [u8; 4]) -> u128 {
 }
 
 /// What one segment holds, as far as filters on hosts, ports and protocols go.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct SegmentIndex {
     /// The link type its packets were taken apart as.
     pub link_type: u32,
@@ -195,9 +198,33 @@ pub struct SegmentIndex {
     pub addrs: Addrs,
     /// Packets observed.
     pub packets: u64,
-    /// The last two addresses inserted: packets of one flow come in runs.
-    recent: [u128; 2],
+    /// Addresses inserted lately, each in the slot its hash picks: most packets carry
+    /// addresses seen just before, and a slot compare costs less than a set lookup.
+    seen: Box<[u128]>,
 }
+
+/// Equal when they hold the same (the cache of addresses seen aside).
+impl PartialEq for SegmentIndex {
+    fn eq(&self, o: &Self) -> bool {
+        (
+            self.link_type,
+            self.layers,
+            self.protos,
+            &self.ports,
+            &self.addrs,
+            self.packets,
+        ) == (
+            o.link_type,
+            o.layers,
+            o.protos,
+            &o.ports,
+            &o.addrs,
+            o.packets,
+        )
+    }
+}
+
+impl Eq for SegmentIndex {}
 
 impl SegmentIndex {
     /// An empty index of packets of `link_type`.
@@ -209,7 +236,7 @@ impl SegmentIndex {
             ports: Vec::new(),
             addrs: Addrs::default(),
             packets: 0,
-            recent: [u128::MAX; 2],
+            seen: vec![u128::MAX; SEEN_SLOTS].into_boxed_slice(),
         }
     }
 
@@ -229,7 +256,7 @@ impl SegmentIndex {
             Addrs::Bloom(_) => self.addrs = Addrs::default(),
         }
         self.packets = 0;
-        self.recent = [u128::MAX; 2];
+        self.seen.iter_mut().for_each(|a| *a = u128::MAX);
     }
 
     fn layer(&mut self, bit: u8) {
@@ -248,10 +275,11 @@ impl SegmentIndex {
     }
 
     fn addr(&mut self, a: u128) {
-        if self.recent[0] == a || self.recent[1] == a {
+        let slot = &mut self.seen[mix(a) as usize % SEEN_SLOTS];
+        if *slot == a {
             return;
         }
-        self.recent = [a, self.recent[0]];
+        *slot = a;
         self.addrs.insert(a);
     }
 

@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use pcap_core::domain::CaptureId;
+use pcap_core::savefile::FILE_HEADER_LEN;
 use pcap_core::segment;
 
 use crate::spool::list_segments;
@@ -41,6 +42,15 @@ pub fn reconcile(store: &Store, id: CaptureId, dir: &Path) -> Result<Reconciled>
     let mut out = Reconciled::default();
     for (name, path) in list_segments(dir)? {
         let meta = if name.open {
+            let len = std::fs::metadata(&path)
+                .map_err(|e| Error::io(&path, e))?
+                .len();
+            if len < FILE_HEADER_LEN as u64 {
+                // Created, and the crash came before its header was written: it holds nothing.
+                std::fs::remove_file(&path).map_err(|e| Error::io(&path, e))?;
+                out.repaired += 1;
+                continue;
+            }
             let summary = segment::repair(&path)?;
             out.repaired += 1;
             if summary.packets == 0 {
@@ -144,8 +154,16 @@ mod tests {
             &[9; 7],
         );
 
+        // A segment created just before the crash, its header not written yet.
+        let empty = SegmentName {
+            first_seq: 16,
+            open: true,
+        };
+        std::fs::write(dir.join(empty.file_name()), [0xd4, 0xc3]).unwrap();
+
         let r = reconcile(&store, 7, &dir).unwrap();
-        assert_eq!(r.repaired, 1);
+        assert_eq!(r.repaired, 2);
+        assert!(!dir.join(empty.file_name()).exists());
         assert!(r.rebuilt);
         assert_eq!(r.last_seq(), 15);
         assert!(segment::closed_path(&dir, 11).exists());

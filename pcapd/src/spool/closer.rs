@@ -1,6 +1,6 @@
 //! Closing a segment (fsync, rename into place, cataloguing) and removing expired ones
-//! happen here, on a thread of the spool's own, so that the capture thread never waits on
-//! the disk's sync. Jobs run in the order given, so a segment is always in place before it
+//! happen here, on a thread of the spool's own, so that neither the capture thread nor the
+//! spool's writing thread waits on the disk's sync. Jobs run in the order given, so a segment is always in place before it
 //! can be removed. What is queued stays small (a file handle and a few numbers per job):
 //! the capture thread asks [`Closer::backlog`] before closing another segment and, when
 //! the disk has fallen that far behind, keeps writing the open one instead.
@@ -22,7 +22,7 @@ pub const MAX_PENDING_CLOSES: usize = 4;
 
 enum Job {
     Close {
-        file: File,
+        file: Arc<File>,
         from: PathBuf,
         to: PathBuf,
         meta: SegmentMeta,
@@ -75,17 +75,27 @@ impl Closer {
         })
     }
 
+    /// Counts a close that [`Closer::close_counted`] will queue once the segment's writes
+    /// are done, so that [`Closer::backlog`] includes it from now on.
+    pub fn count_close(&self) {
+        self.shared.pending_closes.fetch_add(1, Relaxed);
+    }
+
+    /// Takes back a close counted by [`Closer::count_close`] that will not be queued.
+    pub fn cancel_close(&self) {
+        self.shared.pending_closes.fetch_sub(1, Relaxed);
+    }
+
     /// Closes segment `file` (at `from`): fsync, store its `index` beside it, rename to
-    /// `to`, record `meta`.
-    pub fn close(
+    /// `to`, record `meta`. Counted before by [`Closer::count_close`].
+    pub fn close_counted(
         &self,
-        file: File,
+        file: Arc<File>,
         from: PathBuf,
         to: PathBuf,
         meta: SegmentMeta,
         index: SegmentIndex,
     ) {
-        self.shared.pending_closes.fetch_add(1, Relaxed);
         self.send(Job::Close {
             file,
             from,
@@ -95,9 +105,15 @@ impl Closer {
         });
     }
 
-    /// Removes closed segments (files and catalog entries) holding `bytes` in all.
-    pub fn remove(&self, paths: Vec<PathBuf>, first_seqs: Vec<u64>, bytes: u64) {
+    /// Counts `bytes` of segments that [`Closer::remove_counted`] will queue for removal,
+    /// so that [`Closer::removing_bytes`] includes them from now on.
+    pub fn count_removal(&self, bytes: u64) {
         self.shared.removing_bytes.fetch_add(bytes, Relaxed);
+    }
+
+    /// Removes closed segments (files and catalog entries) holding `bytes` in all, counted
+    /// before by [`Closer::count_removal`].
+    pub fn remove_counted(&self, paths: Vec<PathBuf>, first_seqs: Vec<u64>, bytes: u64) {
         self.send(Job::Remove {
             paths,
             first_seqs,
@@ -202,7 +218,7 @@ fn run(id: CaptureId, store: &Store, jobs: mpsc::Receiver<Job>, shared: &Shared)
 fn close_segment(
     id: CaptureId,
     store: &Store,
-    file: File,
+    file: Arc<File>,
     from: &std::path::Path,
     to: &std::path::Path,
     meta: &SegmentMeta,

@@ -3,6 +3,7 @@
 
 pub mod catalog;
 pub mod closer;
+pub mod disk;
 pub mod reader;
 pub mod retention;
 pub mod writer;

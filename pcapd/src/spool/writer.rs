@@ -1,28 +1,26 @@
-//! Writes one capture's spool: records are gathered in a large buffer and written in big
-//! blocks to the open segment; at the size (or age) limit the segment is handed to the
-//! spool's [`Closer`] (fsync, rename into place, catalog) and a new one is opened, without
-//! waiting for the disk. Retention picks the segments to delete here and has the closer
-//! delete them, in order after the closes before.
+//! Writes one capture's spool: records are gathered in aligned blocks that the spool's
+//! [`Disk`] thread writes to the open segment with direct I/O; at the size (or age) limit
+//! the segment is handed on, once its writes are done, to the spool's [`Closer`] (fsync,
+//! rename into place, catalog) and a new one is opened, without waiting for the disk.
+//! Retention picks the segments to delete here and has the closer delete them, in order
+//! after the closes before.
 
 use std::collections::VecDeque;
 use std::fs::{File, OpenOptions};
-use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use pcap_core::domain::CaptureId;
-use pcap_core::savefile::{encode_record, FileHeader, FILE_HEADER_LEN, RECORD_HEADER_LEN};
+use pcap_core::savefile::{FileHeader, RecordHeader, FILE_HEADER_LEN, RECORD_HEADER_LEN};
 use pcap_core::segment::{self, SegmentName};
 
 use crate::segment_index::SegmentIndex;
 use crate::spool::closer::{Closer, MAX_PENDING_CLOSES};
+use crate::spool::disk::{Block, Disk, ALIGN, BLOCK_BYTES};
 use crate::spool::retention::RetentionPolicy;
 use crate::store::{SegmentMeta, Store};
 use crate::{Error, Result};
-
-/// Bytes gathered before a write to the segment file.
-const WRITE_BLOCK: usize = 64 << 10;
 
 /// Disk space reserved ahead of the writes to an open segment (at most a segment's
 /// size): a write into reserved space costs the filesystem less than one that has to find
@@ -32,8 +30,16 @@ const RESERVE_AHEAD: u64 = 8 << 20;
 
 struct OpenSegment {
     first_seq: u64,
-    path: PathBuf,
-    file: File,
+    path: Arc<PathBuf>,
+    /// Written through the page cache: the tails of flushes; reserved, synced and closed.
+    file: Arc<File>,
+    /// Written with direct I/O: whole blocks (the same handle as `file` where the
+    /// filesystem has no direct I/O).
+    direct: Arc<File>,
+    /// File offset of the current block's first byte (a multiple of [`ALIGN`]).
+    block_at: u64,
+    /// Bytes of the current block written already as a tail.
+    tail_len: usize,
     /// Bytes in the file plus those still buffered.
     bytes: u64,
     /// Bytes of the file reserved on disk so far.
@@ -59,9 +65,12 @@ pub struct Spool {
     policy: RetentionPolicy,
     closed: VecDeque<SegmentMeta>,
     open: Option<OpenSegment>,
-    buf: Vec<u8>,
+    /// Records not yet handed to the disk thread, from `open.block_at` on.
+    block: Block,
     next_seq: u64,
-    closer: Closer,
+    /// Before `closer`: dropped first, it finishes its writes and hands on its closes.
+    disk: Disk,
+    closer: Arc<Closer>,
     /// Times a full segment was kept open because earlier closes were still pending.
     deferred_closes: u64,
     /// What the open segment holds, for replays to skip it when it cannot match.
@@ -80,7 +89,8 @@ impl Spool {
     ) -> Result<Spool> {
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
         let next_seq = closed.last().map(|s| s.last_seq() + 1).unwrap_or(1);
-        let closer = Closer::start(id, store.clone())?;
+        let closer = Arc::new(Closer::start(id, store.clone())?);
+        let mut disk = Disk::start(id)?;
         Ok(Spool {
             id,
             dir: dir.to_owned(),
@@ -88,8 +98,9 @@ impl Spool {
             policy,
             closed: closed.into(),
             open: None,
-            buf: Vec::with_capacity(WRITE_BLOCK + 65_536 + RECORD_HEADER_LEN),
+            block: disk.block(),
             next_seq,
+            disk,
             closer,
             deferred_closes: 0,
             index: SegmentIndex::new(header.link_type),
@@ -123,16 +134,16 @@ impl Spool {
         }
         let seq = self.next_seq;
         self.next_seq += 1;
-        encode_record(&mut self.buf, self.header.resolution, ts_ns, origlen, data);
+        let caplen = data.len() as u32;
+        let header = RecordHeader::new(self.header.resolution, ts_ns, caplen, origlen);
+        self.push(&header.to_bytes());
+        self.push(data);
         self.index.observe(data);
         let len = (RECORD_HEADER_LEN + data.len()) as u64;
         let open = self.open.as_mut().expect("segment opened above");
         open.bytes += len;
         open.packets += 1;
         open.last_ts_ns = ts_ns;
-        if self.buf.len() >= WRITE_BLOCK {
-            self.flush()?;
-        }
         if open_too_big(self.open.as_ref(), &self.policy, ts_ns) {
             self.rotate()?;
         }
@@ -147,40 +158,77 @@ impl Spool {
 
     /// The first error closing or removing segments met (the disk), once.
     pub fn take_failure(&self) -> Option<Error> {
-        self.closer.take_failure()
+        self.disk
+            .take_failure()
+            .or_else(|| self.closer.take_failure())
     }
 
-    /// Writes buffered records to the open segment (no fsync).
-    pub fn flush(&mut self) -> Result<()> {
-        if self.buf.is_empty() {
-            return Ok(());
+    /// Appends `bytes` to the open segment's records; every block filled goes to the disk
+    /// thread.
+    fn push(&mut self, mut bytes: &[u8]) {
+        while !bytes.is_empty() {
+            let n = self.block.fill(bytes);
+            bytes = &bytes[n..];
+            if self.block.is_full() {
+                self.write_whole(BLOCK_BYTES);
+            }
         }
+    }
+
+    /// Hands the first `whole` bytes of the current block (a multiple of [`ALIGN`]) to the
+    /// disk thread; the rest starts the next block.
+    fn write_whole(&mut self, whole: usize) {
         let open = self
             .open
             .as_mut()
-            .expect("buffered records belong to an open segment");
-        if open.bytes > open.reserved {
-            // Best effort: a filesystem without fallocate, or a full disk (which the write
-            // itself then reports), writes without a reservation.
-            let len = RESERVE_AHEAD
-                .min(self.policy.segment_bytes())
-                .max(open.bytes - open.reserved);
-            let reserved = nix::fcntl::fallocate(
-                &open.file,
-                nix::fcntl::FallocateFlags::FALLOC_FL_KEEP_SIZE,
-                open.reserved as i64,
-                len as i64,
-            );
-            open.reserved = match reserved {
-                Ok(()) => open.reserved + len,
-                // Not again for this segment.
-                Err(_) => u64::MAX,
-            };
+            .expect("records belong to an open segment");
+        reserve(open, &self.policy, open.block_at + whole as u64);
+        let mut next = self.disk.block();
+        next.fill(&self.block.data()[whole..]);
+        let done = std::mem::replace(&mut self.block, next);
+        self.disk
+            .write_block(&open.direct, &open.path, open.block_at, done, whole);
+        open.block_at += whole as u64;
+        open.tail_len = 0;
+    }
+
+    /// Makes every record appended so far readable in the open segment: hands what is not
+    /// written yet to the disk thread (no fsync). Write errors come from
+    /// [`Spool::take_failure`].
+    pub fn flush(&mut self) -> Result<()> {
+        let Some(open) = self.open.as_ref() else {
+            return Ok(());
+        };
+        if self.block.len() == open.tail_len {
+            return Ok(());
         }
-        open.file
-            .write_all(&self.buf)
-            .map_err(|e| Error::io(&open.path, e))?;
-        self.buf.clear();
+        let whole = self.block.len() / ALIGN * ALIGN;
+        if whole > 0 {
+            self.write_whole(whole);
+        }
+        let open = self.open.as_mut().expect("checked above");
+        if !self.block.is_empty() {
+            reserve(open, &self.policy, open.block_at + self.block.len() as u64);
+            self.disk
+                .write_tail(&open.file, &open.path, open.block_at, self.block.data());
+        }
+        open.tail_len = self.block.len();
+        Ok(())
+    }
+
+    /// Makes every record appended so far readable in the open segment, and waits until
+    /// it is.
+    pub fn flush_and_wait(&mut self) -> Result<()> {
+        self.flush()?;
+        self.disk.wait();
+        self.disk.take_failure().map_or(Ok(()), Err)
+    }
+
+    /// Runs `f` once every record appended so far is readable in the spool's files (on the
+    /// disk thread, after a [`Spool::flush`]).
+    pub fn when_written(&mut self, f: impl FnOnce() + Send + 'static) -> Result<()> {
+        self.flush()?;
+        self.disk.then(|_| f());
         Ok(())
     }
 
@@ -215,9 +263,20 @@ impl Spool {
             last_ts_ns: open.last_ts_ns,
             bytes: open.bytes,
         };
+        // The tail is in the disk thread's hands: the next segment starts a block afresh.
+        self.block.clear();
         let closed = segment::closed_path(&self.dir, open.first_seq);
         let index = std::mem::replace(&mut self.index, SegmentIndex::new(self.header.link_type));
-        self.closer.close(open.file, open.path, closed, meta, index);
+        self.closer.count_close();
+        let closer = self.closer.clone();
+        let (file, path) = (open.file, (*open.path).clone());
+        drop(open.direct);
+        // A segment whose writes failed is not closed: it stays open on disk, and is read
+        // up to its last whole record.
+        self.disk.then(move |written| match written {
+            true => closer.close_counted(file, path, closed, meta, index),
+            false => closer.cancel_close(),
+        });
         self.closed.push_back(meta);
         Ok(())
     }
@@ -246,7 +305,11 @@ impl Spool {
             self.closed.pop_front();
         }
         if !removed.is_empty() {
-            self.closer.remove(paths, removed, out.bytes);
+            self.closer.count_removal(out.bytes);
+            let closer = self.closer.clone();
+            let bytes = out.bytes;
+            self.disk
+                .then(move |_| closer.remove_counted(paths, removed, bytes));
             tracing::info!(
                 capture.id = self.id,
                 segments = out.segments,
@@ -278,8 +341,10 @@ impl Spool {
     /// catalogued, and what retention removed is gone.
     pub fn close(&mut self) -> Result<()> {
         let handed = self.hand_over();
+        self.disk.wait();
+        let written = self.disk.take_failure().map_or(Ok(()), Err);
         let done = self.closer.wait();
-        handed.and(done)
+        handed.and(written).and(done)
     }
 
     fn open_segment(&mut self, ts_ns: i64) -> Result<()> {
@@ -288,27 +353,66 @@ impl Spool {
             open: true,
         };
         let path = self.dir.join(name.file_name());
-        let mut file = OpenOptions::new()
+        let file = OpenOptions::new()
             .write(true)
             .create(true)
             .truncate(true)
             .mode(0o640)
             .open(&path)
             .map_err(|e| Error::io(&path, e))?;
-        file.write_all(&self.header.encode())
+        // The header at once, so that a crash leaves a readable file.
+        let header = self.header.encode();
+        file.write_all_at(&header, 0)
             .map_err(|e| Error::io(&path, e))?;
+        let file = Arc::new(file);
+        // Filesystems without direct I/O (tmpfs before Linux 6.6) refuse it: the page
+        // cache then takes whole blocks too.
+        let direct = OpenOptions::new()
+            .write(true)
+            .custom_flags(nix::libc::O_DIRECT)
+            .open(&path)
+            .map(Arc::new)
+            .unwrap_or_else(|_| file.clone());
+        self.block.clear();
         self.open = Some(OpenSegment {
             first_seq: self.next_seq,
-            path,
+            path: Arc::new(path),
             file,
+            direct,
+            block_at: 0,
+            tail_len: 0,
             bytes: FILE_HEADER_LEN as u64,
             reserved: 0,
             packets: 0,
             first_ts_ns: ts_ns,
             last_ts_ns: ts_ns,
         });
+        self.push(&header);
         Ok(())
     }
+}
+
+/// Reserves disk space for `open` up to at least `upto` bytes, [`RESERVE_AHEAD`] at a time.
+/// Best effort: a filesystem without fallocate, or a full disk (which the write itself
+/// then reports), writes without a reservation.
+fn reserve(open: &mut OpenSegment, policy: &RetentionPolicy, upto: u64) {
+    if upto <= open.reserved {
+        return;
+    }
+    let len = RESERVE_AHEAD
+        .min(policy.segment_bytes())
+        .max(upto - open.reserved);
+    let reserved = nix::fcntl::fallocate(
+        open.file.as_ref(),
+        nix::fcntl::FallocateFlags::FALLOC_FL_KEEP_SIZE,
+        open.reserved as i64,
+        len as i64,
+    );
+    open.reserved = match reserved {
+        Ok(()) => open.reserved + len,
+        // Not again for this segment.
+        Err(_) => u64::MAX,
+    };
 }
 
 fn open_too_big(open: Option<&OpenSegment>, policy: &RetentionPolicy, ts_ns: i64) -> bool {
@@ -322,6 +426,56 @@ fn open_too_big(open: Option<&OpenSegment>, policy: &RetentionPolicy, ts_ns: i64
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_file_holds_exactly_the_records_appended_across_blocks_and_flushes() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = Arc::new(Store::open(&tmp.path().join("db")).unwrap());
+        let dir = tmp.path().join("1");
+        let policy = RetentionPolicy {
+            max_bytes: 1 << 30,
+            max_age_ns: None,
+            floor_percent: 0.0,
+        };
+        let header = FileHeader {
+            link_type: 1,
+            snaplen: 262_144,
+            resolution: pcap_core::savefile::Resolution::Nano,
+        };
+        let mut spool = Spool::new(1, &dir, store.clone(), header, policy, vec![]).unwrap();
+        let mut expected = header.encode().to_vec();
+        let open = dir.join(
+            SegmentName {
+                first_seq: 1,
+                open: true,
+            }
+            .file_name(),
+        );
+        // Sizes that straddle aligned boundaries and blocks, one larger than a block's
+        // remainder; flushes (readable at once) at uneven points in between.
+        let sizes = [60usize, 1500, 4000, 4081, 9000, 65_535, 200_000, 1, 1514];
+        for i in 0..600usize {
+            let len = sizes[i % sizes.len()];
+            let data: Vec<u8> = (0..len).map(|j| (i + j) as u8).collect();
+            let ts = i as i64 * 1_000_003;
+            spool.append(ts, len as u32 + 4, &data).unwrap();
+            let res = pcap_core::savefile::Resolution::Nano;
+            pcap_core::savefile::encode_record(&mut expected, res, ts, len as u32 + 4, &data);
+            if i % 37 == 5 {
+                spool.flush_and_wait().unwrap();
+                let got = std::fs::read(&open).unwrap();
+                assert!(got == expected, "after {} records the file differs", i + 1);
+            }
+        }
+        assert!(
+            expected.len() > 4 * BLOCK_BYTES,
+            "several blocks were written"
+        );
+        spool.close().unwrap();
+        let got = std::fs::read(segment::closed_path(&dir, 1)).unwrap();
+        assert_eq!(got.len(), expected.len());
+        assert!(got == expected, "the closed segment differs");
+    }
 
     #[test]
     fn space_reserved_ahead_is_given_back_when_the_segment_closes() {
@@ -343,7 +497,7 @@ mod tests {
         for i in 0..100u64 {
             spool.append(i as i64, 1000, &[i as u8; 1000]).unwrap();
         }
-        spool.flush().unwrap();
+        spool.flush_and_wait().unwrap();
         let open = dir.join(
             SegmentName {
                 first_seq: 1,
@@ -468,7 +622,7 @@ mod tests {
                 .map(|(_, p)| segment::scan(p).map(|s| s.packets).unwrap_or(0))
                 .sum()
         };
-        spool.flush().unwrap();
+        spool.flush_and_wait().unwrap();
         assert_eq!(on_disk(&dir), n);
 
         drop(release);
