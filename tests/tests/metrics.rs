@@ -89,6 +89,8 @@ fn metrics_show_the_captures_their_readers_and_the_daemon() {
     let replay = json!({"id": id.to_string(), "kind": "replay"});
     assert_eq!(s.get("pcapd_capture_readers", replay), 0.0);
     assert!(s.get("pcapd_uptime_seconds", json!({})) > 0.0);
+    // A quiet disk: no capture thread waited for its spool's writes.
+    assert_eq!(s.get("pcapd_spool_write_waits_total", json!({})), 0.0);
     let version = json!({"version": env!("CARGO_PKG_VERSION")});
     assert_eq!(s.get("pcapd_build_info", version), 1.0);
     assert_eq!(s.families["pcapd_build"], "info");

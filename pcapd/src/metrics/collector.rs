@@ -230,6 +230,14 @@ impl Collector for PcapdCollector {
             ConstCounter::<u64>::TYPE,
         )?)?;
 
+        counter(crate::spool::disk::write_waits()).encode(e.encode_descriptor(
+            "pcapd_spool_write_waits",
+            "Times a capture thread waited for its spool's writing thread: the disk had \
+             fallen 8 MiB of records behind (packets may then wait in the kernel's ring).",
+            None,
+            ConstCounter::<u64>::TYPE,
+        )?)?;
+
         let uptime = e.encode_descriptor(
             "pcapd_uptime",
             "Time since pcapd started.",

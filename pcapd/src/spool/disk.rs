@@ -311,6 +311,47 @@ mod tests {
     }
 
     #[test]
+    fn a_disk_behind_holds_blocks_to_a_bound_and_the_wait_is_counted() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = Arc::new(tmp.path().join("f"));
+        let file = Arc::new(File::create(path.as_path()).unwrap());
+        let mut disk = Disk::start(1).unwrap();
+        let (release, stalled) = mpsc::channel::<()>();
+        disk.then(move |_| {
+            let _ = stalled.recv();
+        });
+        for i in 0..MAX_IN_FLIGHT {
+            let mut b = disk.block();
+            b.fill(&[i as u8; ALIGN]);
+            disk.write_block(&file, &path, (i * ALIGN) as u64, b, ALIGN);
+        }
+        let before = write_waits();
+        let taker = std::thread::spawn(move || {
+            let b = disk.block();
+            (disk, b.len())
+        });
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while write_waits() == before {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the wait was not counted"
+            );
+            std::thread::yield_now();
+        }
+        assert!(
+            !taker.is_finished(),
+            "a block beyond the bound waits for the disk"
+        );
+        release.send(()).unwrap();
+        let (mut disk, len) = taker.join().unwrap();
+        assert_eq!(len, 0, "a written block comes back empty");
+        disk.wait();
+        let got = std::fs::read(path.as_path()).unwrap();
+        assert_eq!(got.len(), MAX_IN_FLIGHT * ALIGN);
+        assert_eq!(got[ALIGN * 3], 3);
+    }
+
+    #[test]
     fn writes_land_in_order_and_blocks_come_back() {
         let tmp = tempfile::tempdir().unwrap();
         let path = Arc::new(tmp.path().join("f"));
