@@ -188,6 +188,7 @@ fn request_seeds() -> Vec<Vec<u8>> {
         until_unix_ns: Some(5),
         filter: "tcp".into(),
         raw_records: true,
+        microseconds: true,
     };
     let listen = api::ListenRequest {
         selector: sel(api::selector::Kind::Id(7)),
