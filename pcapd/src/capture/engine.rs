@@ -102,8 +102,9 @@ struct Engine {
     /// Whether the ring now open has the short read timeout of live readers; `None`
     /// while no ring is open.
     ring_quick: Option<bool>,
-    /// Live readers waiting for a ring with the short read timeout.
-    waiting: Vec<oneshot::Sender<(u64, Subscription)>>,
+    /// Live readers subscribed and not answered yet, each with the sequence number its
+    /// queue starts after: they wait for a ring with the short read timeout.
+    waiting: Vec<(u64, Subscription, oneshot::Sender<(u64, Subscription)>)>,
     /// After a ring move failed, no other is tried until then.
     moves_paused_until: Option<Instant>,
 }
@@ -623,11 +624,27 @@ impl Engine {
     }
 
     /// Adds a live reader; it learns the last sequence number on disk, so that its queue
-    /// starts exactly after it. The answer goes once that record is in the spool's files
-    /// (the reader may replay them first); the queue gathers from now on.
+    /// starts exactly after it. Its queue gathers from now on; the answer goes once that
+    /// record is in the spool's files (the reader may replay them first) and, while the
+    /// ring has the long read timeout, once the capture has moved to one with the short
+    /// timeout: a client that waits for its stream's header before it sends sees no packet
+    /// held up to 50 ms in a partly filled block, and one that does not loses nothing.
     fn subscribe(&mut self, reply: oneshot::Sender<(u64, Subscription)>) -> crate::Result<()> {
         let sub = self.fanout.subscribe();
         let seq = self.spool.last_seq();
+        if self.ring_quick == Some(false) && !self.moves_paused() {
+            self.waiting.push((seq, sub, reply));
+            return Ok(());
+        }
+        self.answer(seq, sub, reply)
+    }
+
+    fn answer(
+        &mut self,
+        seq: u64,
+        sub: Subscription,
+        reply: oneshot::Sender<(u64, Subscription)>,
+    ) -> crate::Result<()> {
         self.spool.when_written(move || {
             let _ = reply.send((seq, sub));
         })
@@ -653,8 +670,8 @@ impl Engine {
 
     /// Serves the readers that waited for a ring with the short timeout.
     fn answer_waiting(&mut self) -> crate::Result<()> {
-        for reply in std::mem::take(&mut self.waiting) {
-            self.subscribe(reply)?;
+        for (seq, sub, reply) in std::mem::take(&mut self.waiting) {
+            self.answer(seq, sub, reply)?;
         }
         Ok(())
     }
@@ -865,8 +882,9 @@ impl Engine {
             Control::Stop => Some(End::Stopped),
             Control::Shutdown => Some(End::Shutdown),
             Control::Subscribe(reply) => {
-                // A reader starts at once; a ring with the long read timeout is replaced by
-                // one with the short timeout soon after (the read loop sees the reader).
+                // A reader's queue starts at once; a ring with the long read timeout is
+                // replaced by one with the short timeout soon after (the read loop sees the
+                // reader), and the reader is answered then.
                 self.subscribe(reply)
                     .err()
                     .map(|e| End::Failed(describe_write_error(&e)))
