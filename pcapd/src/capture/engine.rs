@@ -66,6 +66,9 @@ const MOVES_PAUSE: Duration = Duration::from_secs(10);
 /// A ring keeps the short read timeout this long after its last live reader left.
 const QUIET_AFTER: Duration = Duration::from_secs(10);
 
+/// Where a live reader learns where its queue starts, and gets it.
+type Reply = oneshot::Sender<(u64, Subscription)>;
+
 /// How a run of the read loop ended.
 enum End {
     Stopped,
@@ -104,7 +107,7 @@ struct Engine {
     ring_quick: Option<bool>,
     /// Live readers subscribed and not answered yet, each with the sequence number its
     /// queue starts after: they wait for a ring with the short read timeout.
-    waiting: Vec<(u64, Subscription, oneshot::Sender<(u64, Subscription)>)>,
+    waiting: Vec<(u64, Subscription, Reply)>,
     /// After a ring move failed, no other is tried until then.
     moves_paused_until: Option<Instant>,
 }
@@ -629,7 +632,7 @@ impl Engine {
     /// ring has the long read timeout, once the capture has moved to one with the short
     /// timeout: a client that waits for its stream's header before it sends sees no packet
     /// held up to 50 ms in a partly filled block, and one that does not loses nothing.
-    fn subscribe(&mut self, reply: oneshot::Sender<(u64, Subscription)>) -> crate::Result<()> {
+    fn subscribe(&mut self, reply: Reply) -> crate::Result<()> {
         let sub = self.fanout.subscribe();
         let seq = self.spool.last_seq();
         if self.ring_quick == Some(false) && !self.moves_paused() {
@@ -639,12 +642,7 @@ impl Engine {
         self.answer(seq, sub, reply)
     }
 
-    fn answer(
-        &mut self,
-        seq: u64,
-        sub: Subscription,
-        reply: oneshot::Sender<(u64, Subscription)>,
-    ) -> crate::Result<()> {
+    fn answer(&mut self, seq: u64, sub: Subscription, reply: Reply) -> crate::Result<()> {
         self.spool.when_written(move || {
             let _ = reply.send((seq, sub));
         })
