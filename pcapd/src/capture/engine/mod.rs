@@ -20,6 +20,12 @@ use super::ring::{Lease, Sizer, MAX_RING, PER_PACKET_OVERHEAD};
 use super::{CaptureParams, Control, Event, LiveCounters, RingPlan};
 use crate::spool::writer::Spool;
 
+mod moves;
+mod readers;
+
+use moves::{Moving, COPIES_FOR, OLD_RING_DRAIN, QUIET_WHEN_UNREAD};
+use readers::Reply;
+
 /// Longest wait in poll when nothing happens, so that housekeeping still runs.
 const POLL_MS: u16 = 200;
 /// How often buffered records are written out (bounds what a crash can lose).
@@ -38,36 +44,6 @@ struct Read {
     backlog: u64,
     failure: Option<String>,
 }
-
-/// A ring of another size being opened.
-struct Moving {
-    lease: Lease,
-    opened: mpsc::Receiver<std::result::Result<(Capture<Active>, Resolution), String>>,
-    /// The new ring once open, and since when.
-    ready: Option<(Capture<Active>, Instant)>,
-    overlap: Overlap,
-    /// Whether the new ring has the short read timeout.
-    quick: bool,
-}
-
-/// How long the old ring is still read once the new one is open: longer than the old
-/// ring's read timeout, after which the kernel hands over its partly filled block.
-const OLD_RING_DRAIN: Duration = Duration::from_millis(60);
-/// How long after a ring move packets of the new ring are checked for copies at most.
-const COPIES_FOR: Duration = Duration::from_secs(2);
-/// Whether a capture nobody reads live gets a ring with the long read timeout (20 wake-ups a
-/// second instead of 1000, and blocks that hold 50 ms of a trickle: four 256 KiB blocks of a
-/// 1 MiB ring are then 200 ms of slack instead of 4 ms). A live reader starts at once and
-/// the capture moves to a ring with the 1 ms timeout: until it has (tens of milliseconds),
-/// the reader's packets come up to 50 ms late.
-const QUIET_WHEN_UNREAD: bool = true;
-/// How long ring moves pause after one failed.
-const MOVES_PAUSE: Duration = Duration::from_secs(10);
-/// A ring keeps the short read timeout this long after its last live reader left.
-const QUIET_AFTER: Duration = Duration::from_secs(10);
-
-/// Where a live reader learns where its queue starts, and gets it.
-type Reply = oneshot::Sender<(u64, Subscription)>;
 
 /// How a run of the read loop ended.
 enum End {
@@ -383,33 +359,7 @@ impl Engine {
                 }
             }
             // The ring: a move under way, or whether one should start.
-            if let Some(m) = &mut moving {
-                if m.ready.is_none() {
-                    match m.opened.try_recv() {
-                        Ok(Ok((new, p))) if p == precision => m.ready = Some((new, Instant::now())),
-                        Ok(Ok(_)) => {
-                            moving = None;
-                            self.move_failed("the new ring gives timestamps of another precision");
-                        }
-                        Ok(Err(e)) => {
-                            moving = None;
-                            self.move_failed(&e);
-                        }
-                        Err(mpsc::TryRecvError::Empty) => {}
-                        Err(mpsc::TryRecvError::Disconnected) => {
-                            moving = None;
-                            self.move_failed("the thread opening it ended");
-                        }
-                    }
-                }
-            }
-            if moving
-                .as_ref()
-                .is_some_and(|m| m.ready.is_none() && m.overlap.is_full())
-            {
-                moving = None;
-                self.move_failed("the new ring took too long to open");
-            }
+            self.check_opening(&mut moving, precision);
             // The new ring is bound: once the old ring's partly filled block has been handed
             // over (its read timeout passed), everything the new ring lacks is in what the
             // old ring gave.
@@ -458,22 +408,8 @@ impl Engine {
                 }
             }
             if moving.is_none() && copies.is_none() && !self.moves_paused() {
-                let now = Instant::now();
-                let listened = !self.fanout.is_empty();
-                if listened && self.ring_quick == Some(false) {
-                    // A live reader: a ring of the same size with the short timeout.
-                    moving = Some(self.open_ring(self.same_ring(&lease), true));
-                } else if let Some(next) = sizer.after_read(&lease, read.backlog, dropped, now) {
-                    moving = Some(self.open_ring(next, listened || !self.waiting.is_empty()));
-                } else if QUIET_WHEN_UNREAD && self.ring_quick == Some(true) && !listened {
-                    // The last live reader left a while ago: back to the quiet timeout.
-                    let since = *quiet_since.get_or_insert(now);
-                    if now.duration_since(since) >= QUIET_AFTER {
-                        moving = Some(self.open_ring(self.same_ring(&lease), false));
-                    }
-                } else {
-                    quiet_since = None;
-                }
+                moving =
+                    self.next_move(&mut sizer, &lease, read.backlog, dropped, &mut quiet_since);
             }
             // A reader arrived while a ring with the long timeout was opening: open another.
             if moving.as_ref().is_some_and(|m| !m.quick) && !self.fanout.is_empty() {
@@ -578,100 +514,6 @@ impl Engine {
             backlog,
             failure,
         }
-    }
-
-    /// Starts opening a ring of the size `lease` holds, on a thread of its own (in the
-    /// capture's namespace), while this one goes on reading the current ring.
-    fn open_ring(&self, lease: Lease, quick: bool) -> Moving {
-        let (tx, opened) = mpsc::channel();
-        let opening = Opening::of(&self.p, lease.size(), quick);
-        let filter = self.kernel_filter(&self.p.filter);
-        let ns = self.ns.as_ref().map(|(o, _)| o.file.try_clone());
-        let spawned = std::thread::Builder::new()
-            .name(format!("pcapd-ring-{}", self.p.id))
-            .spawn(move || {
-                let _inside = match ns {
-                    None => None,
-                    Some(Ok(file)) => match crate::netns::enter(&file) {
-                        Ok(inside) => Some(inside),
-                        Err(e) => {
-                            let _ = tx.send(Err(e.to_string()));
-                            return;
-                        }
-                    },
-                    Some(Err(e)) => {
-                        let _ = tx.send(Err(format!("cannot hold the namespace: {e}")));
-                        return;
-                    }
-                };
-                let _ = tx.send(open(&opening, &filter));
-            });
-        if let Err(e) = spawned {
-            tracing::warn!(capture.id = self.p.id, error = %e, "cannot start a thread to open a ring");
-        }
-        Moving {
-            lease,
-            opened,
-            ready: None,
-            overlap: Overlap::default(),
-            quick,
-        }
-    }
-
-    /// A lease for a ring of the size of `lease`'s, to move to for another read timeout.
-    fn same_ring(&self, lease: &Lease) -> Lease {
-        match &self.p.ring {
-            RingPlan::Fixed(n) => Lease::fixed(*n),
-            RingPlan::Shared(budget) => budget.lease_exact(lease.size()),
-        }
-    }
-
-    /// Adds a live reader; it learns the last sequence number on disk, so that its queue
-    /// starts exactly after it. Its queue gathers from now on; the answer goes once that
-    /// record is in the spool's files (the reader may replay them first) and, while the
-    /// ring has the long read timeout, once the capture has moved to one with the short
-    /// timeout: a client that waits for its stream's header before it sends sees no packet
-    /// held up to 50 ms in a partly filled block, and one that does not loses nothing.
-    fn subscribe(&mut self, reply: Reply) -> crate::Result<()> {
-        let sub = self.fanout.subscribe();
-        let seq = self.spool.last_seq();
-        if self.ring_quick == Some(false) && !self.moves_paused() {
-            self.waiting.push((seq, sub, reply));
-            return Ok(());
-        }
-        self.answer(seq, sub, reply)
-    }
-
-    fn answer(&mut self, seq: u64, sub: Subscription, reply: Reply) -> crate::Result<()> {
-        self.spool.when_written(move || {
-            let _ = reply.send((seq, sub));
-        })
-    }
-
-    /// A ring move that did not happen: the old ring stays, moves pause for a while, and
-    /// readers waiting for a quick ring are served by this one.
-    fn move_failed(&mut self, why: &str) {
-        tracing::warn!(
-            capture.id = self.p.id,
-            reason = why,
-            "cannot move to another ring; keeping this one"
-        );
-        self.moves_paused_until = Some(Instant::now() + MOVES_PAUSE);
-        if let Err(e) = self.answer_waiting() {
-            tracing::error!(capture.id = self.p.id, error = %e, "adding live readers");
-        }
-    }
-
-    fn moves_paused(&self) -> bool {
-        self.moves_paused_until.is_some_and(|t| Instant::now() < t)
-    }
-
-    /// Serves the readers that waited for a ring with the short timeout.
-    fn answer_waiting(&mut self) -> crate::Result<()> {
-        for (seq, sub, reply) in std::mem::take(&mut self.waiting) {
-            self.answer(seq, sub, reply)?;
-        }
-        Ok(())
     }
 
     /// Moves the thread into the capture's namespace, found anew (a name or path is
