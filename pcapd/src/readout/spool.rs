@@ -138,28 +138,13 @@ fn store_rebuilt(dir: &Path, meta: &SegmentMeta, ix: &SegmentIndex) -> bool {
 mod tests {
     use super::*;
     use crate::readout::Packet;
-    use crate::spool::retention::RetentionPolicy;
-    use crate::spool::writer::Spool;
+    use crate::spool::writer::{test_policy, test_spool};
     use crate::store::Store;
     use pcap_core::domain::{ReplaySpec, Selector};
-    use pcap_core::savefile::FileHeader;
     use std::sync::Arc;
 
     fn spool_with(n: u64) -> (tempfile::TempDir, Arc<Store>, std::path::PathBuf) {
-        let tmp = tempfile::tempdir().unwrap();
-        let store = Arc::new(Store::open(&tmp.path().join("db")).unwrap());
-        let dir = tmp.path().join("1");
-        let policy = RetentionPolicy {
-            max_bytes: 1 << 30,
-            max_age_ns: None,
-            floor_percent: 0.0,
-        };
-        let header = FileHeader {
-            link_type: 1,
-            snaplen: 262_144,
-            resolution: pcap_core::savefile::Resolution::Nano,
-        };
-        let mut s = Spool::new(1, &dir, store.clone(), header, policy, vec![]).unwrap();
+        let (tmp, store, dir, mut s) = test_spool(1 << 30);
         for i in 0..n {
             s.append(i as i64 * 1_000_000_000, 100, &[i as u8; 100])
                 .unwrap();
@@ -239,20 +224,7 @@ mod tests {
 
     #[test]
     fn spooled_records_go_out_in_microseconds_when_asked() {
-        let tmp = tempfile::tempdir().unwrap();
-        let store = Arc::new(Store::open(&tmp.path().join("db")).unwrap());
-        let dir = tmp.path().join("1");
-        let policy = RetentionPolicy {
-            max_bytes: 1 << 30,
-            max_age_ns: None,
-            floor_percent: 0.0,
-        };
-        let header = FileHeader {
-            link_type: 1,
-            snaplen: 262_144,
-            resolution: Resolution::Nano,
-        };
-        let mut s = Spool::new(1, &dir, store.clone(), header, policy, vec![]).unwrap();
+        let (_tmp, store, dir, mut s) = test_spool(1 << 30);
         let at = |i: u64| i as i64 * 1_000_000_000 + 123_456_789;
         for i in 0..250u64 {
             s.append(at(i), 60, &[i as u8; 60]).unwrap();
@@ -317,20 +289,7 @@ mod tests {
 
     #[test]
     fn segments_the_index_rules_out_are_not_read_and_missing_indexes_are_rebuilt() {
-        let tmp = tempfile::tempdir().unwrap();
-        let store = Arc::new(Store::open(&tmp.path().join("db")).unwrap());
-        let dir = tmp.path().join("1");
-        let policy = RetentionPolicy {
-            max_bytes: 1 << 30,
-            max_age_ns: None,
-            floor_percent: 0.0,
-        };
-        let header = FileHeader {
-            link_type: 1,
-            snaplen: 262_144,
-            resolution: pcap_core::savefile::Resolution::Nano,
-        };
-        let mut s = Spool::new(1, &dir, store.clone(), header, policy, vec![]).unwrap();
+        let (_tmp, store, dir, mut s) = test_spool(1 << 30);
         for host in 1..=3u8 {
             for i in 0..50 {
                 s.append(i, 42, &frame(host)).unwrap();
@@ -383,10 +342,7 @@ mod tests {
         assert_eq!(replay("host 10.0.0.2").unwrap(), 50);
         assert_eq!(std::fs::read(&index).unwrap(), stored);
         // Retention removes the index with its segment.
-        s.set_policy(RetentionPolicy {
-            max_bytes: 1,
-            ..policy
-        });
+        s.set_policy(test_policy(1));
         s.enforce_retention(0).unwrap();
         s.close().unwrap();
         assert!(!index.exists());

@@ -423,27 +423,43 @@ fn open_too_big(open: Option<&OpenSegment>, policy: &RetentionPolicy, ts_ns: i64
             .is_some_and(|age| o.first_ts_ns < ts_ns - age)
 }
 
+/// The file header of test spools: Ethernet, nanoseconds.
+#[cfg(test)]
+pub(crate) const TEST_HEADER: FileHeader = FileHeader {
+    link_type: 1,
+    snaplen: 262_144,
+    resolution: pcap_core::savefile::Resolution::Nano,
+};
+
+/// Retention of test spools: `max_bytes`, no age limit, no free-space floor.
+#[cfg(test)]
+pub(crate) fn test_policy(max_bytes: u64) -> RetentionPolicy {
+    RetentionPolicy {
+        max_bytes,
+        max_age_ns: None,
+        floor_percent: 0.0,
+    }
+}
+
+/// An empty spool of capture 1 in `DIR/1` of a temporary directory, with its store.
+#[cfg(test)]
+pub(crate) fn test_spool(max_bytes: u64) -> (tempfile::TempDir, Arc<Store>, PathBuf, Spool) {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = Arc::new(Store::open(&tmp.path().join("db")).unwrap());
+    let dir = tmp.path().join("1");
+    let policy = test_policy(max_bytes);
+    let spool = Spool::new(1, &dir, store.clone(), TEST_HEADER, policy, vec![]).unwrap();
+    (tmp, store, dir, spool)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn the_file_holds_exactly_the_records_appended_across_blocks_and_flushes() {
-        let tmp = tempfile::tempdir().unwrap();
-        let store = Arc::new(Store::open(&tmp.path().join("db")).unwrap());
-        let dir = tmp.path().join("1");
-        let policy = RetentionPolicy {
-            max_bytes: 1 << 30,
-            max_age_ns: None,
-            floor_percent: 0.0,
-        };
-        let header = FileHeader {
-            link_type: 1,
-            snaplen: 262_144,
-            resolution: pcap_core::savefile::Resolution::Nano,
-        };
-        let mut spool = Spool::new(1, &dir, store.clone(), header, policy, vec![]).unwrap();
-        let mut expected = header.encode().to_vec();
+        let (_tmp, _store, dir, mut spool) = test_spool(1 << 30);
+        let mut expected = TEST_HEADER.encode().to_vec();
         let open = dir.join(
             SegmentName {
                 first_seq: 1,
@@ -480,20 +496,7 @@ mod tests {
     #[test]
     fn space_reserved_ahead_is_given_back_when_the_segment_closes() {
         use std::os::unix::fs::MetadataExt;
-        let tmp = tempfile::tempdir().unwrap();
-        let store = Arc::new(Store::open(&tmp.path().join("db")).unwrap());
-        let dir = tmp.path().join("1");
-        let policy = RetentionPolicy {
-            max_bytes: 1 << 30,
-            max_age_ns: None,
-            floor_percent: 0.0,
-        };
-        let header = FileHeader {
-            link_type: 1,
-            snaplen: 262_144,
-            resolution: pcap_core::savefile::Resolution::Nano,
-        };
-        let mut spool = Spool::new(1, &dir, store.clone(), header, policy, vec![]).unwrap();
+        let (_tmp, _store, dir, mut spool) = test_spool(1 << 30);
         for i in 0..100u64 {
             spool.append(i as i64, 1000, &[i as u8; 1000]).unwrap();
         }
@@ -535,20 +538,7 @@ mod tests {
 
     #[test]
     fn rotation_and_retention_keep_the_newest() {
-        let tmp = tempfile::tempdir().unwrap();
-        let store = Arc::new(Store::open(&tmp.path().join("db")).unwrap());
-        let dir = tmp.path().join("1");
-        let policy = RetentionPolicy {
-            max_bytes: 512 << 10,
-            max_age_ns: None,
-            floor_percent: 0.0,
-        };
-        let header = FileHeader {
-            link_type: 1,
-            snaplen: 262_144,
-            resolution: pcap_core::savefile::Resolution::Nano,
-        };
-        let mut spool = Spool::new(1, &dir, store.clone(), header, policy, vec![]).unwrap();
+        let (_tmp, store, dir, mut spool) = test_spool(512 << 10);
         let mut total = 0u64;
         for i in 0..3000u64 {
             spool
@@ -578,27 +568,22 @@ mod tests {
             .sum();
         assert_eq!(on_disk, segs.iter().map(|s| s.packets).sum::<u64>());
         // A new writer continues the sequence where the catalog ends.
-        let again = Spool::new(1, &dir, store.clone(), header, policy, segs).unwrap();
+        let again = Spool::new(
+            1,
+            &dir,
+            store.clone(),
+            TEST_HEADER,
+            test_policy(512 << 10),
+            segs,
+        )
+        .unwrap();
         assert_eq!(again.last_seq(), total);
     }
 
     #[test]
     fn a_disk_behind_never_holds_up_appends_and_loses_nothing() {
-        let tmp = tempfile::tempdir().unwrap();
-        let store = Arc::new(Store::open(&tmp.path().join("db")).unwrap());
-        let dir = tmp.path().join("1");
-        let policy = RetentionPolicy {
-            max_bytes: 8 << 20,
-            max_age_ns: None,
-            floor_percent: 0.0,
-        };
-        let header = FileHeader {
-            link_type: 1,
-            snaplen: 262_144,
-            resolution: pcap_core::savefile::Resolution::Nano,
-        };
-        let mut spool = Spool::new(1, &dir, store.clone(), header, policy, vec![]).unwrap();
-        let segment_bytes = policy.segment_bytes();
+        let (_tmp, store, dir, mut spool) = test_spool(8 << 20);
+        let segment_bytes = test_policy(8 << 20).segment_bytes();
         // The closing thread is stuck (an fsync that takes long): segments are handed over
         // up to the bound, then the open one grows, and every append still goes through.
         let release = spool.closer.stall();

@@ -350,12 +350,7 @@ impl Engine {
                 if let Ok(st) = cap.stats() {
                     dropped = u64::from(st.dropped) > handle_dropped;
                     handle_dropped = u64::from(st.dropped);
-                    self.counters
-                        .dropped_kernel
-                        .store(base_kernel + u64::from(st.dropped), Relaxed);
-                    self.counters
-                        .dropped_interface
-                        .store(base_iface + u64::from(st.if_dropped), Relaxed);
+                    self.store_drops(&st, base_kernel, base_iface);
                 }
             }
             // The ring: a move under way, or whether one should start.
@@ -441,14 +436,19 @@ impl Engine {
         }
         // The kernel's last word on drops, so that a stopped capture's counters are whole.
         if let Ok(st) = cap.stats() {
-            self.counters
-                .dropped_kernel
-                .store(base_kernel + u64::from(st.dropped), Relaxed);
-            self.counters
-                .dropped_interface
-                .store(base_iface + u64::from(st.if_dropped), Relaxed);
+            self.store_drops(&st, base_kernel, base_iface);
         }
         end
+    }
+
+    /// The drop counters: what earlier handles counted, and the open one's statistics.
+    fn store_drops(&self, st: &pcap::Stat, base_kernel: u64, base_iface: u64) {
+        self.counters
+            .dropped_kernel
+            .store(base_kernel + u64::from(st.dropped), Relaxed);
+        self.counters
+            .dropped_interface
+            .store(base_iface + u64::from(st.if_dropped), Relaxed);
     }
 
     /// One read of the ring: what it holds goes to the spool and to live readers. Packets
