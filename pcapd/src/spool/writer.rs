@@ -156,7 +156,7 @@ impl Spool {
         self.deferred_closes
     }
 
-    /// The first error closing or removing segments met (the disk), once.
+    /// The first error writing, closing or removing segments met (the disk), once.
     pub fn take_failure(&self) -> Option<Error> {
         self.disk
             .take_failure()
