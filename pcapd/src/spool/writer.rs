@@ -42,7 +42,7 @@ struct OpenSegment {
     tail_len: usize,
     /// Bytes in the file plus those still buffered.
     bytes: u64,
-    /// Bytes of the file reserved on disk so far.
+    /// Bytes of the file the disk thread was asked to reserve so far.
     reserved: u64,
     packets: u64,
     first_ts_ns: i64,
@@ -182,7 +182,12 @@ impl Spool {
             .open
             .as_mut()
             .expect("records belong to an open segment");
-        reserve(open, &self.policy, open.block_at + whole as u64);
+        reserve(
+            &mut self.disk,
+            open,
+            &self.policy,
+            open.block_at + whole as u64,
+        );
         let mut next = self.disk.block();
         next.fill(&self.block.data()[whole..]);
         let done = std::mem::replace(&mut self.block, next);
@@ -208,7 +213,8 @@ impl Spool {
         }
         let open = self.open.as_mut().expect("checked above");
         if !self.block.is_empty() {
-            reserve(open, &self.policy, open.block_at + self.block.len() as u64);
+            let upto = open.block_at + self.block.len() as u64;
+            reserve(&mut self.disk, open, &self.policy, upto);
             self.disk
                 .write_tail(&open.file, &open.path, open.block_at, self.block.data());
         }
@@ -392,27 +398,30 @@ impl Spool {
     }
 }
 
-/// Reserves disk space for `open` up to at least `upto` bytes, [`RESERVE_AHEAD`] at a time.
-/// Best effort: a filesystem without fallocate, or a full disk (which the write itself
-/// then reports), writes without a reservation.
-fn reserve(open: &mut OpenSegment, policy: &RetentionPolicy, upto: u64) {
+/// Has the disk thread reserve space for `open` up to at least `upto` bytes, before the
+/// writes handed to it after this, [`RESERVE_AHEAD`] at a time: off the capture thread,
+/// since a filesystem may make fallocate wait for its journal. Best effort: a filesystem
+/// without fallocate, or a full disk (which the write itself then reports), writes without
+/// a reservation.
+fn reserve(disk: &mut Disk, open: &mut OpenSegment, policy: &RetentionPolicy, upto: u64) {
     if upto <= open.reserved {
         return;
     }
+    let (at, file) = (open.reserved, open.file.clone());
     let len = RESERVE_AHEAD
         .min(policy.segment_bytes())
         .max(upto - open.reserved);
-    let reserved = nix::fcntl::fallocate(
-        open.file.as_ref(),
-        nix::fcntl::FallocateFlags::FALLOC_FL_KEEP_SIZE,
-        open.reserved as i64,
-        len as i64,
-    );
-    open.reserved = match reserved {
-        Ok(()) => open.reserved + len,
-        // Not again for this segment.
-        Err(_) => u64::MAX,
-    };
+    disk.then(move |written| {
+        if written {
+            let _ = nix::fcntl::fallocate(
+                file.as_ref(),
+                nix::fcntl::FallocateFlags::FALLOC_FL_KEEP_SIZE,
+                at as i64,
+                len as i64,
+            );
+        }
+    });
+    open.reserved += len;
 }
 
 fn open_too_big(open: Option<&OpenSegment>, policy: &RetentionPolicy, ts_ns: i64) -> bool {
