@@ -68,28 +68,30 @@ fn an_idle_ring_gives_its_memory_back_and_a_busy_one_grows_without_losing_or_dou
     if !require_root() {
         return;
     }
-    // 63 MiB above the 1 MiB floor: the first capture takes a 64 MiB ring, the next the floor.
+    // 96 MiB above the 1 MiB floor, a third of it kept for growth: the first capture takes
+    // a 64 MiB ring, the next 2 MiB (1 MiB was left above the third).
     let d = Daemon::builder()
-        .config("capture_memory = \"63M\"\n")
+        .config("capture_memory = \"96M\"\n")
         .start();
     let idle = d.init_started(&["lo", &format!("udp port {IDLE_PORT}")]);
     assert_eq!(d.counter(idle, "ring_bytes"), 64 * MIB);
     let busy = d.init_started(&["lo", &format!("udp port {BUSY_PORT}")]);
     assert_eq!(
         d.counter(busy, "ring_bytes"),
-        MIB,
-        "nothing was left in the budget"
+        2 * MIB,
+        "what was left in the budget beyond the third kept for growth"
     );
 
-    // Unused for ten seconds, the first ring shrinks to the floor.
-    eventually(Duration::from_secs(30), "the idle ring to shrink", || {
-        d.counter(idle, "ring_bytes") == MIB
+    // Unused for ten seconds while the budget is short (the second did not get what it
+    // asked for), both rings shrink to the floor.
+    eventually(Duration::from_secs(30), "the idle rings to shrink", || {
+        d.counter(idle, "ring_bytes") == MIB && d.counter(busy, "ring_bytes") == MIB
     });
     assert_eq!(d.counter(idle, "ring_resizes"), 1);
-    assert_eq!(
-        mapped_rings(d.pid()),
-        vec![MIB, MIB],
-        "the 64 MiB ring is unmapped"
+    eventually(
+        DEFAULT_WAIT,
+        "the 64 and 2 MiB rings to be unmapped",
+        || mapped_rings(d.pid()) == vec![MIB, MIB],
     );
 
     // A blast fills the small ring: it grows into what the idle one gave back.
@@ -104,7 +106,7 @@ fn an_idle_ring_gives_its_memory_back_and_a_busy_one_grows_without_losing_or_dou
     let grown = d.counter(busy, "ring_bytes");
     let resizes = d.counter(busy, "ring_resizes");
     assert!(
-        grown > MIB && resizes >= 1,
+        grown > MIB && resizes >= 2,
         "the busy ring grew ({grown} bytes after {resizes} resizes)"
     );
     assert_eq!(

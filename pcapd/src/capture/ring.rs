@@ -6,12 +6,17 @@
 //! So, unless `capture_buffer` fixes one size for all, rings share a budget
 //! (`capture_memory`): each holds at least [`MIN_RING`], and what it holds above that comes
 //! out of the budget. A capture starts with the largest power of two up to [`MAX_RING`]
-//! that fits what is free, and its ring then follows its traffic: it grows fourfold when one
-//! read found a quarter of it filled or the kernel dropped packets, and, when the budget fell
+//! that fits what is free beyond a third of the budget (kept for growth), and its ring then
+//! follows its traffic: it grows fourfold when one read found a quarter of it filled, and
+//! to [`MAX_RING`] (or what the budget has) when the kernel dropped packets; when the budget fell
 //! short for another capture lately, shrinks if it was hardly used for [`SHRINK_AFTER`]. A
 //! ring is not shrunk while nobody needs the memory: a capture quiet for a while is often
-//! the one a burst hits next. The engine swaps rings without losing or doubling a packet
-//! (see `overlap`).
+//! the one a burst hits next. When a running capture's ring is filling and the budget cannot
+//! give it a bigger one, that capture is losing slack now, so the others give back what they
+//! hardly used in the last [`WANTED_SHRINK_AFTER`] instead, and the filling one asks again at
+//! every read until it has grown (captures started together otherwise kept whatever the
+//! order of their starts gave them: a selective one 64 MiB, the busy one 2 MiB, for 10 s).
+//! The engine swaps rings without losing or doubling a packet (see `overlap`).
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
@@ -31,6 +36,12 @@ pub const SHRINK_AFTER: Duration = Duration::from_secs(10);
 /// The budget counts as short for this long after it could not give a capture what it
 /// asked for.
 const SHORT_FOR: Duration = Duration::from_secs(60);
+/// While a running capture's filling ring waits for budget, rings hardly used for this long
+/// shrink.
+pub const WANTED_SHRINK_AFTER: Duration = Duration::from_secs(1);
+/// A filling ring that could not grow asks again at each read for this long after it last
+/// filled, and the budget counts as wanted as long as it asks.
+const WANTED_FOR: Duration = Duration::from_secs(10);
 /// Bytes a packet takes in the ring besides its data (TPACKET3 header, sockaddr_ll,
 /// alignment), roughly.
 pub const PER_PACKET_OVERHEAD: u64 = 64;
@@ -42,6 +53,8 @@ pub struct RingBudget {
     used: Mutex<u64>,
     /// When a capture last got less than it asked for.
     short_at: Mutex<Option<Instant>>,
+    /// When a running capture's filling ring last could not grow as far as it asked.
+    wanted_at: Mutex<Option<Instant>>,
 }
 
 impl RingBudget {
@@ -50,6 +63,7 @@ impl RingBudget {
             total: total.into(),
             used: Mutex::new(0),
             short_at: Mutex::new(None),
+            wanted_at: Mutex::new(None),
         })
     }
 
@@ -80,11 +94,30 @@ impl RingBudget {
             .is_some_and(|t| now.saturating_duration_since(t) < SHORT_FOR)
     }
 
+    /// A running capture's filling ring could not grow as far as it asked, at `now`.
+    fn wanted(&self, now: Instant) {
+        self.fell_short();
+        *self.wanted_at.lock().unwrap_or_else(|e| e.into_inner()) = Some(now);
+    }
+
+    /// Whether a filling ring waits for budget, so rings hardly used for
+    /// [`WANTED_SHRINK_AFTER`] should give memory back.
+    fn is_wanted(&self, now: Instant) -> bool {
+        self.wanted_at
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_some_and(|t| now.saturating_duration_since(t) < WANTED_SHRINK_AFTER * 2)
+    }
+
     /// A ring for a capture that starts: the largest power of two up to `max` whose part
-    /// above the floor fits what is free; the floor when nothing is.
+    /// above the floor fits what is free beyond a third of the budget; the floor when
+    /// nothing is. That third is left for growth: which of several captures started
+    /// together is the busy one shows only once packets come, and the rings that started
+    /// big give memory back only once they have been seen idle.
     pub fn lease(self: &Arc<Self>, max: u32) -> Lease {
         let mut used = self.lock();
-        let free = self.total.load(Relaxed).saturating_sub(*used);
+        let total = self.total.load(Relaxed);
+        let free = total.saturating_sub(*used).saturating_sub(total / 3);
         let size = fitting(max, free);
         *used += excess(size);
         if size < max {
@@ -187,6 +220,9 @@ pub struct Sizer {
     grew: Option<Instant>,
     /// Said once per ring that it cannot grow for want of budget.
     told_short: bool,
+    /// When the ring last filled or dropped without growing as far as it asked: until
+    /// [`WANTED_FOR`] after that, it asks again at every read.
+    wanting: Option<Instant>,
 }
 
 impl Sizer {
@@ -199,6 +235,7 @@ impl Sizer {
             since: Instant::now(),
             grew: None,
             told_short: false,
+            wanting: None,
         }
     }
 
@@ -218,9 +255,30 @@ impl Sizer {
         let size = lease.size;
         self.peak = self.peak.max(backlog);
         self.read += backlog;
-        if (dropped || backlog * 4 > u64::from(size)) && size < self.max {
-            let want = size.saturating_mul(4).min(self.max);
-            match lease.budget.lease_up_to(want, size) {
+        let filling = dropped || backlog * 4 > u64::from(size);
+        if size >= self.max
+            || self
+                .wanting
+                .is_some_and(|t| now.saturating_duration_since(t) >= WANTED_FOR)
+        {
+            self.wanting = None;
+        }
+        if (filling || self.wanting.is_some()) && size < self.max {
+            // As big as the budget lets it be, in one move: a ring that fills is read by a
+            // thread that fell behind, and each move keeps it on the small ring a while.
+            let want = self.max;
+            let bigger = lease.budget.lease_up_to(want, size);
+            if bigger.as_ref().is_none_or(|b| b.size < want) {
+                // This ring asks again at each read until it has what it asked for, and
+                // meanwhile the others give back what they hardly use.
+                if filling {
+                    self.wanting = Some(now);
+                }
+                lease.budget.wanted(now);
+            } else {
+                self.wanting = None;
+            }
+            match bigger {
                 Some(bigger) => {
                     self.grew = Some(now);
                     self.reset(now);
@@ -239,7 +297,12 @@ impl Sizer {
                 None => {}
             }
         }
-        if now.duration_since(self.since) < SHRINK_AFTER {
+        let window = if lease.budget.is_wanted(now) && self.wanting.is_none() {
+            WANTED_SHRINK_AFTER
+        } else {
+            SHRINK_AFTER
+        };
+        if now.duration_since(self.since) < window {
             return None;
         }
         let recent_growth = self
@@ -288,19 +351,30 @@ mod tests {
         let second = budget.lease(MAX_RING);
         let third = budget.lease(MAX_RING);
         let rest: Vec<_> = (0..97).map(|_| budget.lease(MAX_RING)).collect();
+        // A third of the budget is kept for growth: 1 MiB was left above it.
         assert_eq!(
             (first.size(), second.size(), third.size()),
-            (64 * MIB, 32 * MIB, 2 * MIB)
+            (64 * MIB, 2 * MIB, MIN_RING)
         );
-        // 1 MiB was left above the floor: one more 2 MiB ring, then the floor.
-        assert_eq!(rest[0].size(), 2 * MIB);
-        assert!(rest[1..].iter().all(|l| l.size() == MIN_RING));
+        assert!(rest.iter().all(|l| l.size() == MIN_RING));
         let all: u64 = [&first, &second, &third]
             .into_iter()
             .chain(&rest)
             .map(|l| u64::from(l.size()))
             .sum();
-        assert!(all < 200 << 20, "a hundred captures hold {all} bytes");
+        assert_eq!(all, 164 << 20, "a hundred captures hold {all} bytes");
+        // Whichever of them turns out busy grows at once, from the third kept.
+        let mut s = Sizer::new(true, MAX_RING);
+        let t0 = Instant::now();
+        let grown = s
+            .after_read(&rest[50], 512 << 10, false, t0)
+            .expect("grows");
+        assert_eq!(grown.size(), 32 * MIB, "the third kept, in one move");
+        assert!(
+            s.after_read(&grown, 0, true, t0).is_none(),
+            "nothing more in the budget"
+        );
+        drop(grown);
         drop(first);
         assert_eq!(budget.lease(MAX_RING).size(), 64 * MIB, "given back");
     }
@@ -313,13 +387,13 @@ mod tests {
         let t0 = Instant::now();
         let mut s = Sizer::new(true, MAX_RING);
         assert!(s.after_read(&lease, 512 << 10, false, t0).is_none());
-        let bigger = s.after_read(&lease, 2 << 20, false, t0).expect("grows");
-        assert_eq!(bigger.size(), 16 * MIB);
+        let biggest = s.after_read(&lease, 2 << 20, false, t0).expect("grows");
+        assert_eq!(
+            biggest.size(),
+            64 * MIB,
+            "as big as a ring may be, in one move"
+        );
         drop(lease);
-        // Kernel drops make it grow even when one read saw little.
-        let biggest = s.after_read(&bigger, 1000, true, t0).expect("grows");
-        assert_eq!(biggest.size(), 64 * MIB);
-        drop(bigger);
         // Not shrunk right after growing, even when idle.
         let later = t0 + SHRINK_AFTER + Duration::from_secs(1);
         assert!(s.after_read(&biggest, 0, false, later).is_none());
@@ -331,7 +405,7 @@ mod tests {
         );
         // Another capture asks for more than is left: the idle ring gives memory back.
         let other = budget.lease(MAX_RING);
-        assert_eq!(other.size(), 32 * MIB);
+        assert_eq!(other.size(), 2 * MIB);
         let smaller = s
             .after_read(&biggest, 100 << 10, false, much_later + SHRINK_AFTER)
             .expect("shrinks");
@@ -342,9 +416,45 @@ mod tests {
     }
 
     #[test]
+    fn a_filling_ring_that_cannot_grow_makes_idle_ones_give_back_within_a_second() {
+        // The whole budget held, the busy capture's ring the smallest.
+        let budget = RingBudget::new(96 << 20);
+        let idle = budget.lease_exact(64 * MIB);
+        let other = budget.lease_exact(32 * MIB);
+        let busy = budget.lease_exact(2 * MIB);
+        assert_eq!(budget.usage(), (96 << 20, 95 << 20));
+        let (mut s_idle, mut s_busy) = (Sizer::new(true, MAX_RING), Sizer::new(true, MAX_RING));
+        let t0 = Instant::now();
+        let later = |ms: u64| t0 + Duration::from_millis(ms);
+        // Nobody waits for memory: an idle ring keeps its size past a second.
+        assert!(s_idle.after_read(&idle, 0, false, later(1100)).is_none());
+        // The busy ring fills and cannot grow...
+        assert!(s_busy
+            .after_read(&busy, 1 << 20, false, later(1200))
+            .is_none());
+        // ...so the idle one, hardly used for a second, gives back what it does not use.
+        let smaller = s_idle
+            .after_read(&idle, 64 << 10, false, later(1300))
+            .expect("shrinks while another ring waits");
+        assert_eq!(smaller.size(), MIN_RING);
+        drop(idle);
+        // The busy ring asks again at its next read, even one that found little waiting.
+        let grown = s_busy
+            .after_read(&busy, 4096, false, later(1400))
+            .expect("grows once there is room");
+        assert_eq!(grown.size(), 64 * MIB);
+        drop(busy);
+        // It got all it asked for: it no longer asks without filling.
+        assert!(s_busy
+            .after_read(&grown, 4096, false, later(1500))
+            .is_none());
+        drop(other);
+    }
+
+    #[test]
     fn a_ring_that_keeps_up_with_a_busy_capture_keeps_its_size() {
         let budget = RingBudget::new(63 << 20);
-        let busy = budget.lease(MAX_RING);
+        let busy = budget.lease_exact(MAX_RING);
         assert_eq!(
             budget.lease(MAX_RING).size(),
             MIN_RING,
@@ -366,7 +476,7 @@ mod tests {
     fn small_idle_rings_shrink_to_the_floor() {
         for size in [2 * MIB, 4 * MIB] {
             let budget = RingBudget::new(u64::from(size - MIN_RING));
-            let lease = budget.lease(size);
+            let lease = budget.lease_exact(size);
             assert_eq!(lease.size(), size);
             // Nothing left: the budget is short, so idle rings give memory back.
             assert_eq!(budget.lease(MAX_RING).size(), MIN_RING);
@@ -383,8 +493,7 @@ mod tests {
     #[test]
     fn growth_takes_what_the_budget_has_and_says_so_when_nothing() {
         let budget = RingBudget::new(7 << 20);
-        let hog = budget.lease(8 * MIB);
-        assert_eq!(hog.size(), 8 * MIB, "7 MiB above the floor fit");
+        let hog = budget.lease_exact(8 * MIB);
         let small = budget.lease(MAX_RING);
         assert_eq!(small.size(), MIN_RING);
         let mut s = Sizer::new(true, MAX_RING);
@@ -395,7 +504,7 @@ mod tests {
         let grown = s
             .after_read(&small, 1 << 20, true, Instant::now())
             .expect("room now");
-        assert_eq!(grown.size(), 4 * MIB);
+        assert_eq!(grown.size(), 8 * MIB, "all there is");
     }
 
     #[test]

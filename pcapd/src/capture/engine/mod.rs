@@ -258,6 +258,9 @@ impl Engine {
         );
         // This handle's kernel drops when last looked at.
         let mut handle_dropped = 0u64;
+        // What this handle counted before it was read (kernel, interface): a ring moved to
+        // drops, once full, what the old one still read.
+        let mut unread_drops = (0u64, 0u64);
         let mut sizer = Sizer::new(matches!(self.p.ring, RingPlan::Shared(_)), MAX_RING);
         let mut moving: Option<Moving> = None;
         let mut copies: Option<Overlap> = None;
@@ -350,7 +353,7 @@ impl Engine {
                 if let Ok(st) = cap.stats() {
                     dropped = u64::from(st.dropped) > handle_dropped;
                     handle_dropped = u64::from(st.dropped);
-                    self.store_drops(&st, base_kernel, base_iface);
+                    self.store_drops(&st, (base_kernel, base_iface), unread_drops);
                 }
             }
             // The ring: a move under way, or whether one should start.
@@ -358,13 +361,9 @@ impl Engine {
             // The new ring is bound: once the old ring's partly filled block has been handed
             // over (its read timeout passed), everything the new ring lacks is in what the
             // old ring gave.
-            if moving
-                .as_ref()
-                .and_then(|m| m.ready.as_ref())
-                .is_some_and(|(_, at)| at.elapsed() >= OLD_RING_DRAIN)
-            {
+            if moving.as_ref().is_some_and(Moving::can_switch) {
                 let mut m = moving.take().expect("a move is under way");
-                let (new, _) = m.ready.take().expect("the new ring is open");
+                let (mut new, _) = m.ready.take().expect("the new ring is open");
                 // What the old ring holds now; anything it takes after this read
                 // arrived after the new ring was bound, so the new ring has it too.
                 let r = self.read_ring(&mut cap, frac_ns, &mut pending, Some(&mut m.overlap), None);
@@ -372,10 +371,15 @@ impl Engine {
                     break 'run End::Failed(why);
                 }
                 if let Ok(st) = cap.stats() {
-                    base_kernel += u64::from(st.dropped);
-                    base_iface += u64::from(st.if_dropped);
+                    base_kernel += u64::from(st.dropped).saturating_sub(unread_drops.0);
+                    base_iface += u64::from(st.if_dropped).saturating_sub(unread_drops.1);
                 }
-                handle_dropped = 0;
+                // Until now the new ring was not read: what it dropped (a ring smaller than
+                // the traffic of the move fills) the old ring gave, or counted itself.
+                unread_drops = new.stats().map_or((0, 0), |st| {
+                    (u64::from(st.dropped), u64::from(st.if_dropped))
+                });
+                handle_dropped = unread_drops.0;
                 let from = lease.size();
                 cap = new;
                 lease = m.lease;
@@ -392,6 +396,7 @@ impl Engine {
                         capture.id = self.p.id,
                         from,
                         to = lease.size(),
+                        took_ms = m.asked.elapsed().as_millis() as u64,
                         "moved to a ring of another size"
                     );
                 }
@@ -436,19 +441,22 @@ impl Engine {
         }
         // The kernel's last word on drops, so that a stopped capture's counters are whole.
         if let Ok(st) = cap.stats() {
-            self.store_drops(&st, base_kernel, base_iface);
+            self.store_drops(&st, (base_kernel, base_iface), unread_drops);
         }
         end
     }
 
-    /// The drop counters: what earlier handles counted, and the open one's statistics.
-    fn store_drops(&self, st: &pcap::Stat, base_kernel: u64, base_iface: u64) {
-        self.counters
-            .dropped_kernel
-            .store(base_kernel + u64::from(st.dropped), Relaxed);
-        self.counters
-            .dropped_interface
-            .store(base_iface + u64::from(st.if_dropped), Relaxed);
+    /// The drop counters (kernel, interface): what earlier handles counted (`base`), and
+    /// the open one's statistics less what it counted before it was read (`unread`).
+    fn store_drops(&self, st: &pcap::Stat, base: (u64, u64), unread: (u64, u64)) {
+        self.counters.dropped_kernel.store(
+            base.0 + u64::from(st.dropped).saturating_sub(unread.0),
+            Relaxed,
+        );
+        self.counters.dropped_interface.store(
+            base.1 + u64::from(st.if_dropped).saturating_sub(unread.1),
+            Relaxed,
+        );
     }
 
     /// One read of the ring: what it holds goes to the spool and to live readers. Packets

@@ -9,7 +9,7 @@ use pcap_core::savefile::Resolution;
 
 use super::Engine;
 use crate::capture::open::{open, Opening};
-use crate::capture::overlap::Overlap;
+use crate::capture::overlap::{Overlap, SLACK_NS};
 use crate::capture::ring::{Lease, Sizer};
 use crate::capture::RingPlan;
 
@@ -19,13 +19,19 @@ pub(super) struct Moving {
     pub(super) opened: mpsc::Receiver<std::result::Result<(Capture<Active>, Resolution), String>>,
     /// The new ring once open, and since when.
     pub(super) ready: Option<(Capture<Active>, Instant)>,
+    /// When the new ring was seen open, in nanoseconds since the epoch (the packets' clock).
+    pub(super) ready_ns: i64,
+    /// When the move began.
+    pub(super) asked: Instant,
     pub(super) overlap: Overlap,
     /// Whether the new ring has the short read timeout.
     pub(super) quick: bool,
 }
 
 /// How long the old ring is still read once the new one is open: longer than the old
-/// ring's read timeout, after which the kernel hands over its partly filled block.
+/// ring's read timeout, after which the kernel hands over its partly filled block. Sooner
+/// once the old ring gave a packet stamped after the new one was open (see
+/// [`Moving::can_switch`]).
 pub(super) const OLD_RING_DRAIN: Duration = Duration::from_millis(60);
 /// How long after a ring move packets of the new ring are checked for copies at most.
 pub(super) const COPIES_FOR: Duration = Duration::from_secs(2);
@@ -39,6 +45,29 @@ pub(super) const QUIET_WHEN_UNREAD: bool = true;
 pub(super) const MOVES_PAUSE: Duration = Duration::from_secs(10);
 /// A ring keeps the short read timeout this long after its last live reader left.
 pub(super) const QUIET_AFTER: Duration = Duration::from_secs(10);
+
+impl Moving {
+    /// Whether the capture can go over to the new ring now: it is open, and what the old
+    /// ring has not handed over yet is in the new one too. The kernel hands over blocks in
+    /// order, so that holds once the old ring gave a packet stamped after the new one was
+    /// open (with [`SLACK_NS`] for a stamp taken late), or once its partly filled block
+    /// was handed over by its read timeout ([`OLD_RING_DRAIN`]). At 200,000 packets/s the
+    /// first comes within a block's time, about 2 ms, instead of 60 ms during which a small
+    /// ring is all the capture has.
+    pub(super) fn can_switch(&self) -> bool {
+        self.ready.as_ref().is_some_and(|(_, at)| {
+            at.elapsed() >= OLD_RING_DRAIN
+                || self.overlap.newest_ns() >= self.ready_ns.saturating_add(SLACK_NS)
+        })
+    }
+}
+
+/// Now, in nanoseconds since the epoch.
+fn now_ns() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
+}
 
 impl Engine {
     /// The move to start after a read that found `backlog` bytes waiting in the ring of
@@ -60,6 +89,14 @@ impl Engine {
             return Some(self.open_ring(self.same_ring(lease), true));
         }
         if let Some(next) = sizer.after_read(lease, backlog, dropped, now) {
+            tracing::debug!(
+                capture.id = self.p.id,
+                from = lease.size(),
+                to = next.size(),
+                backlog,
+                dropped,
+                "opening a ring of another size"
+            );
             return Some(self.open_ring(next, listened || !self.waiting.is_empty()));
         }
         if QUIET_WHEN_UNREAD && self.ring_quick == Some(true) && !listened {
@@ -85,6 +122,7 @@ impl Engine {
             let failed = match m.opened.try_recv() {
                 Ok(Ok((new, p))) if p == precision => {
                     m.ready = Some((new, Instant::now()));
+                    m.ready_ns = now_ns();
                     None
                 }
                 Ok(Ok(_)) => Some("the new ring gives timestamps of another precision".to_owned()),
@@ -130,7 +168,15 @@ impl Engine {
                         return;
                     }
                 };
-                let _ = tx.send(open(&opening, &filter));
+                let t0 = Instant::now();
+                let r = open(&opening, &filter);
+                tracing::debug!(
+                    capture.id = opening.id,
+                    ring = opening.ring_bytes,
+                    took_us = t0.elapsed().as_micros() as u64,
+                    "ring opened"
+                );
+                let _ = tx.send(r);
             });
         if let Err(e) = spawned {
             tracing::warn!(capture.id = self.p.id, error = %e, "cannot start a thread to open a ring");
@@ -139,6 +185,8 @@ impl Engine {
             lease,
             opened,
             ready: None,
+            ready_ns: i64::MAX,
+            asked: Instant::now(),
             overlap: Overlap::default(),
             quick,
         }
