@@ -7,9 +7,11 @@
 //! (`capture_memory`): each holds at least [`MIN_RING`], and what it holds above that comes
 //! out of the budget. A capture starts with the largest power of two up to [`MAX_RING`]
 //! that fits what is free beyond a third of the budget (kept for growth), and its ring then
-//! follows its traffic: it grows fourfold when one read found a quarter of it filled, and
-//! to [`MAX_RING`] (or what the budget has) when the kernel dropped packets; when the budget fell
-//! short for another capture lately, shrinks if it was hardly used for [`SHRINK_AFTER`]. A
+//! follows its traffic: when one read found a quarter of it filled, or the kernel dropped
+//! packets, it moves in one step to [`MAX_RING`] or the largest the budget has room for
+//! (each move keeps the capture on the small ring for tens of milliseconds); when the
+//! budget fell short for another capture lately, it shrinks if it was hardly used for
+//! [`SHRINK_AFTER`]. A
 //! ring is not shrunk while nobody needs the memory: a capture quiet for a while is often
 //! the one a burst hits next. When a running capture's ring is filling and the budget cannot
 //! give it a bigger one, that capture is losing slack now, so the others give back what they
