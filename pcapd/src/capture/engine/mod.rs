@@ -240,6 +240,9 @@ impl Engine {
     fn ring_lease(&self) -> Lease {
         match &self.p.ring {
             RingPlan::Fixed(n) => Lease::fixed(*n),
+            RingPlan::Shared(budget) if self.p.filter.trim().is_empty() => {
+                budget.lease_unfiltered(MAX_RING)
+            }
             RingPlan::Shared(budget) => budget.lease(MAX_RING),
         }
     }
