@@ -103,7 +103,8 @@ impl RingBudget {
     }
 
     /// Whether a filling ring waits for budget, so rings hardly used for
-    /// [`WANTED_SHRINK_AFTER`] should give memory back.
+    /// [`WANTED_SHRINK_AFTER`] should give memory back: it asks at each read, so an ask
+    /// within the last two such windows means it still waits.
     fn is_wanted(&self, now: Instant) -> bool {
         self.wanted_at
             .lock()
@@ -313,12 +314,12 @@ impl Sizer {
                 None => {}
             }
         }
-        let window = if lease.budget.is_wanted(now) && self.wanting.is_none() {
-            WANTED_SHRINK_AFTER
-        } else {
-            SHRINK_AFTER
-        };
-        if now.duration_since(self.since) < window {
+        // The shorter window only while another ring waits for memory (the budget is
+        // asked only once that window has passed: most reads end here).
+        let elapsed = now.duration_since(self.since);
+        if elapsed < WANTED_SHRINK_AFTER
+            || (elapsed < SHRINK_AFTER && !(self.wanting.is_none() && lease.budget.is_wanted(now)))
+        {
             return None;
         }
         let recent_growth = self

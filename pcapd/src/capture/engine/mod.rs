@@ -366,7 +366,7 @@ impl Engine {
             // old ring gave.
             if moving.as_ref().is_some_and(Moving::can_switch) {
                 let mut m = moving.take().expect("a move is under way");
-                let (mut new, _) = m.ready.take().expect("the new ring is open");
+                let (mut new, _, _) = m.ready.take().expect("the new ring is open");
                 // What the old ring holds now; anything it takes after this read
                 // arrived after the new ring was bound, so the new ring has it too.
                 let r = self.read_ring(&mut cap, frac_ns, &mut pending, Some(&mut m.overlap), None);

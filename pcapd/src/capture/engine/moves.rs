@@ -17,10 +17,9 @@ use crate::capture::RingPlan;
 pub(super) struct Moving {
     pub(super) lease: Lease,
     pub(super) opened: mpsc::Receiver<std::result::Result<(Capture<Active>, Resolution), String>>,
-    /// The new ring once open, and since when.
-    pub(super) ready: Option<(Capture<Active>, Instant)>,
-    /// When the new ring was seen open, in nanoseconds since the epoch (the packets' clock).
-    pub(super) ready_ns: i64,
+    /// The new ring once open, and since when: as an instant, and in nanoseconds since the
+    /// epoch (the packets' clock).
+    pub(super) ready: Option<(Capture<Active>, Instant, i64)>,
     /// When the move began.
     pub(super) asked: Instant,
     pub(super) overlap: Overlap,
@@ -55,9 +54,9 @@ impl Moving {
     /// first comes within a block's time, about 2 ms, instead of 60 ms during which a small
     /// ring is all the capture has.
     pub(super) fn can_switch(&self) -> bool {
-        self.ready.as_ref().is_some_and(|(_, at)| {
+        self.ready.as_ref().is_some_and(|(_, at, at_ns)| {
             at.elapsed() >= OLD_RING_DRAIN
-                || self.overlap.newest_ns() >= self.ready_ns.saturating_add(SLACK_NS)
+                || self.overlap.newest_ns() >= at_ns.saturating_add(SLACK_NS)
         })
     }
 }
@@ -121,8 +120,7 @@ impl Engine {
         if m.ready.is_none() {
             let failed = match m.opened.try_recv() {
                 Ok(Ok((new, p))) if p == precision => {
-                    m.ready = Some((new, Instant::now()));
-                    m.ready_ns = now_ns();
+                    m.ready = Some((new, Instant::now(), now_ns()));
                     None
                 }
                 Ok(Ok(_)) => Some("the new ring gives timestamps of another precision".to_owned()),
@@ -185,7 +183,6 @@ impl Engine {
             lease,
             opened,
             ready: None,
-            ready_ns: i64::MAX,
             asked: Instant::now(),
             overlap: Overlap::default(),
             quick,
