@@ -9,6 +9,7 @@ pub mod live;
 mod open;
 mod overlap;
 pub mod ring;
+pub mod tap;
 
 use std::os::unix::net::UnixDatagram;
 use std::path::PathBuf;

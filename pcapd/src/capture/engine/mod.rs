@@ -17,11 +17,13 @@ use super::live::{Fanout, PendingBatch, Subscription};
 use super::open::{interface_indexes, interface_up, open, retryable, Opening};
 use super::overlap::Overlap;
 use super::ring::{Lease, Sizer, MAX_RING, PER_PACKET_OVERHEAD};
+use super::tap::Sharing;
 use super::{CaptureParams, Control, Event, LiveCounters, RingPlan};
 use crate::spool::writer::Spool;
 
 mod moves;
 mod readers;
+mod shared;
 
 use moves::{Moving, COPIES_FOR, OLD_RING_DRAIN, QUIET_WHEN_UNREAD};
 use readers::Reply;
@@ -176,28 +178,35 @@ impl Engine {
         loop {
             let end = match self.enter_netns().and_then(|()| self.resolve_interfaces()) {
                 Err(end) => end,
-                Ok(()) => {
-                    let lease = self.ring_lease();
-                    let quick =
-                        !QUIET_WHEN_UNREAD || !self.fanout.is_empty() || !self.waiting.is_empty();
-                    let opening = Opening::of(&self.p, lease.size(), quick);
-                    match open(&opening, &self.kernel_filter(&self.p.filter)) {
-                        Ok((cap, precision)) => {
-                            backoff = Duration::from_secs(1);
-                            self.ring_quick = Some(quick);
-                            match self.answer_waiting() {
-                                Err(e) => End::Failed(describe_write_error(&e)),
-                                Ok(()) => {
-                                    self.report_opened();
-                                    self.set_state(State::Active, String::new());
-                                    self.pump(cap, precision, lease)
+                Ok(()) => match self.sharing() {
+                    Err(end) => end,
+                    Ok(Some(Sharing::Shared(m))) => self.run_shared(m),
+                    Ok(own) => {
+                        // Counted among the interface's own sockets while this run lasts.
+                        let _own = own;
+                        let lease = self.ring_lease();
+                        let quick = !QUIET_WHEN_UNREAD
+                            || !self.fanout.is_empty()
+                            || !self.waiting.is_empty();
+                        let opening = Opening::of(&self.p, lease.size(), quick);
+                        match open(&opening, &self.kernel_filter(&self.p.filter)) {
+                            Ok((cap, precision)) => {
+                                backoff = Duration::from_secs(1);
+                                self.ring_quick = Some(quick);
+                                match self.answer_waiting() {
+                                    Err(e) => End::Failed(describe_write_error(&e)),
+                                    Ok(()) => {
+                                        self.report_opened();
+                                        self.set_state(State::Active, String::new());
+                                        self.pump(cap, precision, lease)
+                                    }
                                 }
                             }
+                            Err(e) if retryable(&e) => End::Retry(e),
+                            Err(e) => End::Failed(e),
                         }
-                        Err(e) if retryable(&e) => End::Retry(e),
-                        Err(e) => End::Failed(e),
                     }
-                }
+                },
             };
             self.counters.ring_bytes.store(0, Relaxed);
             // Without a ring, readers waiting for a quick one are served as they are.

@@ -1,0 +1,578 @@
+//! Shared rings: past [`SHARE_AFTER`] running captures on one interface, the next ones do
+//! not open a kernel socket each but read one shared socket together.
+//!
+//! Every packet socket on an interface costs the kernel a run of its filter for every
+//! packet the interface carries, in the softirq of whoever sent or received it: a hundred
+//! captures on one interface cut what a sender on this host gets through by a third to two
+//! thirds, whatever their filters keep. One shared socket without a filter costs that once;
+//! its thread runs each capture's filter in pcapd (compiled for the link type, as `tcpdump
+//! -r` would run it on the savefile) and hands each capture what its filter keeps, in
+//! batches over a queue bounded in bytes. The capture threads spool them as they spool
+//! their own ring.
+//!
+//! Drops stay visible per capture: a capture on a shared ring counts every packet the
+//! shared ring's kernel socket dropped since it joined (any of them may have been its
+//! own), and every packet skipped because its queue was full.
+
+use std::collections::HashMap;
+use std::os::fd::{AsFd, BorrowedFd};
+use std::os::unix::net::UnixDatagram;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::{mpsc, Arc, Mutex, MutexGuard, OnceLock};
+use std::time::{Duration, Instant};
+
+use pcap::{Active, BpfProgram, Capture};
+use pcap_core::domain::CaptureId;
+use pcap_core::savefile::Resolution;
+
+use super::ring::Lease;
+
+/// Captures on one interface that each have a socket of their own; later ones share one.
+/// Up to this many, each capture's filter runs in the kernel and a capture that keeps
+/// little costs pcapd little; past it, what one more socket costs every packet of the
+/// interface outweighs filtering in pcapd.
+pub const SHARE_AFTER: usize = 8;
+
+/// Bytes of packets a capture may have queued from the shared ring before packets are
+/// skipped for it (and counted as dropped): a quarter of a second of a busy gigabit link.
+const QUEUE_BYTES: usize = 32 << 20;
+
+/// A batch is handed over once it holds this much, even in the middle of a read.
+const BATCH_BYTES: usize = 1 << 20;
+
+/// A capture nobody reads live gets its packets at least this often; one read live gets
+/// them after every read of the shared ring. Waking a hundred capture threads after every
+/// read would cost more than filtering for them.
+const HAND_OVER_EVERY: Duration = Duration::from_millis(20);
+
+/// How often the shared socket's drop counts are read.
+const STATS_EVERY: Duration = Duration::from_millis(100);
+
+/// Longest wait for packets, so that a shared ring whose captures all left closes.
+const POLL_MS: u16 = 200;
+
+/// What captures must have in common to share a ring.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct TapKey {
+    pub device: String,
+    pub snaplen: u32,
+    pub promisc: bool,
+    pub link_type: u32,
+}
+
+/// One packet of a batch.
+struct Packet {
+    ts_ns: i64,
+    origlen: u32,
+    start: usize,
+    end: usize,
+}
+
+/// Packets a capture's filter kept, from one read of the shared ring.
+#[derive(Default)]
+pub struct TapBatch {
+    data: Vec<u8>,
+    packets: Vec<Packet>,
+}
+
+impl TapBatch {
+    fn push(&mut self, ts_ns: i64, origlen: u32, data: &[u8]) {
+        let start = self.data.len();
+        self.data.extend_from_slice(data);
+        self.packets.push(Packet {
+            ts_ns,
+            origlen,
+            start,
+            end: self.data.len(),
+        });
+    }
+
+    pub fn len(&self) -> usize {
+        self.packets.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.packets.is_empty()
+    }
+
+    /// Each packet: time in nanoseconds, length on the wire, the bytes captured.
+    pub fn packets(&self) -> impl Iterator<Item = (i64, u32, &[u8])> {
+        self.packets
+            .iter()
+            .map(|p| (p.ts_ns, p.origlen, &self.data[p.start..p.end]))
+    }
+}
+
+/// A capture reading the shared ring, as its thread sees it.
+struct Member {
+    token: u64,
+    capture: CaptureId,
+    program: BpfProgram,
+    tx: mpsc::Sender<TapBatch>,
+    queued: Arc<AtomicUsize>,
+    /// Packets skipped for it because its queue was full.
+    skipped: Arc<AtomicU64>,
+    wake: UnixDatagram,
+    pending: TapBatch,
+    /// Batches the capture thread gave back, to be filled again (so that the memory of
+    /// batches is reused rather than allocated on one thread and freed on another).
+    spare: mpsc::Receiver<TapBatch>,
+    /// When the oldest packet of `pending` was gathered.
+    since: Option<Instant>,
+    /// Whether someone reads the capture live (its packets are handed over at once).
+    live: Arc<AtomicBool>,
+}
+
+impl Member {
+    fn gather(&mut self, ts_ns: i64, origlen: u32, data: &[u8]) {
+        if self.pending.is_empty() {
+            self.since = Some(Instant::now());
+            if self.pending.data.capacity() == 0 {
+                if let Ok(b) = self.spare.try_recv() {
+                    self.pending = b;
+                }
+            }
+        }
+        self.pending.push(ts_ns, origlen, data);
+        if self.pending.data.len() >= BATCH_BYTES {
+            self.hand_over();
+        }
+    }
+
+    /// Whether what was gathered is due.
+    fn due(&self, now: Instant) -> bool {
+        self.since
+            .is_some_and(|t| self.live.load(Relaxed) || now.duration_since(t) >= HAND_OVER_EVERY)
+    }
+
+    /// Hands what was gathered to the capture thread, or counts it as skipped.
+    fn hand_over(&mut self) {
+        self.since = None;
+        if self.pending.is_empty() {
+            return;
+        }
+        let batch = std::mem::take(&mut self.pending);
+        let bytes = batch.data.len();
+        if self.queued.load(Relaxed) + bytes > QUEUE_BYTES {
+            self.skipped.fetch_add(batch.len() as u64, Relaxed);
+            return;
+        }
+        self.queued.fetch_add(bytes, Relaxed);
+        if self.tx.send(batch).is_ok() {
+            // A full socket buffer means a wake-up is already pending.
+            let _ = self.wake.send(&[1]);
+        } else {
+            self.queued.fetch_sub(bytes, Relaxed);
+        }
+    }
+}
+
+#[derive(Default)]
+struct Members {
+    list: Vec<Member>,
+    /// Set once the shared ring's thread ended: nobody may join it any more.
+    closed: bool,
+    /// Why it ended, when its socket failed.
+    failure: Option<String>,
+}
+
+/// One shared ring.
+struct Tap {
+    members: Mutex<Members>,
+    /// The socket's drop counts (kernel, interface) since it was opened.
+    dropped_kernel: AtomicU64,
+    dropped_interface: AtomicU64,
+    ring_bytes: u32,
+}
+
+impl Tap {
+    fn members(&self) -> MutexGuard<'_, Members> {
+        self.members.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+#[derive(Default)]
+struct Inner {
+    taps: HashMap<TapKey, Arc<Tap>>,
+    /// Running captures with a socket of their own, per interface.
+    own: HashMap<TapKey, usize>,
+    next_token: u64,
+}
+
+/// Every shared ring of this process, and the captures with a socket of their own.
+#[derive(Default)]
+pub struct Taps {
+    inner: Mutex<Inner>,
+    /// Held while a shared ring opens.
+    opening: Mutex<()>,
+}
+
+/// The shared rings of this process.
+pub fn taps() -> &'static Taps {
+    static TAPS: OnceLock<Taps> = OnceLock::new();
+    TAPS.get_or_init(Taps::default)
+}
+
+/// How a capture reads its packets.
+pub enum Sharing {
+    /// From a socket of its own; holding this counts it among its interface's captures.
+    Own(OwnSocket),
+    /// From the interface's shared ring.
+    Shared(Membership),
+}
+
+/// A running capture with a socket of its own; counted until dropped.
+pub struct OwnSocket {
+    key: TapKey,
+}
+
+impl Drop for OwnSocket {
+    fn drop(&mut self) {
+        let mut inner = taps().lock();
+        if let Some(n) = inner.own.get_mut(&self.key) {
+            *n -= 1;
+            if *n == 0 {
+                inner.own.remove(&self.key);
+            }
+        }
+    }
+}
+
+/// What opening the shared socket gives: the handle, its timestamps' resolution, and
+/// the ring's lease (given back when the shared ring closes).
+pub type Opened = (Capture<Active>, Resolution, Lease);
+
+impl Taps {
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Captures running on the interface of `key`: with their own socket, and sharing.
+    pub fn running(&self, key: &TapKey) -> (usize, usize) {
+        let inner = self.lock();
+        let own = inner.own.get(key).copied().unwrap_or(0);
+        let shared = inner.taps.get(key).map_or(0, |t| t.members().list.len());
+        (own, shared)
+    }
+
+    /// A capture about to read `key`'s interface: with a socket of its own while fewer
+    /// than [`SHARE_AFTER`] have one, else on the shared ring (opened with `open` when
+    /// there is none), where `program` picks its packets.
+    pub fn join(
+        &'static self,
+        key: &TapKey,
+        capture: CaptureId,
+        program: impl FnOnce() -> Result<BpfProgram, String>,
+        open: impl FnOnce() -> Result<Opened, String>,
+    ) -> Result<Sharing, String> {
+        {
+            let mut inner = self.lock();
+            let own = inner.own.get(key).copied().unwrap_or(0);
+            if own < SHARE_AFTER {
+                *inner.own.entry(key.clone()).or_insert(0) += 1;
+                return Ok(Sharing::Own(OwnSocket { key: key.clone() }));
+            }
+        }
+        let program = program()?;
+        // One shared ring is opened at a time: captures started together would otherwise
+        // each map a ring of the largest size, all but one closed at once.
+        let _opening = self.opening.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(tap) = self.open_tap(key) {
+            return Ok(Sharing::Shared(self.add(key, &tap, capture, program)?));
+        }
+        let (cap, precision, lease) = open()?;
+        let mut inner = self.lock();
+        let tap = Arc::new(Tap {
+            members: Mutex::new(Members::default()),
+            dropped_kernel: AtomicU64::new(0),
+            dropped_interface: AtomicU64::new(0),
+            ring_bytes: lease.size(),
+        });
+        inner.taps.insert(key.clone(), tap.clone());
+        drop(inner);
+        let membership = match self.add(key, &tap, capture, program) {
+            Ok(m) => m,
+            Err(e) => {
+                close(&mut self.lock(), key, &tap, Some(e.clone()));
+                return Err(e);
+            }
+        };
+        let thread_tap = tap.clone();
+        let thread_key = key.clone();
+        let spawned = std::thread::Builder::new()
+            .name(format!("shared-{}", key.device))
+            .spawn(move || read(thread_key, thread_tap, cap, precision, lease));
+        if let Err(e) = spawned {
+            let mut inner = self.lock();
+            close(
+                &mut inner,
+                key,
+                &tap,
+                Some(format!("starting its thread: {e}")),
+            );
+            return Err(format!("starting the shared ring's thread: {e}"));
+        }
+        tracing::info!(device = %key.device, ring_bytes = tap.ring_bytes, "opened a shared ring");
+        Ok(Sharing::Shared(membership))
+    }
+
+    /// The interface's shared ring, if one is open.
+    fn open_tap(&self, key: &TapKey) -> Option<Arc<Tap>> {
+        let inner = self.lock();
+        inner.taps.get(key).filter(|t| !t.members().closed).cloned()
+    }
+
+    fn add(
+        &self,
+        key: &TapKey,
+        tap: &Arc<Tap>,
+        capture: CaptureId,
+        program: BpfProgram,
+    ) -> Result<Membership, String> {
+        let token = {
+            let mut inner = self.lock();
+            inner.next_token += 1;
+            inner.next_token
+        };
+        let (tx, rx) = mpsc::channel();
+        let (wake_tx, wake_rx) = UnixDatagram::pair()
+            .map_err(|e| format!("a socket pair to wake the capture thread: {e}"))?;
+        let _ = wake_tx.set_nonblocking(true);
+        let _ = wake_rx.set_nonblocking(true);
+        let queued = Arc::new(AtomicUsize::new(0));
+        let skipped = Arc::new(AtomicU64::new(0));
+        let live = Arc::new(AtomicBool::new(false));
+        let (give_back, spare) = mpsc::channel();
+        let mut members = tap.members();
+        members.list.push(Member {
+            token,
+            capture,
+            program,
+            tx,
+            queued: queued.clone(),
+            skipped: skipped.clone(),
+            wake: wake_tx,
+            pending: TapBatch::default(),
+            since: None,
+            live: live.clone(),
+            spare,
+        });
+        let sharing = members.list.len();
+        drop(members);
+        tracing::info!(capture.id = capture, device = %key.device, sharing, "reading the interface's shared ring");
+        Ok(Membership {
+            tap: tap.clone(),
+            token,
+            rx,
+            queued,
+            skipped,
+            wake: wake_rx,
+            live,
+            give_back,
+            kernel_at_join: tap.dropped_kernel.load(Relaxed),
+            interface_at_join: tap.dropped_interface.load(Relaxed),
+        })
+    }
+}
+
+/// Ends a shared ring: nobody joins it any more, and its members learn why.
+fn close(inner: &mut Inner, key: &TapKey, tap: &Arc<Tap>, failure: Option<String>) {
+    let mut members = tap.members();
+    members.closed = true;
+    members.failure = failure;
+    // Dropping the senders tells the capture threads.
+    for m in members.list.drain(..) {
+        let _ = m.wake.send(&[1]);
+    }
+    if inner.taps.get(key).is_some_and(|t| Arc::ptr_eq(t, tap)) {
+        inner.taps.remove(key);
+    }
+}
+
+/// A capture's place on a shared ring; it leaves when this is dropped.
+pub struct Membership {
+    tap: Arc<Tap>,
+    token: u64,
+    rx: mpsc::Receiver<TapBatch>,
+    queued: Arc<AtomicUsize>,
+    skipped: Arc<AtomicU64>,
+    wake: UnixDatagram,
+    live: Arc<AtomicBool>,
+    give_back: mpsc::Sender<TapBatch>,
+    kernel_at_join: u64,
+    interface_at_join: u64,
+}
+
+/// What waiting on a shared ring gave.
+pub enum Received {
+    Batch(TapBatch),
+    Nothing,
+    /// The shared ring ended, and why.
+    Ended(String),
+}
+
+impl Membership {
+    /// Readable when batches are waiting.
+    pub fn wake_fd(&self) -> BorrowedFd<'_> {
+        self.wake.as_fd()
+    }
+
+    /// The next batch, without waiting.
+    pub fn try_recv(&self) -> Received {
+        match self.rx.try_recv() {
+            Ok(b) => {
+                self.queued.fetch_sub(b.data.len(), Relaxed);
+                Received::Batch(b)
+            }
+            Err(mpsc::TryRecvError::Empty) => {
+                let mut sink = [0u8; 64];
+                while self.wake.recv(&mut sink).is_ok() {}
+                // A batch sent between the first look and the wake-up being read.
+                match self.rx.try_recv() {
+                    Ok(b) => {
+                        self.queued.fetch_sub(b.data.len(), Relaxed);
+                        Received::Batch(b)
+                    }
+                    Err(mpsc::TryRecvError::Empty) => Received::Nothing,
+                    Err(mpsc::TryRecvError::Disconnected) => Received::Ended(self.failure()),
+                }
+            }
+            Err(mpsc::TryRecvError::Disconnected) => Received::Ended(self.failure()),
+        }
+    }
+
+    fn failure(&self) -> String {
+        self.tap
+            .members()
+            .failure
+            .clone()
+            .unwrap_or_else(|| "the shared ring closed".to_owned())
+    }
+
+    /// Packets lost to this capture since it joined: (kernel, interface), the kernel's
+    /// including those skipped because its queue was full.
+    pub fn dropped(&self) -> (u64, u64) {
+        (
+            self.tap
+                .dropped_kernel
+                .load(Relaxed)
+                .saturating_sub(self.kernel_at_join)
+                + self.skipped.load(Relaxed),
+            self.tap
+                .dropped_interface
+                .load(Relaxed)
+                .saturating_sub(self.interface_at_join),
+        )
+    }
+
+    /// Returns a batch once spooled, to be filled again; one much larger than usual is
+    /// freed instead.
+    pub fn give_back(&self, mut batch: TapBatch) {
+        if batch.data.capacity() <= 2 * BATCH_BYTES {
+            batch.data.clear();
+            batch.packets.clear();
+            let _ = self.give_back.send(batch);
+        }
+    }
+
+    /// Picks this capture's packets with another filter from now on.
+    pub fn set_filter(&self, program: BpfProgram) {
+        let mut members = self.tap.members();
+        if let Some(m) = members.list.iter_mut().find(|m| m.token == self.token) {
+            m.program = program;
+        }
+    }
+
+    /// Says whether someone reads the capture live: then its packets come after every
+    /// read of the shared ring, else at least every [`HAND_OVER_EVERY`].
+    pub fn set_live(&self, live: bool) {
+        self.live.store(live, Relaxed);
+    }
+
+    pub fn ring_bytes(&self) -> u32 {
+        self.tap.ring_bytes
+    }
+}
+
+impl Drop for Membership {
+    fn drop(&mut self) {
+        self.tap.members().list.retain(|m| m.token != self.token);
+    }
+}
+
+/// The shared ring's thread: reads the socket and hands each member what its filter keeps,
+/// until the last member leaves or the socket fails.
+fn read(key: TapKey, tap: Arc<Tap>, mut cap: Capture<Active>, precision: Resolution, lease: Lease) {
+    let frac_ns = precision.ns_per_unit();
+    let mut last_stats = Instant::now();
+    let mut gathered = false;
+    let failure = loop {
+        let wait = if gathered {
+            HAND_OVER_EVERY
+        } else {
+            Duration::from_millis(POLL_MS.into())
+        };
+        if let Err(e) = wait_ready(&cap, wait) {
+            break format!("waiting for packets on the shared ring: {e}");
+        }
+        let mut members = tap.members();
+        if members.list.is_empty() {
+            // Leave under the registry's lock, taken first, so that nobody joins meanwhile.
+            drop(members);
+            let mut inner = taps().lock();
+            if tap.members().list.is_empty() {
+                close(&mut inner, &key, &tap, None);
+                drop(inner);
+                tracing::info!(device = %key.device, "closed the shared ring: no capture reads it");
+                drop(lease);
+                return;
+            }
+            continue;
+        }
+        let list = &mut members.list;
+        let result = cap.dispatch(None, |p| {
+            let ts_ns = p.header.ts.tv_sec * 1_000_000_000 + p.header.ts.tv_usec * frac_ns;
+            for m in list.iter_mut() {
+                if m.program.filter(p.data) {
+                    m.gather(ts_ns, p.header.len, p.data);
+                }
+            }
+        });
+        let now = Instant::now();
+        gathered = false;
+        for m in list.iter_mut() {
+            if m.due(now) {
+                m.hand_over();
+            }
+            gathered |= m.since.is_some();
+        }
+        drop(members);
+        match result {
+            Ok(_) | Err(pcap::Error::TimeoutExpired) => {}
+            Err(e) => break format!("reading packets on the shared ring: {e}"),
+        }
+        if last_stats.elapsed() >= STATS_EVERY {
+            last_stats = Instant::now();
+            if let Ok(st) = cap.stats() {
+                tap.dropped_kernel.store(u64::from(st.dropped), Relaxed);
+                tap.dropped_interface
+                    .store(u64::from(st.if_dropped), Relaxed);
+            }
+        }
+    };
+    tracing::warn!(device = %key.device, reason = %failure, "the shared ring failed");
+    let mut inner = taps().lock();
+    let members: Vec<CaptureId> = tap.members().list.iter().map(|m| m.capture).collect();
+    close(&mut inner, &key, &tap, Some(failure));
+    tracing::debug!(device = %key.device, ?members, "told the shared ring's captures");
+}
+
+fn wait_ready(cap: &Capture<Active>, wait: Duration) -> nix::Result<()> {
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+    let mut fds = [PollFd::new(cap.as_fd(), PollFlags::POLLIN)];
+    let ms = u16::try_from(wait.as_millis()).unwrap_or(POLL_MS);
+    match poll(&mut fds, PollTimeout::from(ms)) {
+        Ok(_) | Err(nix::Error::EINTR) => Ok(()),
+        Err(e) => Err(e),
+    }
+}
