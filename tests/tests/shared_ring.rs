@@ -1,4 +1,4 @@
-//! Past eight running captures on one interface, the next ones read one shared ring (one
+//! Past sixteen running captures on one interface, the next ones read one shared ring (one
 //! kernel socket without a filter, each capture's filter run in pcapd): every capture
 //! still keeps exactly its own packets, is read live, counts drops, and the shared ring
 //! closes once no capture reads it.
@@ -8,8 +8,8 @@ use std::collections::HashSet;
 use pcapd_e2e::*;
 
 /// Captures with a socket of their own before the next ones share one.
-const OWN: usize = 8;
-const CAPTURES: usize = 12;
+const OWN: usize = 16;
+const CAPTURES: usize = 20;
 const FIRST_PORT: u16 = 24431;
 
 /// The test's sequence numbers in a replay of `id`, how many came twice, and how many
@@ -44,7 +44,7 @@ fn mapped_rings(pid: u32) -> usize {
 }
 
 #[test]
-fn captures_past_eight_on_one_interface_share_a_ring_and_each_keeps_exactly_its_packets() {
+fn captures_past_sixteen_on_one_interface_share_a_ring_and_each_keeps_exactly_its_packets() {
     if !require_root() {
         return;
     }
@@ -66,7 +66,7 @@ fn captures_past_eight_on_one_interface_share_a_ring_and_each_keeps_exactly_its_
     assert_eq!(
         mapped_rings(d.pid()),
         OWN + 1,
-        "eight rings of their own and one shared"
+        "sixteen rings of their own and one shared"
     );
 
     // Each port gets another number of datagrams; each capture keeps exactly its own.
@@ -128,7 +128,7 @@ fn captures_past_eight_on_one_interface_share_a_ring_and_each_keeps_exactly_its_
     eventually(DEFAULT_WAIT, "the shared ring to be closed", || {
         mapped_rings(d.pid()) == OWN
     });
-    // Started again with fewer than eight others running, a capture has a ring of its own.
+    // Started again with fewer than sixteen others running, a capture has a ring of its own.
     d.ok(&["stop", &ids[0].to_string()]);
     d.ok(&["start", &shared.to_string()]);
     eventually(DEFAULT_WAIT, "the capture to run again", || {
