@@ -12,6 +12,8 @@ use crate::stats::median;
 /// Targets (issue #5).
 const CPU_RATIO_MAX: f64 = 0.8;
 const REPLAY_RATIO_MIN: f64 = 0.7;
+/// `pcap replay ID | cat` against `tcpdump -r FILE -w - | cat` on the same packets.
+const REPLAY_VS_TCPDUMP_MIN: f64 = 1.0;
 const LISTEN_P99_MAX_MS: f64 = 5.0;
 const IDLE_RSS_MAX: f64 = 40.0 * MIB;
 /// "Flat" while a reader is stalled: at most the reader's queue (16 MiB in pcapd) and as
@@ -123,6 +125,15 @@ pub fn table(runs: &[Run], captures: u16, listen_pps: u64) -> String {
         ratio(m(&|r| r.replay.tcpdump / r.replay.cat)),
         "",
         "",
+    );
+    let against_tcpdump = m(&|r| r.replay.pcapd / r.replay.tcpdump);
+    row(
+        "replay: `pcap replay ID \\| cat` ÷ `tcpdump -r FILE -w - \\| cat`",
+        ratio(against_tcpdump),
+        String::new(),
+        String::new(),
+        "≥ 1.00× tcpdump",
+        pass(against_tcpdump >= REPLAY_VS_TCPDUMP_MIN),
     );
     let p99 = m(&|r| r.latency.p99_ms);
     row(
