@@ -89,6 +89,18 @@ fn captures_past_sixteen_on_one_interface_share_a_ring_and_each_keeps_exactly_it
         assert_eq!(d.counter(id, "dropped_kernel"), 0, "capture {id}");
     }
 
+    // A filter only the kernel can run (`inbound` loads the packet type the kernel holds;
+    // run on the packet's bytes it would match nothing) keeps a socket of its own, past
+    // sixteen too. (On `lo` it matches nothing with tcpdump either: only the ring is checked.)
+    let inbound_port = FIRST_PORT + CAPTURES as u16;
+    let inbound = d.init_started(&["lo", &format!("inbound and udp dst port {inbound_port}")]);
+    assert_eq!(d.capture(inbound)["state"], "ACTIVE");
+    assert!(
+        d.counter(inbound, "ring_bytes") > 0,
+        "an `inbound` capture has its own ring"
+    );
+    d.ok(&["stop", &inbound.to_string()]);
+
     // A live reader of a shared capture gets what comes after it started.
     let shared = ids[CAPTURES - 1];
     let port = ports[CAPTURES - 1];

@@ -259,7 +259,9 @@ impl Taps {
 
     /// A capture about to read `key`'s interface: with a socket of its own while fewer
     /// than [`SHARE_AFTER`] have one, else on the shared ring (opened with `open` when
-    /// there is none), where `program` picks its packets.
+    /// there is none), where `program` picks its packets. A filter that only the kernel
+    /// can run (`inbound`, `outbound`: libpcap cannot compile them for a savefile of the
+    /// link type) keeps a socket of its own.
     pub fn join(
         &'static self,
         key: &TapKey,
@@ -267,15 +269,23 @@ impl Taps {
         program: impl FnOnce() -> Result<BpfProgram, String>,
         open: impl FnOnce() -> Result<Opened, String>,
     ) -> Result<Sharing, String> {
+        let own = |inner: &mut Inner| {
+            *inner.own.entry(key.clone()).or_insert(0) += 1;
+            Sharing::Own(OwnSocket { key: key.clone() })
+        };
         {
             let mut inner = self.lock();
-            let own = inner.own.get(key).copied().unwrap_or(0);
-            if own < SHARE_AFTER {
-                *inner.own.entry(key.clone()).or_insert(0) += 1;
-                return Ok(Sharing::Own(OwnSocket { key: key.clone() }));
+            if inner.own.get(key).copied().unwrap_or(0) < SHARE_AFTER {
+                return Ok(own(&mut inner));
             }
         }
-        let program = program()?;
+        let program = match program() {
+            Ok(p) => p,
+            Err(why) => {
+                tracing::debug!(capture.id = capture, reason = %why, "the filter needs the kernel: a socket of its own");
+                return Ok(own(&mut self.lock()));
+            }
+        };
         // One shared ring is opened at a time: captures started together would otherwise
         // each map a ring of the largest size, all but one closed at once.
         let _opening = self.opening.lock().unwrap_or_else(|e| e.into_inner());

@@ -16,6 +16,37 @@ use crate::capture::ring::Lease;
 use crate::capture::tap::{taps, Membership, Received, Sharing, TapBatch, TapKey};
 use crate::capture::RingPlan;
 
+/// Where the kernel's ancillary data starts in a BPF load's offset (`SKF_AD_OFF`, -4096):
+/// the packet type, interface, VLAN tag as the kernel holds them.
+const ANCILLARY_OFFSET: u32 = 0xffff_f000;
+
+/// Whether a program loads ancillary data (`inbound` and `outbound` compile to a load of
+/// the packet type on Linux): run in pcapd on a packet's bytes it would match nothing, so
+/// such a capture keeps a socket of its own.
+fn kernel_only(program: &pcap::BpfProgram) -> bool {
+    const BPF_LD: u32 = 0x00;
+    const BPF_LDX: u32 = 0x01;
+    const BPF_ABS: u32 = 0x20;
+    const BPF_IND: u32 = 0x40;
+    program.get_instructions().iter().any(|insn| {
+        // "code jt jf k", as the crate prints an instruction.
+        let fields: Vec<u64> = insn
+            .to_string()
+            .split_whitespace()
+            .filter_map(|f| f.parse().ok())
+            .collect();
+        let [code, _, _, k] = fields[..] else {
+            return true;
+        };
+        let (code, k) = (code as u32, k as u32);
+        let class = code & 0x07;
+        let mode = code & 0xe0;
+        (class == BPF_LD || class == BPF_LDX)
+            && (mode == BPF_ABS || mode == BPF_IND)
+            && k >= ANCILLARY_OFFSET
+    })
+}
+
 impl Engine {
     /// What this capture shares a ring by, when it may: in pcapd's own namespace, on one
     /// named interface, with nothing cut off its packets (a filter run on a cut packet
@@ -45,7 +76,13 @@ impl Engine {
         let shared = taps().join(
             &key,
             self.p.id,
-            || compile_offline(link_type, &filter).map_err(|e| e.to_string()),
+            || {
+                let program = compile_offline(link_type, &filter).map_err(|e| e.to_string())?;
+                match kernel_only(&program) {
+                    false => Ok(program),
+                    true => Err(format!("`{filter}` reads what only the kernel knows")),
+                }
+            },
             move || {
                 // It carries everything the interface does, for many captures: the largest
                 // ring, beside the budget of the captures' own rings (charged to it, a
@@ -244,5 +281,31 @@ impl Engine {
         let mut sink = [0u8; 64];
         while self.woken.recv(&mut sink).is_ok() {}
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::kernel_only;
+    use crate::capture::device::compile_offline;
+
+    const ETHERNET: u32 = 1;
+
+    #[test]
+    fn only_filters_on_what_the_kernel_knows_need_a_socket_of_their_own() {
+        for f in ["inbound", "outbound and udp", "udp port 53 or inbound"] {
+            let p = compile_offline(ETHERNET, f).expect(f);
+            assert!(kernel_only(&p), "{f}");
+        }
+        for f in [
+            "",
+            "udp port 53",
+            "host 10.0.0.1",
+            "vlan and tcp",
+            "greater 100",
+        ] {
+            let p = compile_offline(ETHERNET, f).expect(f);
+            assert!(!kernel_only(&p), "{f}");
+        }
     }
 }
