@@ -49,7 +49,10 @@ fn captures_past_sixteen_on_one_interface_share_a_ring_and_each_keeps_exactly_it
         return;
     }
     let d = Daemon::start();
-    let ports: Vec<u16> = (0..CAPTURES as u16).map(|i| FIRST_PORT + i).collect();
+    // The last two have the same filter: it runs once per packet for both.
+    let ports: Vec<u16> = (0..CAPTURES as u16)
+        .map(|i| FIRST_PORT + i.min(CAPTURES as u16 - 2))
+        .collect();
     // One after the other, so that which ones share is known.
     let ids: Vec<u64> = ports
         .iter()
@@ -70,9 +73,14 @@ fn captures_past_sixteen_on_one_interface_share_a_ring_and_each_keeps_exactly_it
     );
 
     // Each port gets another number of datagrams; each capture keeps exactly its own.
-    let sent: Vec<u64> = (0..CAPTURES as u64).map(|i| 200 + 37 * i).collect();
-    for (port, &n) in ports.iter().zip(&sent) {
-        send_udp_seq(*port, 0..n, 100 + *port as usize % 7 * 100);
+    let sent: Vec<u64> = ports
+        .iter()
+        .map(|&p| 200 + 37 * u64::from(p - FIRST_PORT))
+        .collect();
+    for (i, (port, &n)) in ports.iter().zip(&sent).enumerate() {
+        if i == 0 || ports[i - 1] != *port {
+            send_udp_seq(*port, 0..n, 100 + *port as usize % 7 * 100);
+        }
     }
     eventually(DEFAULT_WAIT, "every capture to spool its datagrams", || {
         ids.iter()

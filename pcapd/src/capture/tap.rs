@@ -109,6 +109,8 @@ impl TapBatch {
 struct Member {
     token: u64,
     capture: CaptureId,
+    /// The filter's text, so that members with the same filter run it once per packet.
+    filter: String,
     program: BpfProgram,
     tx: mpsc::Sender<TapBatch>,
     queued: Arc<AtomicUsize>,
@@ -172,6 +174,10 @@ impl Member {
 #[derive(Default)]
 struct Members {
     list: Vec<Member>,
+    /// For each member, the first member with the same filter (itself if none before it);
+    /// rebuilt when `list` or a filter changed.
+    leaders: Vec<usize>,
+    changed: bool,
     /// Set once the shared ring's thread ended: nobody may join it any more.
     closed: bool,
     /// Why it ended, when its socket failed.
@@ -190,6 +196,24 @@ struct Tap {
 impl Tap {
     fn members(&self) -> MutexGuard<'_, Members> {
         self.members.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl Members {
+    /// Which member's result each member takes: its own, or that of the first member with
+    /// the same filter.
+    fn leaders(&mut self) -> Vec<usize> {
+        if self.changed || self.leaders.len() != self.list.len() {
+            let mut first: HashMap<&str, usize> = HashMap::new();
+            self.leaders = self
+                .list
+                .iter()
+                .enumerate()
+                .map(|(i, m)| *first.entry(m.filter.as_str()).or_insert(i))
+                .collect();
+            self.changed = false;
+        }
+        self.leaders.clone()
     }
 }
 
@@ -266,6 +290,7 @@ impl Taps {
         &'static self,
         key: &TapKey,
         capture: CaptureId,
+        filter: &str,
         program: impl FnOnce() -> Result<BpfProgram, String>,
         open: impl FnOnce() -> Result<Opened, String>,
     ) -> Result<Sharing, String> {
@@ -290,7 +315,9 @@ impl Taps {
         // each map a ring of the largest size, all but one closed at once.
         let _opening = self.opening.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(tap) = self.open_tap(key) {
-            return Ok(Sharing::Shared(self.add(key, &tap, capture, program)?));
+            return Ok(Sharing::Shared(
+                self.add(key, &tap, capture, filter, program)?,
+            ));
         }
         let (cap, precision, lease) = open()?;
         let mut inner = self.lock();
@@ -302,7 +329,7 @@ impl Taps {
         });
         inner.taps.insert(key.clone(), tap.clone());
         drop(inner);
-        let membership = match self.add(key, &tap, capture, program) {
+        let membership = match self.add(key, &tap, capture, filter, program) {
             Ok(m) => m,
             Err(e) => {
                 close(&mut self.lock(), key, &tap, Some(e.clone()));
@@ -339,6 +366,7 @@ impl Taps {
         key: &TapKey,
         tap: &Arc<Tap>,
         capture: CaptureId,
+        filter: &str,
         program: BpfProgram,
     ) -> Result<Membership, String> {
         let token = {
@@ -359,6 +387,7 @@ impl Taps {
         members.list.push(Member {
             token,
             capture,
+            filter: filter.to_owned(),
             program,
             tx,
             queued: queued.clone(),
@@ -369,6 +398,7 @@ impl Taps {
             live: live.clone(),
             spare,
         });
+        members.changed = true;
         let sharing = members.list.len();
         drop(members);
         tracing::info!(capture.id = capture, device = %key.device, sharing, "reading the interface's shared ring");
@@ -488,11 +518,13 @@ impl Membership {
     }
 
     /// Picks this capture's packets with another filter from now on.
-    pub fn set_filter(&self, program: BpfProgram) {
+    pub fn set_filter(&self, filter: &str, program: BpfProgram) {
         let mut members = self.tap.members();
         if let Some(m) = members.list.iter_mut().find(|m| m.token == self.token) {
+            m.filter = filter.to_owned();
             m.program = program;
         }
+        members.changed = true;
     }
 
     /// Says whether someone reads the capture live: then its packets come after every
@@ -508,7 +540,9 @@ impl Membership {
 
 impl Drop for Membership {
     fn drop(&mut self) {
-        self.tap.members().list.retain(|m| m.token != self.token);
+        let mut members = self.tap.members();
+        members.list.retain(|m| m.token != self.token);
+        members.changed = true;
     }
 }
 
@@ -541,11 +575,19 @@ fn read(key: TapKey, tap: Arc<Tap>, mut cap: Capture<Active>, precision: Resolut
             }
             continue;
         }
+        let leaders = members.leaders();
+        let mut kept = vec![false; leaders.len()];
         let list = &mut members.list;
         let result = cap.dispatch(None, |p| {
             let ts_ns = p.header.ts.tv_sec * 1_000_000_000 + p.header.ts.tv_usec * frac_ns;
-            for m in list.iter_mut() {
-                if m.program.filter(p.data) {
+            for (i, m) in list.iter_mut().enumerate() {
+                // A leader comes before the members that follow it.
+                let keep = match leaders[i] {
+                    l if l == i => m.program.filter(p.data),
+                    l => kept[l],
+                };
+                kept[i] = keep;
+                if keep {
                     m.gather(ts_ns, p.header.len, p.data);
                 }
             }

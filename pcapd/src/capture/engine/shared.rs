@@ -76,6 +76,7 @@ impl Engine {
         let shared = taps().join(
             &key,
             self.p.id,
+            &self.p.filter,
             || {
                 let program = compile_offline(link_type, &filter).map_err(|e| e.to_string())?;
                 match kernel_only(&program) {
@@ -139,7 +140,7 @@ impl Engine {
             if let Some((filter, reply)) = self.refilter.take() {
                 match compile_offline(self.p.link_type, &filter) {
                     Ok(program) => {
-                        m.set_filter(program);
+                        m.set_filter(&filter, program);
                         self.p.filter = filter;
                         self.report_opened();
                         let _ = reply.send(Ok(()));
