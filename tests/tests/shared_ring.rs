@@ -109,6 +109,31 @@ fn captures_past_sixteen_on_one_interface_share_a_ring_and_each_keeps_exactly_it
     );
     d.ok(&["stop", &inbound.to_string()]);
 
+    // A shared capture with `--count` keeps exactly that many and finishes.
+    let counted_port = inbound_port + 1;
+    let counted = d.init_started(&[
+        "lo",
+        &format!("udp dst port {counted_port}"),
+        "--count",
+        "25",
+    ]);
+    assert_eq!(
+        d.counter(counted, "ring_bytes"),
+        0,
+        "a member of the shared ring"
+    );
+    send_udp_seq(counted_port, 0..40, 64);
+    eventually(DEFAULT_WAIT, "the counted capture to finish", || {
+        d.capture(counted)["state"] == "FINISHED"
+    });
+    let (seen, doubled, _) = seqs(&d, counted, counted_port);
+    assert_eq!(
+        seen,
+        (0..25).collect::<HashSet<u64>>(),
+        "the first 25, exactly"
+    );
+    assert_eq!(doubled, 0);
+
     // A live reader of a shared capture gets what comes after it started.
     let shared = ids[CAPTURES - 1];
     let port = ports[CAPTURES - 1];

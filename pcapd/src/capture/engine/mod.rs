@@ -284,7 +284,6 @@ impl Engine {
             .ring_bytes
             .store(u64::from(lease.size()), Relaxed);
         let mut pending = PendingBatch::default();
-        let count_limit = self.p.stop.packet_count;
         let end = 'run: loop {
             if let Some(end) = self.poll_control() {
                 break 'run end;
@@ -344,20 +343,11 @@ impl Engine {
                     };
                 }
             }
-            if idle || last_flush.elapsed() >= FLUSH_EVERY {
-                if let Err(e) = self.spool.flush() {
-                    break 'run End::Failed(describe_write_error(&e));
-                }
-                last_flush = Instant::now();
-            }
-            if let Some(c) = count_limit {
-                if self.run_packets >= c {
-                    break 'run End::Finished(format!("captured {c} packets (--count)"));
-                }
-            }
-            if self.deadline.is_some_and(|d| Instant::now() >= d) {
-                let secs = self.p.stop.duration_secs.unwrap_or(0);
-                break 'run End::Finished(format!("ran for {secs} s (--duration)"));
+            if let Some(end) = self
+                .flush_when_due(idle, &mut last_flush)
+                .or_else(|| self.stop_reached())
+            {
+                break 'run end;
             }
             let mut dropped = false;
             if last_stats.elapsed() >= STATS_EVERY {
@@ -456,6 +446,32 @@ impl Engine {
             self.store_drops(&st, (base_kernel, base_iface), unread_drops);
         }
         end
+    }
+
+    /// Writes buffered records out when the ring was idle or [`FLUSH_EVERY`] has passed;
+    /// says why the run ends when they cannot be written.
+    fn flush_when_due(&mut self, idle: bool, last_flush: &mut Instant) -> Option<End> {
+        if idle || last_flush.elapsed() >= FLUSH_EVERY {
+            if let Err(e) = self.spool.flush() {
+                return Some(End::Failed(describe_write_error(&e)));
+            }
+            *last_flush = Instant::now();
+        }
+        None
+    }
+
+    /// The run's end when its packet count (`--count`) or duration (`--duration`) is reached.
+    fn stop_reached(&self) -> Option<End> {
+        if let Some(c) = self.p.stop.packet_count {
+            if self.run_packets >= c {
+                return Some(End::Finished(format!("captured {c} packets (--count)")));
+            }
+        }
+        if self.deadline.is_some_and(|d| Instant::now() >= d) {
+            let secs = self.p.stop.duration_secs.unwrap_or(0);
+            return Some(End::Finished(format!("ran for {secs} s (--duration)")));
+        }
+        None
     }
 
     /// The drop counters (kernel, interface): what earlier handles counted (`base`), and

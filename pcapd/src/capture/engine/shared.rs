@@ -7,7 +7,7 @@ use std::time::Instant;
 use pcap_core::domain::State;
 
 use super::moves::OLD_RING_DRAIN;
-use super::{describe_write_error, End, Engine, FLUSH_EVERY, HOUSEKEEPING_EVERY, POLL_MS};
+use super::{describe_write_error, End, Engine, HOUSEKEEPING_EVERY, POLL_MS};
 use super::{MAX_RING, STATS_EVERY};
 use crate::capture::device::{compile_offline, ANY};
 use crate::capture::live::PendingBatch;
@@ -132,7 +132,6 @@ impl Engine {
         let mut last_housekeeping = Instant::now();
         let mut last_stats = Instant::now();
         let mut pending = PendingBatch::default();
-        let count_limit = self.p.stop.packet_count;
         let end = 'run: loop {
             if let Some(end) = self.poll_control() {
                 break 'run end;
@@ -170,20 +169,11 @@ impl Engine {
                     Received::Ended(why) => break 'run End::Retry(why),
                 }
             }
-            if idle || last_flush.elapsed() >= FLUSH_EVERY {
-                if let Err(e) = self.spool.flush() {
-                    break 'run End::Failed(describe_write_error(&e));
-                }
-                last_flush = Instant::now();
-            }
-            if let Some(c) = count_limit {
-                if self.run_packets >= c {
-                    break 'run End::Finished(format!("captured {c} packets (--count)"));
-                }
-            }
-            if self.deadline.is_some_and(|d| Instant::now() >= d) {
-                let secs = self.p.stop.duration_secs.unwrap_or(0);
-                break 'run End::Finished(format!("ran for {secs} s (--duration)"));
+            if let Some(end) = self
+                .flush_when_due(idle, &mut last_flush)
+                .or_else(|| self.stop_reached())
+            {
+                break 'run end;
             }
             if last_stats.elapsed() >= STATS_EVERY {
                 last_stats = Instant::now();
