@@ -273,19 +273,11 @@ impl Taps {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Captures running on the interface of `key`: with their own socket, and sharing.
-    pub fn running(&self, key: &TapKey) -> (usize, usize) {
-        let inner = self.lock();
-        let own = inner.own.get(key).copied().unwrap_or(0);
-        let shared = inner.taps.get(key).map_or(0, |t| t.members().list.len());
-        (own, shared)
-    }
-
     /// A capture about to read `key`'s interface: with a socket of its own while fewer
     /// than [`SHARE_AFTER`] have one, else on the shared ring (opened with `open` when
-    /// there is none), where `program` picks its packets. A filter that only the kernel
-    /// can run (`inbound`, `outbound`: libpcap cannot compile them for a savefile of the
-    /// link type) keeps a socket of its own.
+    /// there is none), where `program` picks its packets. When `program` cannot give one
+    /// that pcapd can run (a filter on what only the kernel knows, such as `inbound`), the
+    /// capture keeps a socket of its own.
     pub fn join(
         &'static self,
         key: &TapKey,
