@@ -223,11 +223,7 @@ fn guarded(
     let Err(panic) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(body)) else {
         return;
     };
-    let what = panic
-        .downcast_ref::<&str>()
-        .map(|s| s.to_string())
-        .or_else(|| panic.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "no message".into());
+    let what = panic_message(panic.as_ref());
     let reason = format!(
         "the capture thread crashed ({what}); the spool is kept. This is a bug in pcapd: \
          please report it with pcapd's log"
@@ -239,6 +235,15 @@ fn guarded(
         state: State::Failed,
         reason,
     });
+}
+
+/// What a panic said, for the report of the thread it ended.
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "no message".into())
 }
 
 impl Controller {

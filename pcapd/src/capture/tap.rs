@@ -332,7 +332,12 @@ impl Taps {
         let thread_key = key.clone();
         let spawned = std::thread::Builder::new()
             .name(format!("shared-{}", key.device))
-            .spawn(move || read(thread_key, thread_tap, cap, precision, lease));
+            .spawn(move || {
+                let (key, tap) = (thread_key.clone(), thread_tap.clone());
+                guarded(&key, &tap, move || {
+                    read(thread_key, thread_tap, cap, precision, lease)
+                })
+            });
         if let Err(e) = spawned {
             let mut inner = self.lock();
             close(
@@ -421,6 +426,21 @@ fn close(inner: &mut Inner, key: &TapKey, tap: &Arc<Tap>, failure: Option<String
     if inner.taps.get(key).is_some_and(|t| Arc::ptr_eq(t, tap)) {
         inner.taps.remove(key);
     }
+}
+
+/// Runs a shared ring's thread; a panic ends the ring like a failed socket: its captures
+/// are told and open their next run, instead of waiting for packets that never come.
+fn guarded(key: &TapKey, tap: &Arc<Tap>, body: impl FnOnce()) {
+    let Err(panic) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(body)) else {
+        return;
+    };
+    let why = format!(
+        "the shared ring's thread crashed ({}); this is a bug in pcapd: please report it \
+         with pcapd's log",
+        super::panic_message(panic.as_ref())
+    );
+    tracing::error!(device = %key.device, reason = %why, "shared ring crashed");
+    close(&mut taps().lock(), key, tap, Some(why));
 }
 
 /// A capture's place on a shared ring; it leaves when this is dropped.
@@ -620,5 +640,42 @@ fn wait_ready(cap: &Capture<Active>, wait: Duration) -> nix::Result<()> {
     match poll(&mut fds, PollTimeout::from(ms)) {
         Ok(_) | Err(nix::Error::EINTR) => Ok(()),
         Err(e) => Err(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::capture::device::compile_offline;
+
+    #[test]
+    fn a_crashed_shared_ring_tells_its_captures_why() {
+        let key = TapKey {
+            device: "crash-test".into(),
+            snaplen: pcap_core::DEFAULT_SNAPLEN,
+            promisc: false,
+            link_type: 1,
+        };
+        let tap = Arc::new(Tap {
+            members: Mutex::new(Members::default()),
+            dropped_kernel: AtomicU64::new(0),
+            dropped_interface: AtomicU64::new(0),
+            ring_bytes: 1 << 20,
+        });
+        taps().lock().taps.insert(key.clone(), tap.clone());
+        let program = compile_offline(1, "udp").expect("compile");
+        let m = taps().add(&key, &tap, 7, "udp", program).expect("a member");
+        assert!(matches!(m.try_recv(), Received::Nothing));
+        guarded(&key, &tap, || panic!("index out of bounds"));
+        match m.try_recv() {
+            Received::Ended(why) => {
+                assert!(why.contains("crashed (index out of bounds)"), "{why}")
+            }
+            _ => panic!("the member was not told the shared ring ended"),
+        }
+        assert!(
+            !taps().lock().taps.contains_key(&key),
+            "nobody joins a crashed shared ring"
+        );
     }
 }
