@@ -59,7 +59,9 @@ pub fn render(cli: &Cli, bins: &Bins, generated: Generated, table: &str, runs: &
          - **captured**: the records of tcpdump's file and of every pcapd spool segment, read \
            back with libpcap, counting those from the sender's MAC; records from anywhere else in \
            these runs: {extra}. packets/s is bounded by how fast tcpreplay sends here.\n\
-         - **replay**: `pcap replay ID | cat > /dev/null`, `cat SEGMENTS | cat > /dev/null` and \
+         - **replay**: `pcap replay ID | cat > /dev/null` (the daemon hands the CLI the \
+           segment files), the same with `PCAP_NO_HANDOFF=1` (records streamed over gRPC), \
+           `cat SEGMENTS | cat > /dev/null` and \
            `tcpdump -r FILE -w - | cat > /dev/null` (FILE is tcpdump's capture of the same \
            packets), as `bash -c` pipelines with pipefail, after an untimed `cat` of all files; \
            MB/s is 10^6 bytes of the input files per second of wall clock.\n\

@@ -1,6 +1,8 @@
 //! Replay throughput on the spool a run just captured, against the pipe ceiling: the same
 //! bytes through `cat`, and tcpdump re-writing its own capture of the same packets. Each is
-//! a `bash -c` pipeline ending in `cat > /dev/null`, timed by the wall clock.
+//! a `bash -c` pipeline ending in `cat > /dev/null`, timed by the wall clock. `pcap replay`
+//! is timed twice: as it runs (the daemon hands it the segment files) and with
+//! `PCAP_NO_HANDOFF=1` (the records streamed over gRPC, as remote clients get them).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -19,6 +21,8 @@ const PIPELINE_LIMIT: Duration = Duration::from_secs(300);
 pub struct ReplayFigures {
     /// `pcap replay ID | cat > /dev/null`.
     pub pcapd: f64,
+    /// The same with `PCAP_NO_HANDOFF=1`.
+    pub streamed: f64,
     /// `cat SEGMENTS | cat > /dev/null`.
     pub cat: f64,
     /// `tcpdump -r FILE -w - | cat > /dev/null`.
@@ -50,11 +54,18 @@ pub fn measure(
     let mut c = sh(r#""$PCAP" replay "$1" | cat > /dev/null"#);
     c.arg(id.to_string()).envs(pcapd.shell_env());
     let pcapd_mbs = mb_per_s(spool_bytes, timed(&mut c, "pcap replay ID | cat")?);
+    let mut c = sh(r#"PCAP_NO_HANDOFF=1 "$PCAP" replay "$1" | cat > /dev/null"#);
+    c.arg(id.to_string()).envs(pcapd.shell_env());
+    let streamed_mbs = mb_per_s(
+        spool_bytes,
+        timed(&mut c, "PCAP_NO_HANDOFF=1 pcap replay ID | cat")?,
+    );
     let mut c = sh(r#"tcpdump -r "$1" -w - 2>/dev/null | cat > /dev/null"#);
     c.arg(tcpdump_file);
     let tcpdump_mbs = mb_per_s(tcpdump_bytes, timed(&mut c, "tcpdump -r FILE -w - | cat")?);
     Ok(ReplayFigures {
         pcapd: pcapd_mbs,
+        streamed: streamed_mbs,
         cat: cat_mbs,
         tcpdump: tcpdump_mbs,
     })

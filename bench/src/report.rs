@@ -119,6 +119,14 @@ pub fn table(runs: &[Run], captures: u16, listen_pps: u64) -> String {
         pass(replay_ratio >= REPLAY_RATIO_MIN),
     );
     row(
+        "replay streamed (`PCAP_NO_HANDOFF=1`, as remote clients get it; MB/s)",
+        int(m(&|r| r.replay.streamed)),
+        format!("cat: {}", int(m(&|r| r.replay.cat))),
+        ratio(m(&|r| r.replay.streamed / r.replay.cat)),
+        "",
+        "",
+    );
+    row(
         "replay: `tcpdump -r FILE -w - \\| cat` (MB/s)",
         int(m(&|r| r.replay.tcpdump)),
         format!("cat: {}", int(m(&|r| r.replay.cat))),
@@ -199,7 +207,7 @@ pub fn table(runs: &[Run], captures: u16, listen_pps: u64) -> String {
 pub fn run_line(i: usize, r: &Run) -> String {
     format!(
         "run {i}: tcpreplay failed {}+{}; tcpdump {}/{} captured, {} drops, {:.2} s CPU; pcapd {}/{} captured, {} drops, \
-         {:.2} s CPU; replay {:.0} MB/s (cat {:.0}, tcpdump {:.0}); listen p50 {:.2} p99 {:.2} \
+         {:.2} s CPU; replay {:.0} MB/s (streamed {:.0}, cat {:.0}, tcpdump {:.0}); listen p50 {:.2} p99 {:.2} \
          max {:.2} ms ({}/{}); RSS idle {:.1} MiB, stalled {:.1}/{:.1}/{:.1} MiB",
         r.tcpdump.sent.failed,
         r.pcapd.sent.failed,
@@ -212,6 +220,7 @@ pub fn run_line(i: usize, r: &Run) -> String {
         r.pcapd.kernel_drops,
         r.pcapd.cpu_secs,
         r.replay.pcapd,
+        r.replay.streamed,
         r.replay.cat,
         r.replay.tcpdump,
         r.latency.p50_ms,

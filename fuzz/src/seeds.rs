@@ -189,6 +189,7 @@ fn request_seeds() -> Vec<Vec<u8>> {
         filter: "tcp".into(),
         raw_records: true,
         microseconds: true,
+        segment_handoff: true,
     };
     let listen = api::ListenRequest {
         selector: sel(api::selector::Kind::Id(7)),

@@ -15,8 +15,12 @@ use pcap_core::savefile::Resolution;
 use tokio::sync::{mpsc, Notify};
 use tonic::Streaming;
 
+use crate::handoff::{Bounds, Handoff};
 use crate::rpc::status_error;
 use crate::target::{Endpoint, Targets};
+
+/// How long to wait for the daemon's reason after a handoff ended too soon.
+const REASON_WITHIN: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Batches one source may have waiting to be merged: with batches of at most 256 KiB, a
 /// source ahead of the others holds about a megabyte here (more waits in the daemon).
@@ -37,6 +41,11 @@ pub struct Source {
     pub selector: Selector,
     pub header: api::StreamHeader,
     stream: Option<Streaming<api::StreamMessage>>,
+    /// A message read ahead of the others (after the header, to see whether the daemon
+    /// handed the segment files over).
+    ahead: Option<Result<Option<api::StreamMessage>, tonic::Status>>,
+    /// The segment files handed over, to read here instead of the stream's records.
+    handoff: Option<(Handoff, Bounds)>,
 }
 
 /// What a source's task hands the merge.
@@ -72,6 +81,8 @@ impl Source {
             Request::Replay(spec) => {
                 let spec = ReplaySpec {
                     selector: selector.clone(),
+                    // Only a daemon on this host can hand its files over.
+                    segment_handoff: spec.segment_handoff && matches!(endpoint, Endpoint::Unix(_)),
                     ..spec.clone()
                 };
                 client.replay(api::ReplayRequest::from(&spec)).await
@@ -97,13 +108,56 @@ impl Source {
             ),
             None => anyhow::bail!("pcapd ended the stream before sending its header"),
         };
-        Ok(Source {
+        let mut source = Source {
             label: label.to_owned(),
             endpoint,
             selector,
             header,
-            stream: Some(stream),
-        })
+            stream: None,
+            ahead: None,
+            handoff: None,
+        };
+        let Request::Replay(spec) = request else {
+            source.stream = Some(stream);
+            return Ok(source);
+        };
+        if !spec.segment_handoff || !matches!(source.endpoint, Endpoint::Unix(_)) {
+            source.stream = Some(stream);
+            return Ok(source);
+        }
+        let next = stream.message().await;
+        let offer = match next {
+            Ok(Some(api::StreamMessage {
+                kind: Some(Kind::Handoff(offer)),
+            })) => offer,
+            // A daemon that streams the records after all.
+            other => {
+                source.ahead = Some(other);
+                source.stream = Some(stream);
+                return Ok(source);
+            }
+        };
+        let connected =
+            tokio::task::spawn_blocking(move || Handoff::connect(&offer).map(|h| (h, offer)))
+                .await
+                .map_err(|e| anyhow::anyhow!("receiving the segment files failed: {e}"))?;
+        match connected {
+            Ok((handoff, offer)) => {
+                source.handoff = Some((handoff, Bounds::new(spec, offer.upto_sequence)));
+                source.stream = Some(stream);
+                Ok(source)
+            }
+            // Another network namespace than pcapd's, or refused: have them streamed.
+            Err(_) => {
+                drop(stream);
+                let streamed = Request::Replay(ReplaySpec {
+                    segment_handoff: false,
+                    ..spec.clone()
+                });
+                let named = (source.endpoint.clone(), source.selector.clone());
+                Box::pin(Source::open(targets, label, named, &streamed)).await
+            }
+        }
     }
 
     /// The capture's description from its daemon's list (names of interfaces, filter,
@@ -134,9 +188,18 @@ impl Source {
         let (tx, rx) = mpsc::channel(QUEUE);
         let mut stream = self.stream.take().expect("a source is read once");
         let endpoint = self.endpoint.clone();
+        if let Some((handoff, bounds)) = self.handoff.take() {
+            read_handed_over(handoff, bounds, stream, endpoint, tx, woken);
+            return rx;
+        }
+        let mut ahead = self.ahead.take();
         tokio::spawn(async move {
             loop {
-                let event = match stream.message().await {
+                let next = match ahead.take() {
+                    Some(m) => m,
+                    None => stream.message().await,
+                };
+                let event = match next {
                     Ok(Some(m)) => match m.kind {
                         Some(Kind::Records(b)) => Event::Records(Batch {
                             records: b.records,
@@ -152,8 +215,9 @@ impl Source {
                              with the daemon's)"
                                 .to_owned(),
                         )),
-                        // A repeated header or a kind newer than this pcap.
-                        Some(Kind::Header(_)) | None => continue,
+                        // A repeated header, an offer not taken up (it runs out), or a
+                        // kind newer than this pcap.
+                        Some(Kind::Header(_) | Kind::Handoff(_)) | None => continue,
                     },
                     Ok(None) => Event::End(None),
                     Err(status) => Event::End(Some(status_error(&endpoint)(status).to_string())),
@@ -170,4 +234,41 @@ impl Source {
         });
         rx
     }
+}
+
+/// Reads the segment files `handoff` brings on a thread of its own, into `tx` as a
+/// stream's batches would come. When the files end too soon, the daemon's reason is on
+/// `stream`.
+fn read_handed_over(
+    handoff: Handoff,
+    bounds: Bounds,
+    mut stream: Streaming<api::StreamMessage>,
+    endpoint: Endpoint,
+    tx: mpsc::Sender<Event>,
+    woken: Arc<Notify>,
+) {
+    let rt = tokio::runtime::Handle::current();
+    tokio::task::spawn_blocking(move || {
+        let read = handoff.read(bounds, |batch| {
+            let sent = tx.blocking_send(Event::Records(batch)).is_ok();
+            woken.notify_one();
+            sent
+        });
+        let end = match read {
+            Ok(()) => Event::End(None),
+            Err(e) => {
+                // The daemon says why it stopped, if it did; the local error otherwise.
+                let why = rt.block_on(async {
+                    let said = tokio::time::timeout(REASON_WITHIN, stream.message()).await;
+                    match said {
+                        Ok(Err(status)) => Some(status_error(&endpoint)(status).to_string()),
+                        _ => None,
+                    }
+                });
+                Event::End(Some(why.unwrap_or_else(|| format!("{e:#}"))))
+            }
+        };
+        let _ = tx.blocking_send(end);
+        woken.notify_one();
+    });
 }

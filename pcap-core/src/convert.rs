@@ -379,6 +379,7 @@ impl TryFrom<api::ReplayRequest> for ReplaySpec {
             filter: r.filter.trim().to_owned(),
             raw_records: r.raw_records,
             microseconds: r.microseconds,
+            segment_handoff: r.segment_handoff,
         })
     }
 }
@@ -393,6 +394,7 @@ impl From<&ReplaySpec> for api::ReplayRequest {
             filter: s.filter.clone(),
             raw_records: s.raw_records,
             microseconds: s.microseconds,
+            segment_handoff: s.segment_handoff,
         }
     }
 }

@@ -309,6 +309,8 @@ pub struct ReplaySpec {
     pub raw_records: bool,
     /// Spooled records in microseconds (see `ReplayRequest.microseconds`).
     pub microseconds: bool,
+    /// The segment files handed over rather than streamed (see `ReplayRequest.segment_handoff`).
+    pub segment_handoff: bool,
 }
 
 /// A `Decode` call: roundtrips from what is spooled (optionally bounded in time and

@@ -87,9 +87,20 @@ pub struct SegmentSummary {
 pub fn for_each_chunk(
     path: &Path,
     block: usize,
+    f: impl FnMut(&FileHeader, Bytes) -> ControlFlow<()>,
+) -> Result<(FileHeader, Tail)> {
+    let file = File::open(path).map_err(|e| Error::io(path, e))?;
+    for_each_chunk_of(file, path, block, f)
+}
+
+/// [`for_each_chunk`] on a segment opened already (read from where its file offset is, its
+/// start); `path` names it in errors.
+pub fn for_each_chunk_of(
+    mut file: File,
+    path: &Path,
+    block: usize,
     mut f: impl FnMut(&FileHeader, Bytes) -> ControlFlow<()>,
 ) -> Result<(FileHeader, Tail)> {
-    let mut file = File::open(path).map_err(|e| Error::io(path, e))?;
     let header = read_header(&mut file, path)?;
     let max_caplen = header.snaplen.max(crate::DEFAULT_SNAPLEN);
     let mut carry: Vec<u8> = Vec::new();

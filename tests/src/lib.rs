@@ -45,7 +45,7 @@ pub use python::{generate_python_client, python_venv};
 pub use savefile::{
     read_pcap, tcpdump_count, udp_dst_ports, Packet, PcapFile, Tcp, Udp, LINUX_SLL2,
 };
-pub use scrape::{http_accepting, Scrape, OPENMETRICS_ACCEPT};
+pub use scrape::{counter_total, http_accepting, Scrape, OPENMETRICS_ACCEPT};
 pub use time::{rfc3339, unix_secs};
 pub use traffic::{
     free_port, payload, payload_seq, send_tcp, send_udp, send_udp_seq, PAYLOAD_MAGIC,

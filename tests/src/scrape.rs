@@ -15,6 +15,20 @@ use crate::cli::run_bounded;
 pub const OPENMETRICS_ACCEPT: &str =
     "application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
 
+/// A counter's value from the `/metrics` of 127.0.0.1:`port`, as `NAME_total` in the text
+/// format (0 when absent).
+pub fn counter_total(port: u16, name: &str) -> u64 {
+    let mut tcp = TcpStream::connect(("127.0.0.1", port)).expect("connect to /metrics");
+    tcp.write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        .expect("ask for /metrics");
+    let mut text = String::new();
+    tcp.read_to_string(&mut text).expect("read /metrics");
+    text.lines()
+        .find_map(|l| l.strip_prefix(&format!("{name}_total ")))
+        .map(|v| v.trim().parse::<f64>().expect("a number") as u64)
+        .unwrap_or(0)
+}
+
 /// One HTTP/1.1 request over plain TCP to 127.0.0.1:`port`, with an Accept header when
 /// given; returns the status line and headers, and the body.
 pub fn http_accepting(

@@ -2,8 +2,7 @@
 //! packet can match, and gives exactly what tcpdump's reading of a full replay gives;
 //! missing and damaged indexes are rebuilt, never trusted.
 
-use std::io::{Read, Write};
-use std::net::{TcpStream, UdpSocket};
+use std::net::UdpSocket;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
@@ -37,19 +36,6 @@ fn send_phases(port: u16) {
             }
         }
     }
-}
-
-/// A metric's value from `/metrics` (0 when absent).
-fn metric(port: u16, name: &str) -> u64 {
-    let mut tcp = TcpStream::connect(("127.0.0.1", port)).expect("connect to /metrics");
-    tcp.write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
-        .expect("ask for /metrics");
-    let mut text = String::new();
-    tcp.read_to_string(&mut text).expect("read /metrics");
-    text.lines()
-        .find_map(|l| l.strip_prefix(&format!("{name}_total ")))
-        .map(|v| v.trim().parse::<f64>().expect("a number") as u64)
-        .unwrap_or(0)
 }
 
 /// What `tcpdump -r FULL -w - FILTER` keeps of a full replay.
@@ -135,7 +121,7 @@ impl Setup {
     /// Replays with `filter`, checks the packets against tcpdump's, and returns how many
     /// segments the daemon skipped for it.
     fn replay_like_tcpdump(&self, filter: &str) -> (PcapFile, u64) {
-        let before = metric(self.metrics, "pcapd_replay_skipped_segments");
+        let before = counter_total(self.metrics, "pcapd_replay_skipped_segments");
         let got = self.d.replay(&[&self.id.to_string(), "--filter", filter]);
         let expected = tcpdump_filtered(&self.full, filter, &self.d.dir().join("tcpdump.pcap"));
         assert_eq!(
@@ -147,7 +133,7 @@ impl Setup {
             got.packets == expected.packets,
             "{filter:?}: same count, different packets"
         );
-        let after = metric(self.metrics, "pcapd_replay_skipped_segments");
+        let after = counter_total(self.metrics, "pcapd_replay_skipped_segments");
         (got, after - before)
     }
 
@@ -212,7 +198,7 @@ fn missing_and_damaged_indexes_are_rebuilt_not_trusted() {
     assert_eq!(got, expected);
     assert_eq!(skipped, 0, "no index, nothing skipped");
     assert_eq!(
-        metric(s.metrics, "pcapd_replay_rebuilt_segment_indexes"),
+        counter_total(s.metrics, "pcapd_replay_rebuilt_segment_indexes"),
         s.segments.len() as u64
     );
     assert_eq!(index_files(&dir).len(), s.segments.len(), "rebuilt on disk");
@@ -236,11 +222,11 @@ fn missing_and_damaged_indexes_are_rebuilt_not_trusted() {
         }
     }
     assert!(damaged >= 1, "the host is named in an index");
-    let rebuilt = metric(s.metrics, "pcapd_replay_rebuilt_segment_indexes");
+    let rebuilt = counter_total(s.metrics, "pcapd_replay_rebuilt_segment_indexes");
     let (got, _) = s.replay_like_tcpdump(filter);
     assert_eq!(got, expected);
     assert_eq!(
-        metric(s.metrics, "pcapd_replay_rebuilt_segment_indexes") - rebuilt,
+        counter_total(s.metrics, "pcapd_replay_rebuilt_segment_indexes") - rebuilt,
         damaged
     );
     // Garbage in place of one: the same.

@@ -110,11 +110,13 @@ pub async fn replay(args: ReplayArgs, ctx: &Context) -> Result<()> {
         live: args.live,
         since_unix_ns: args.since,
         until_unix_ns: args.until,
-        filter: args.filter.unwrap_or_default().trim().to_owned(),
+        filter: args.filter.clone().unwrap_or_default().trim().to_owned(),
         raw_records: true,
         // A microsecond pcap file: the daemon converts the spooled records as it reads
         // them, which saves this program a copy of every batch.
         microseconds: format == Format::Pcap && !args.output.nano,
+        // Local captures' segment files read here rather than streamed (see handoff.rs).
+        segment_handoff: !args.live && args.filter.is_none() && crate::handoff::wanted(),
     };
     let checked = ReplaySpec {
         selector: Selector::Id(1),

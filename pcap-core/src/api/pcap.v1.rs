@@ -237,6 +237,13 @@ pub struct ReplayRequest {
     /// RecordBatch says its own. Daemons that do not know this field send nanoseconds.
     #[prost(bool, tag = "7")]
     pub microseconds: bool,
+    /// Hand the spool's segment files to this client instead of streaming their records
+    /// (see SegmentHandoff): the client reads them itself, which saves copying every record
+    /// through the daemon and the stream. Only for a client on the local UNIX socket, and only
+    /// for a replay that is not live and has no filter; otherwise, and from daemons that do
+    /// not know this field, the records are streamed as usual.
+    #[prost(bool, tag = "8")]
+    pub segment_handoff: bool,
 }
 #[allow(clippy::all)]
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
@@ -254,7 +261,7 @@ pub struct ListenRequest {
 #[allow(clippy::all)]
 #[derive(Clone, PartialEq, ::prost::Message)]
 pub struct StreamMessage {
-    #[prost(oneof = "stream_message::Kind", tags = "1, 2, 3, 4")]
+    #[prost(oneof = "stream_message::Kind", tags = "1, 2, 3, 4, 5")]
     pub kind: ::core::option::Option<stream_message::Kind>,
 }
 /// Nested message and enum types in `StreamMessage`.
@@ -271,7 +278,45 @@ pub mod stream_message {
         /// Only when the request asked for raw_records.
         #[prost(message, tag = "4")]
         Records(super::RecordBatch),
+        /// Only when the request asked for segment_handoff and the daemon hands the segments
+        /// over: the second message, and the only one after the header. The stream stays open
+        /// until the handoff ends, and ends with an error if it failed.
+        #[prost(message, tag = "5")]
+        Handoff(super::SegmentHandoff),
     }
+}
+/// Where a replay's segment files are handed over. Connect to the abstract UNIX stream
+/// socket named `socket` (Linux; in the daemon's network namespace), as the same user that
+/// made the Replay call, and send `token`. The daemon answers with SegmentFiles messages,
+/// each framed as a 4-byte little-endian length and the encoded message, the files'
+/// descriptors (SCM_RIGHTS) sent with the frame's first byte. Send one byte after each
+/// to get the next, until one has `last` set. A client that cannot connect (another network
+/// namespace) drops this stream and asks again without segment_handoff.
+#[allow(clippy::all)]
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct SegmentHandoff {
+    #[prost(string, tag = "1")]
+    pub socket: ::prost::alloc::string::String,
+    #[prost(bytes = "vec", tag = "2")]
+    pub token: ::prost::alloc::vec::Vec<u8>,
+    /// The replay's records are those up to this sequence number (the end of the spool when
+    /// the replay began); a segment still being written may hold more.
+    #[prost(uint64, tag = "3")]
+    pub upto_sequence: u64,
+}
+/// Segment files, in the order of their records, each a pcap savefile whose records are
+/// numbered on from `first_sequence`. Segments that cannot hold records within the
+/// request's time bounds are left out; the records within them are the client's to select
+/// (sequence and time bounds, as a streamed replay does). Descriptors are read-only.
+#[allow(clippy::all)]
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct SegmentFiles {
+    /// One per descriptor, in the same order: the sequence number of its first record.
+    #[prost(uint64, repeated, tag = "1")]
+    pub first_sequence: ::prost::alloc::vec::Vec<u64>,
+    /// No more files follow.
+    #[prost(bool, tag = "2")]
+    pub last: bool,
 }
 /// What a reader needs to write a savefile.
 #[allow(clippy::all)]

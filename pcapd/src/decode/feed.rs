@@ -120,6 +120,10 @@ pub fn run(
             Input::Item(Item::Chunk(Chunk::Records { .. })) => {
                 tracing::error!("a decoder was sent savefile records instead of packets");
             }
+            // Never asked for by a decoder.
+            Input::Item(Item::Handoff(_)) => {
+                tracing::error!("a decoder was offered segment files instead of packets");
+            }
             Input::Item(Item::Gap(dropped)) => {
                 let ts = last.map_or(0, |(ts, _)| ts);
                 decoder.gap(dropped, ts, &mut pending);

@@ -80,6 +80,7 @@ pub fn replay_spec(spec: &DecodeSpec) -> ReplaySpec {
         filter: spec.filter.clone(),
         raw_records: false,
         microseconds: false,
+        segment_handoff: false,
     }
 }
 

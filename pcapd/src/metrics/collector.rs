@@ -230,6 +230,21 @@ impl Collector for PcapdCollector {
             ConstCounter::<u64>::TYPE,
         )?)?;
 
+        let (handoffs, handed_files) = crate::readout::handoff::counters();
+        counter(handoffs).encode(e.encode_descriptor(
+            "pcapd_replay_handoffs",
+            "Replays of local clients served by handing the spool's segment files over \
+             rather than streaming their records.",
+            None,
+            ConstCounter::<u64>::TYPE,
+        )?)?;
+        counter(handed_files).encode(e.encode_descriptor(
+            "pcapd_replay_handed_over_segments",
+            "Segment files handed over to local clients' replays.",
+            None,
+            ConstCounter::<u64>::TYPE,
+        )?)?;
+
         counter(crate::spool::disk::write_waits()).encode(e.encode_descriptor(
             "pcapd_spool_write_waits",
             "Times a capture thread waited for its spool's writing thread: the disk had \

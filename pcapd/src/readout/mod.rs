@@ -5,6 +5,7 @@
 //! the capture wait, and go out at once.
 
 mod batch;
+pub mod handoff;
 mod select;
 mod spool;
 
@@ -21,7 +22,7 @@ use crate::registry::ReplaySource;
 use crate::{Error, Result};
 
 /// Items buffered towards one client.
-const CLIENT_QUEUE: usize = 8;
+pub(crate) const CLIENT_QUEUE: usize = 8;
 
 /// What a stream hands its client, in order: a header, then chunks and notices.
 #[derive(Debug)]
@@ -32,6 +33,8 @@ pub enum Item {
     Gap(u64),
     /// The capture changed state (a stopping state ends the stream).
     State(State, String),
+    /// Where the client fetches the segment files (the only item after the header).
+    Handoff(handoff::Offer),
 }
 
 /// What a client needs to write a savefile. Live records are always in nanoseconds;

@@ -156,6 +156,7 @@ mod tests {
             filter: String::new(),
             raw_records: true,
             microseconds: false,
+            segment_handoff: false,
         }
     }
 

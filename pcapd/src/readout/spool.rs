@@ -165,6 +165,7 @@ mod tests {
             filter: String::new(),
             raw_records: false,
             microseconds: false,
+            segment_handoff: false,
         };
         Selection::replay(&spec, upto_seq, None)
     }
@@ -244,6 +245,7 @@ mod tests {
             filter: String::new(),
             raw_records: true,
             microseconds: true,
+            segment_handoff: false,
         };
         let mut sel = Selection::replay(&spec, u64::MAX, None);
         let mut times = Vec::new();
@@ -302,6 +304,7 @@ mod tests {
         let replay = |filter: &str| {
             let spec = ReplaySpec {
                 microseconds: false,
+                segment_handoff: false,
                 selector: Selector::Id(1),
                 live: false,
                 since_unix_ns: None,

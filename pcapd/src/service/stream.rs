@@ -7,11 +7,12 @@ use pcap_core::domain::{DecodeSpec, ListenSpec, ReplaySpec};
 use tokio_stream::adapters::Map;
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_stream::StreamExt;
+use tonic::transport::server::UdsConnectInfo;
 use tonic::{Request, Response, Status};
 
 use super::{domain, PcapdService};
 use crate::decode;
-use crate::readout::{self, Chunk, Header, Item, Items};
+use crate::readout::{self, handoff, Chunk, Header, Item, Items};
 use crate::registry::ReaderKind;
 
 /// The stream type of both calls.
@@ -25,12 +26,29 @@ pub async fn replay(
     s: &PcapdService,
     req: Request<api::ReplayRequest>,
 ) -> Result<Response<MessageStream>, Status> {
+    // Only a caller on the local socket can be handed the segment files.
+    let local_uid = req
+        .extensions()
+        .get::<UdsConnectInfo>()
+        .and_then(|i| i.peer_cred)
+        .map(|c| c.uid());
     let spec: ReplaySpec = domain(req.into_inner())?;
     let permit = s.stream_permit()?;
     let src = s.registry.open_replay(&spec).await?;
     let reader = s
         .registry
         .reader_opened(src.id, ReaderKind::Replay, src.live.as_ref());
+    if let Some(uid) = local_uid.filter(|_| handoff::applies(&spec)) {
+        match handoff::Socket::bind(src.upto_seq) {
+            Ok(socket) => {
+                let items = handoff::replay(socket, src, &spec, uid, (permit, reader));
+                return Ok(messages(items));
+            }
+            Err(e) => {
+                tracing::info!(error = %e, "streaming a replay instead of handing its files over")
+            }
+        }
+    }
     Ok(messages(readout::replay(src, &spec, (permit, reader))))
 }
 
@@ -84,6 +102,11 @@ fn message(item: Item) -> api::StreamMessage {
         }),
         Item::Chunk(Chunk::Packets(packets)) => Kind::Packets(api::PacketBatch {
             packets: packets.into_iter().map(packet).collect(),
+        }),
+        Item::Handoff(offer) => Kind::Handoff(api::SegmentHandoff {
+            socket: offer.socket,
+            token: offer.token,
+            upto_sequence: offer.upto_seq,
         }),
         Item::Gap(dropped) => notice(api::notice::Kind::Gap(api::Gap { dropped })),
         Item::State(state, reason) => notice(api::notice::Kind::State(api::StateChange {

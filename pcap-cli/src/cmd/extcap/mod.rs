@@ -176,6 +176,7 @@ pub async fn run(args: ExtcapArgs, ctx: &Context) -> Result<()> {
         filter,
         raw_records: true,
         microseconds: false,
+        segment_handoff: false,
     };
     let checked = ReplaySpec {
         selector: Selector::Id(1),
