@@ -1,6 +1,8 @@
 //! A fresh `pcapd` inside the receiving namespace, on a socket and data directory of its
 //! own, and the `pcap` command line pointed at it. The socket is a path, so `pcap` itself
-//! runs in the benchmark's own namespace.
+//! runs in the benchmark's own namespace, except where it matters: a local replay is handed
+//! the segment files over an abstract socket, which only `pcap` in pcapd's namespace (as on
+//! any host where both run) can reach, so replays are timed there.
 
 use std::ffi::OsStr;
 use std::fs::File;
@@ -36,6 +38,8 @@ pub struct Pcapd {
     data: PathBuf,
     log: PathBuf,
     pcap: PathBuf,
+    /// The network namespace it runs in, when not this program's.
+    netns: Option<String>,
 }
 
 // === impl Pcapd ===
@@ -44,7 +48,7 @@ impl Pcapd {
     /// Starts `ip netns exec NS pcapd --socket DIR/pcapd.sock --data-dir DIR/data` and waits
     /// until the socket accepts connections.
     pub fn start(bins: &Bins, ns: &str, dir: &Path) -> Result<Pcapd> {
-        Pcapd::spawn(bins, Lab::command(ns, &bins.pcapd), dir)
+        Pcapd::spawn(bins, Lab::command(ns, &bins.pcapd), dir, Some(ns))
     }
 
     /// Like [`Pcapd::start`], with an empty config file (`--config DIR/pcapd.toml`): every
@@ -55,13 +59,13 @@ impl Pcapd {
         std::fs::write(&config, "")?;
         let mut cmd = Lab::command(ns, &bins.pcapd);
         cmd.arg("--config").arg(&config);
-        Pcapd::spawn(bins, cmd, dir)
+        Pcapd::spawn(bins, cmd, dir, Some(ns))
     }
 
     /// Starts `pcapd --socket DIR/pcapd.sock --data-dir DIR/data` in this program's own
     /// network namespace (its captures see this host's `lo`).
     pub fn start_here(bins: &Bins, dir: &Path) -> Result<Pcapd> {
-        Pcapd::spawn(bins, Command::new(&bins.pcapd), dir)
+        Pcapd::spawn(bins, Command::new(&bins.pcapd), dir, None)
     }
 
     /// As [`Pcapd::start_here`], with `config` as its configuration file.
@@ -71,10 +75,10 @@ impl Pcapd {
         std::fs::write(&path, config)?;
         let mut cmd = Command::new(&bins.pcapd);
         cmd.arg("--config").arg(path);
-        Pcapd::spawn(bins, cmd, dir)
+        Pcapd::spawn(bins, cmd, dir, None)
     }
 
-    fn spawn(bins: &Bins, mut cmd: Command, dir: &Path) -> Result<Pcapd> {
+    fn spawn(bins: &Bins, mut cmd: Command, dir: &Path, netns: Option<&str>) -> Result<Pcapd> {
         std::fs::create_dir_all(dir)?;
         let socket = dir.join("pcapd.sock");
         let data = dir.join("data");
@@ -100,6 +104,7 @@ impl Pcapd {
             data,
             log,
             pcap: bins.pcap.clone(),
+            netns: netns.map(str::to_owned),
         };
         started.map_err(|e| anyhow!("{e}; pcapd log:\n{}", d.log_tail()))?;
         Ok(d)
@@ -120,6 +125,18 @@ impl Pcapd {
         let mut c = Command::new(&self.pcap);
         c.env("PCAP_SOCKET", &self.socket)
             .env("XDG_CONFIG_HOME", self.data.with_file_name("config"));
+        c
+    }
+
+    /// `bash -c 'set -o pipefail; SCRIPT' sh` in pcapd's network namespace, with the
+    /// environment for `pcap` (`$PCAP` is its path); the arguments added next are `$1`, ...
+    pub fn shell_beside(&self, script: &str) -> Command {
+        let pipefail = format!("set -o pipefail; {script}");
+        let mut c = match &self.netns {
+            Some(ns) => Lab::command(ns, "bash"),
+            None => Command::new("bash"),
+        };
+        c.args(["-c", &pipefail, "sh"]).envs(self.shell_env());
         c
     }
 

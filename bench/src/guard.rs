@@ -88,7 +88,17 @@ pub fn sleep(d: Duration) -> Result<()> {
 }
 
 /// Polls `cond` every 20 ms until it holds; an error naming `what` after `limit`.
-pub fn wait_for(limit: Duration, what: &str, mut cond: impl FnMut() -> Result<bool>) -> Result<()> {
+pub fn wait_for(limit: Duration, what: &str, cond: impl FnMut() -> Result<bool>) -> Result<()> {
+    wait_every(Duration::from_millis(20), limit, what, cond)
+}
+
+/// [`wait_for`], checking every `period`.
+fn wait_every(
+    period: Duration,
+    limit: Duration,
+    what: &str,
+    mut cond: impl FnMut() -> Result<bool>,
+) -> Result<()> {
     let end = Instant::now() + limit;
     loop {
         if cond()? {
@@ -97,7 +107,7 @@ pub fn wait_for(limit: Duration, what: &str, mut cond: impl FnMut() -> Result<bo
         if Instant::now() >= end {
             bail!("timed out after {limit:?} waiting for {what}");
         }
-        sleep(Duration::from_millis(20))?;
+        sleep(period)?;
     }
 }
 
@@ -196,7 +206,10 @@ impl Proc {
     /// Waits for the process to exit by itself, at most `limit`.
     pub fn wait(&mut self, limit: Duration) -> Result<ExitStatus> {
         let what = format!("{} to exit", self.what);
-        wait_for(limit, &what, || Ok(self.try_wait()?.is_some()))?;
+        // Checked every millisecond: timed pipelines (a filtered replay) take a few ms, and
+        // looking costs one waitid.
+        let period = Duration::from_millis(1);
+        wait_every(period, limit, &what, || Ok(self.try_wait()?.is_some()))?;
         Ok(self.status.expect("exited"))
     }
 

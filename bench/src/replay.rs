@@ -39,28 +39,29 @@ pub fn measure(
 ) -> Result<ReplayFigures> {
     let spool_bytes = total_bytes(segments)?;
     let tcpdump_bytes = std::fs::metadata(tcpdump_file)?.len();
+    // Every pipeline runs in pcapd's namespace, as `pcap` on the daemon's host does.
     let cat = |warm: bool| -> Result<f64> {
-        let mut c = sh(r#"cat "$@" | cat > /dev/null"#);
+        let mut c = pcapd.shell_beside(r#"cat "$@" | cat > /dev/null"#);
         c.args(segments);
         let t = timed(&mut c, "cat SEGMENTS | cat")?;
         Ok(if warm { 0.0 } else { mb_per_s(spool_bytes, t) })
     };
     cat(true)?;
-    let mut c = sh(r#"cat "$1" > /dev/null"#);
+    let mut c = pcapd.shell_beside(r#"cat "$1" > /dev/null"#);
     c.arg(tcpdump_file);
     timed(&mut c, "cat FILE")?;
 
     let cat_mbs = cat(false)?;
-    let mut c = sh(r#""$PCAP" replay "$1" | cat > /dev/null"#);
-    c.arg(id.to_string()).envs(pcapd.shell_env());
+    let mut c = pcapd.shell_beside(r#""$PCAP" replay "$1" | cat > /dev/null"#);
+    c.arg(id.to_string());
     let pcapd_mbs = mb_per_s(spool_bytes, timed(&mut c, "pcap replay ID | cat")?);
-    let mut c = sh(r#"PCAP_NO_HANDOFF=1 "$PCAP" replay "$1" | cat > /dev/null"#);
-    c.arg(id.to_string()).envs(pcapd.shell_env());
+    let mut c = pcapd.shell_beside(r#"PCAP_NO_HANDOFF=1 "$PCAP" replay "$1" | cat > /dev/null"#);
+    c.arg(id.to_string());
     let streamed_mbs = mb_per_s(
         spool_bytes,
         timed(&mut c, "PCAP_NO_HANDOFF=1 pcap replay ID | cat")?,
     );
-    let mut c = sh(r#"tcpdump -r "$1" -w - 2>/dev/null | cat > /dev/null"#);
+    let mut c = pcapd.shell_beside(r#"tcpdump -r "$1" -w - 2>/dev/null | cat > /dev/null"#);
     c.arg(tcpdump_file);
     let tcpdump_mbs = mb_per_s(tcpdump_bytes, timed(&mut c, "tcpdump -r FILE -w - | cat")?);
     Ok(ReplayFigures {
@@ -69,14 +70,6 @@ pub fn measure(
         cat: cat_mbs,
         tcpdump: tcpdump_mbs,
     })
-}
-
-/// `bash -c 'set -o pipefail; SCRIPT' sh ...` (a pipeline fails if any part of it does);
-/// the arguments added next are `$1`, `$2`, ...
-fn sh(script: &str) -> Command {
-    let mut c = Command::new("bash");
-    c.args(["-c", &format!("set -o pipefail; {script}"), "sh"]);
-    c
 }
 
 fn timed(cmd: &mut Command, what: &str) -> Result<Duration> {

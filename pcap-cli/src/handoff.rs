@@ -35,6 +35,9 @@ const READ_BLOCK: usize = 1 << 20;
 /// Descriptors one message may carry (the kernel's limit, SCM_MAX_FD).
 const MAX_FILES: usize = 253;
 
+/// How long pcapd may take to send the next files.
+const ANSWER_WITHIN: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// Largest message accepted: 10 bytes per file at most, and a little more.
 const MAX_MESSAGE: usize = 16 * 1024;
 
@@ -100,6 +103,8 @@ impl Handoff {
     pub fn connect(offer: &api::SegmentHandoff) -> io::Result<Handoff> {
         let addr = SocketAddr::from_abstract_name(offer.socket.as_bytes())?;
         let mut conn = UnixStream::connect_addr(&addr)?;
+        // pcapd answers at once (it opens a few files); a daemon that does not is stuck.
+        conn.set_read_timeout(Some(ANSWER_WITHIN))?;
         conn.write_all(&offer.token)?;
         let mut handoff = Handoff {
             conn,

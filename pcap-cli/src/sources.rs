@@ -2,7 +2,9 @@
 //! opened (its daemon reached, the capture found, the stream's header read) before anything
 //! is written, so that a wrong alias or an unreachable remote stops the command with its
 //! name and no output. Each stream is then read by a task of its own into a short queue:
-//! a merge takes packets from every queue, and a source that runs ahead waits there.
+//! a merge takes packets from every queue, and a source that runs ahead waits there. The
+//! segment files a local daemon hands over for a replay are read on a thread of their own
+//! into the same kind of queue (see `handoff.rs`).
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -113,28 +115,42 @@ impl Source {
             endpoint,
             selector,
             header,
-            stream: None,
+            stream: Some(stream),
             ahead: None,
             handoff: None,
         };
-        let Request::Replay(spec) = request else {
-            source.stream = Some(stream);
-            return Ok(source);
-        };
-        if !spec.segment_handoff || !matches!(source.endpoint, Endpoint::Unix(_)) {
-            source.stream = Some(stream);
-            return Ok(source);
+        match request {
+            Request::Replay(spec)
+                if spec.segment_handoff && matches!(source.endpoint, Endpoint::Unix(_)) =>
+            {
+                if source.take_offer(spec).await? {
+                    return Ok(source);
+                }
+                // Another network namespace than pcapd's, or refused: have them streamed.
+                let named = (source.endpoint.clone(), source.selector.clone());
+                drop(source);
+                let streamed = Request::Replay(ReplaySpec {
+                    segment_handoff: false,
+                    ..spec.clone()
+                });
+                Box::pin(Source::open(targets, label, named, &streamed)).await
+            }
+            _ => Ok(source),
         }
-        let next = stream.message().await;
-        let offer = match next {
+    }
+
+    /// Reads what follows the header of a replay that asked for the segment files: takes
+    /// the files when they are offered, or keeps the message for the stream's reader when
+    /// the daemon streams them. False when the offer could not be taken up.
+    async fn take_offer(&mut self, spec: &ReplaySpec) -> Result<bool> {
+        let stream = self.stream.as_mut().expect("an opened source");
+        let offer = match stream.message().await {
             Ok(Some(api::StreamMessage {
                 kind: Some(Kind::Handoff(offer)),
             })) => offer,
-            // A daemon that streams the records after all.
             other => {
-                source.ahead = Some(other);
-                source.stream = Some(stream);
-                return Ok(source);
+                self.ahead = Some(other);
+                return Ok(true);
             }
         };
         let connected =
@@ -143,20 +159,10 @@ impl Source {
                 .map_err(|e| anyhow::anyhow!("receiving the segment files failed: {e}"))?;
         match connected {
             Ok((handoff, offer)) => {
-                source.handoff = Some((handoff, Bounds::new(spec, offer.upto_sequence)));
-                source.stream = Some(stream);
-                Ok(source)
+                self.handoff = Some((handoff, Bounds::new(spec, offer.upto_sequence)));
+                Ok(true)
             }
-            // Another network namespace than pcapd's, or refused: have them streamed.
-            Err(_) => {
-                drop(stream);
-                let streamed = Request::Replay(ReplaySpec {
-                    segment_handoff: false,
-                    ..spec.clone()
-                });
-                let named = (source.endpoint.clone(), source.selector.clone());
-                Box::pin(Source::open(targets, label, named, &streamed)).await
-            }
+            Err(_) => Ok(false),
         }
     }
 
