@@ -4,7 +4,7 @@
 //! until it is fsynced and renamed into place on rotation.
 
 use std::fs::{File, OpenOptions};
-use std::io::{ErrorKind, Read};
+use std::io::{ErrorKind, Read, Seek, SeekFrom};
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 
@@ -96,12 +96,29 @@ pub fn for_each_chunk(
 /// [`for_each_chunk`] on a segment opened already (read from where its file offset is, its
 /// start); `path` names it in errors.
 pub fn for_each_chunk_of(
+    file: File,
+    path: &Path,
+    block: usize,
+    f: impl FnMut(&FileHeader, Bytes) -> ControlFlow<()>,
+) -> Result<(FileHeader, Tail)> {
+    for_each_chunk_in(file, path, FILE_HEADER_LEN as u64..u64::MAX, block, f)
+}
+
+/// [`for_each_chunk_of`] for the records in `range` of the file (byte offsets: from a record
+/// boundary, up to another or the end of the file). Reads the file header first.
+pub fn for_each_chunk_in(
     mut file: File,
     path: &Path,
+    range: std::ops::Range<u64>,
     block: usize,
     mut f: impl FnMut(&FileHeader, Bytes) -> ControlFlow<()>,
 ) -> Result<(FileHeader, Tail)> {
     let header = read_header(&mut file, path)?;
+    if range.start != FILE_HEADER_LEN as u64 {
+        file.seek(SeekFrom::Start(range.start))
+            .map_err(|e| Error::io(path, e))?;
+    }
+    let mut left = range.end.saturating_sub(range.start);
     let max_caplen = header.snaplen.max(crate::DEFAULT_SNAPLEN);
     let mut carry: Vec<u8> = Vec::new();
     loop {
@@ -110,7 +127,7 @@ pub fn for_each_chunk_of(
         let mut buf = Vec::with_capacity(want);
         buf.extend_from_slice(&carry);
         // read_to_end fills spare capacity without zeroing it first; `take` bounds it.
-        let limit = (want - buf.len()) as u64;
+        let limit = ((want - buf.len()) as u64).min(left);
         let n = loop {
             match file.by_ref().take(limit).read_to_end(&mut buf) {
                 Ok(n) => break n,
@@ -118,6 +135,7 @@ pub fn for_each_chunk_of(
                 Err(e) => return Err(Error::io(path, e)),
             }
         };
+        left -= n as u64;
         let mut records = Records::new(&buf, max_caplen);
         records.by_ref().for_each(drop);
         let (whole, tail) = (records.consumed(), records.tail());

@@ -24,6 +24,7 @@ use crate::values::{self, Usage};
 
 /// Arguments of `pcap replay`.
 #[derive(Debug, Args)]
+#[command(after_help = REPLAY_HANDOFF_HELP)]
 pub struct ReplayArgs {
     /// Capture id or alias, after `REMOTE:` for a remote daemon (`lab:web`); several are
     /// merged in exact time order into one pcapng stream
@@ -62,6 +63,13 @@ pub struct ListenArgs {
     #[command(flatten)]
     output: OutputArgs,
 }
+
+const REPLAY_HANDOFF_HELP: &str = "\
+A replay of a capture of the local pcapd, without --live or --filter, reads the capture's
+segment files itself: pcapd hands them over (read-only, to the same user) instead of
+streaming every packet, which is several times faster. Where pcap cannot reach pcapd's
+handoff socket (another network namespace), or with PCAP_NO_HANDOFF=1 in the environment,
+the packets are streamed instead; the output is the same.";
 
 const LISTEN_MERGE_HELP: &str = "\
 Several captures are merged in time order with a reorder window of 200 ms: a packet is held

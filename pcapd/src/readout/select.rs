@@ -119,6 +119,14 @@ impl Selection {
             .is_none_or(|f| f.verdict(ix) != Verdict::Never)
     }
 
+    /// The blocks of a segment whose index is `ix` that may hold records passing the
+    /// filter (bits, see [`SegmentIndex::blocks`]).
+    pub fn blocks(&self, ix: &SegmentIndex) -> u64 {
+        self.segment_filter
+            .as_ref()
+            .map_or(crate::segment_index::ALL_BLOCKS, |f| f.blocks(ix))
+    }
+
     /// Decides about record `seq` of time `ts_ns`, and counts it when taken.
     pub fn pick(&mut self, seq: u64, ts_ns: i64, data: &[u8]) -> Pick {
         if seq > self.upto_seq || self.is_done() {

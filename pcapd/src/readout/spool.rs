@@ -5,17 +5,17 @@
 //! Blocking: it runs on a thread of its own, paced by the client.
 
 use std::collections::HashMap;
-use std::ops::ControlFlow;
+use std::ops::{ControlFlow, Range};
 use std::path::Path;
 
 use bytes::Bytes;
-use pcap_core::savefile::{self, Resolution};
+use pcap_core::savefile::{self, Resolution, FILE_HEADER_LEN};
 
 use super::batch::{Batcher, Format};
 use super::select::Selection;
 use super::Chunk;
 use crate::segment_index::{self, SegmentIndex};
-use crate::spool::{list_segments, reader::read_segment};
+use crate::spool::{list_segments, reader::read_segment_range};
 use crate::store::SegmentMeta;
 use crate::Result;
 
@@ -48,6 +48,7 @@ pub fn replay_spool(
         }
         // Only closed, catalogued segments have an index, of the length catalogued.
         let mut rebuild = None;
+        let mut parts = None;
         if let Some(meta) = meta.filter(|_| sel.judges_indexes() && !name.open) {
             match segment_index::file::load(dir, name.first_seq, meta.bytes) {
                 Some(ix) if !sel.may_match(&ix) => {
@@ -55,31 +56,46 @@ pub fn replay_spool(
                     skipped += 1;
                     continue;
                 }
-                Some(_) => {}
-                None => rebuild = Some(SegmentIndex::new(link_type)),
+                Some(ix) => parts = block_ranges(&ix, sel.blocks(&ix), meta.bytes),
+                None => {
+                    let mut ix = SegmentIndex::new(link_type);
+                    ix.set_block_size(meta.bytes);
+                    rebuild = Some(ix);
+                }
             }
         }
-        let mut next_seq = Some(name.first_seq);
+        // The whole segment, or only the blocks its index shows may hold wanted records.
+        let parts = parts.unwrap_or_else(|| vec![(WHOLE, name.first_seq)]);
         let micro = sel.wants_micro();
-        read_segment(dir, name, |mut resolution, mut block| {
-            let Some(seq) = next_seq else {
-                return ControlFlow::Break(());
-            };
-            if micro && resolution == Resolution::Nano {
-                (block, resolution) = (to_micro(block), Resolution::Micro);
-            }
-            let pick = |s, ts, d: &[u8]| {
-                if let Some(ix) = rebuild.as_mut() {
-                    ix.observe(d);
+        let mut next_seq = Some(name.first_seq);
+        for (range, first_seq) in parts {
+            next_seq = Some(first_seq);
+            // Where the next record starts in the file (for an index being rebuilt).
+            let mut offset = range.start;
+            read_segment_range(dir, name, range, |mut resolution, mut block| {
+                let Some(seq) = next_seq else {
+                    return ControlFlow::Break(());
+                };
+                if micro && resolution == Resolution::Nano {
+                    (block, resolution) = (to_micro(block), Resolution::Micro);
                 }
-                sel.pick(s, ts, d)
-            };
-            next_seq = batcher.walk(&block, seq, resolution, pick, &mut counting);
-            match next_seq {
-                Some(_) => ControlFlow::Continue(()),
-                None => ControlFlow::Break(()),
+                if let Some(ix) = rebuild.as_mut() {
+                    for (n, (_, d)) in savefile::Records::new(&block, u32::MAX).enumerate() {
+                        ix.observe_at(d, offset, seq + n as u64);
+                        offset += (savefile::RECORD_HEADER_LEN + d.len()) as u64;
+                    }
+                }
+                let pick = |s, ts, d: &[u8]| sel.pick(s, ts, d);
+                next_seq = batcher.walk(&block, seq, resolution, pick, &mut counting);
+                match next_seq {
+                    Some(_) => ControlFlow::Continue(()),
+                    None => ControlFlow::Break(()),
+                }
+            })?;
+            if next_seq.is_none() {
+                break;
             }
-        })?;
+        }
         if let (Some(ix), Some(meta), Some(_)) = (rebuild, meta, next_seq) {
             // Every record was seen (not cut short, not deleted by retention meanwhile).
             if ix.packets == meta.packets && store_rebuilt(dir, meta, &ix) {
@@ -101,6 +117,39 @@ pub fn replay_spool(
         );
     }
     Ok(shipped)
+}
+
+/// Every record of a segment, as a range of its file.
+const WHOLE: Range<u64> = FILE_HEADER_LEN as u64..u64::MAX;
+
+/// The parts of a segment `segment_bytes` long to read for the blocks `mask` of its index
+/// `ix`, each a byte range and the sequence number of its first record; `None` to read it
+/// whole (every block, or the index does not say where blocks begin).
+fn block_ranges(
+    ix: &SegmentIndex,
+    mask: u64,
+    segment_bytes: u64,
+) -> Option<Vec<(Range<u64>, u64)>> {
+    if mask == segment_index::ALL_BLOCKS || ix.blocks.is_empty() {
+        return None;
+    }
+    let mut parts: Vec<(Range<u64>, u64)> = Vec::new();
+    for (k, &(start, seq)) in ix.blocks.iter().enumerate() {
+        if mask & (1 << k) == 0 {
+            continue;
+        }
+        // Records starting in block k end where the next block's first record starts; the
+        // last block's run to the end of the segment.
+        let end = ix.blocks.get(k + 1).map_or(segment_bytes, |&(o, _)| o);
+        if start >= end {
+            continue;
+        }
+        match parts.last_mut() {
+            Some((r, _)) if r.end == start => r.end = end,
+            _ => parts.push((start..end, seq)),
+        }
+    }
+    Some(parts)
 }
 
 /// `block`'s records with microsecond times: converted where they lie when the block is
@@ -339,17 +388,95 @@ mod tests {
         let stored = std::fs::read(&index).unwrap();
         std::fs::remove_file(&index).unwrap();
         assert_eq!(replay("host 10.0.0.2").unwrap(), 50);
-        assert_eq!(std::fs::read(&index).unwrap(), stored);
+        let holds = |b: &[u8]| {
+            let ix = crate::segment_index::file::decode(b, catalog[1].bytes).unwrap();
+            let addrs: std::collections::BTreeSet<u128> = match &ix.addrs {
+                crate::segment_index::Addrs::Exact(m) => m.keys().copied().collect(),
+                other => panic!("{other:?}"),
+            };
+            (addrs, ix.packets, ix.protos, ix.layers)
+        };
+        // The same, its blocks sized for the segment as it is rather than as it was meant
+        // to grow: three of 1 KiB here, where the writer made one.
+        let rebuilt = std::fs::read(&index).unwrap();
+        assert_eq!(holds(&rebuilt), holds(&stored));
+        let blocks = crate::segment_index::file::decode(&rebuilt, catalog[1].bytes)
+            .unwrap()
+            .blocks;
+        assert_eq!(blocks.len(), 3);
+        assert_eq!(blocks[0], (24, middle));
         // One that does not describe the segment is not trusted: rebuilt the same.
         std::fs::write(&index, b"PCAPDIDX").unwrap();
         assert_eq!(replay("host 10.0.0.2").unwrap(), 50);
-        assert_eq!(std::fs::read(&index).unwrap(), stored);
+        assert_eq!(holds(&std::fs::read(&index).unwrap()), holds(&stored));
         // Retention removes the index with its segment.
         s.set_policy(test_policy(1));
         s.enforce_retention(0).unwrap();
         s.close().unwrap();
         assert!(!index.exists());
         assert!(crate::spool::list_segments(&dir).unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_host_filter_reads_only_the_blocks_its_host_is_in() {
+        // Segments of 64 KiB, so blocks of 1 KiB: about 17 of these records each.
+        let (_tmp, store, dir, mut s) = test_spool(512 << 10);
+        for i in 0..600u32 {
+            let host = if (300..310).contains(&i) { 2 } else { 1 };
+            s.append(i64::from(i), 42, &frame(host)).unwrap();
+        }
+        s.close().unwrap();
+        let catalog = store.segments(1).unwrap();
+        assert_eq!(catalog.len(), 1);
+        let meta = &catalog[0];
+        let ix = segment_index::file::load(&dir, meta.first_seq, meta.bytes).unwrap();
+        assert_eq!(ix.block_shift, 10);
+        let filter = segment_index::SegmentFilter::parse("host 10.0.0.2").unwrap();
+        let parts = block_ranges(&ix, filter.blocks(&ix), meta.bytes).unwrap();
+        let read: u64 = parts.iter().map(|(r, _)| r.end - r.start).sum();
+        assert!(read <= 2048, "{read} of {} bytes read", meta.bytes);
+
+        // Everything before those blocks damaged: a read of the whole segment stops there.
+        let path = pcap_core::segment::closed_path(&dir, meta.first_seq);
+        let mut bytes = std::fs::read(&path).unwrap();
+        bytes[FILE_HEADER_LEN..parts[0].0.start as usize].fill(0xff);
+        std::fs::write(&path, &bytes).unwrap();
+        let replay = |filter: &str| -> Vec<u64> {
+            let spec = ReplaySpec {
+                filter: filter.into(),
+                ..spec_for_tests()
+            };
+            let bpf = crate::capture::device::compile_offline(1, filter).unwrap();
+            let mut sel = Selection::replay(&spec, u64::MAX, Some(bpf));
+            let mut seqs = Vec::new();
+            replay_spool(&dir, &catalog, 1, &mut sel, Format::Packets, |c| {
+                if let Chunk::Packets(p) = c {
+                    seqs.extend(p.iter().map(|p| p.seq));
+                }
+                true
+            })
+            .unwrap();
+            seqs
+        };
+        assert_eq!(replay("host 10.0.0.2"), (301..=310).collect::<Vec<_>>());
+        assert_eq!(
+            replay("udp and host 10.0.0.2"),
+            (301..=310).collect::<Vec<_>>()
+        );
+        assert!(replay("udp").is_empty(), "the whole segment was read");
+    }
+
+    fn spec_for_tests() -> ReplaySpec {
+        ReplaySpec {
+            selector: Selector::Id(1),
+            live: false,
+            since_unix_ns: None,
+            until_unix_ns: None,
+            filter: String::new(),
+            raw_records: false,
+            microseconds: false,
+            segment_handoff: false,
+        }
     }
 
     #[test]

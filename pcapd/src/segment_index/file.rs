@@ -6,8 +6,10 @@
 //!
 //! Layout, little-endian: magic, version, link type, segment length, packets, layers,
 //! address form; 32 bytes of protocol bits; ports (a count and the ports, or `u32::MAX`
-//! and 8 KiB of bits); addresses (a count and 16 bytes each, or the Bloom filter's bits);
-//! the FNV-1a hash of everything before it.
+//! and 8 KiB of bits); addresses (a count and, for each, 16 bytes and, from version 2, the
+//! 8 bytes of its blocks; or the Bloom filter's bits); from version 2, the block shift
+//! (1 byte), a count and each block's start (8-byte offset, 8-byte sequence number); the
+//! FNV-1a hash of everything before it. Version 1 files (no blocks) are still read.
 
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
@@ -16,7 +18,7 @@ use std::path::{Path, PathBuf};
 use super::{Addrs, SegmentIndex, BLOOM_WORDS};
 
 const MAGIC: &[u8; 8] = b"PCAPDIDX";
-const VERSION: u32 = 1;
+const VERSION: u32 = 2;
 /// Suffix of an index file.
 pub const SUFFIX: &str = ".idx";
 /// Ports beyond this many are stored as bits.
@@ -53,17 +55,24 @@ pub fn encode(ix: &SegmentIndex, segment_bytes: u64) -> Vec<u8> {
             .for_each(|w| b.extend_from_slice(&w.to_le_bytes()));
     }
     match &ix.addrs {
-        Addrs::Exact(set) => {
-            b.extend_from_slice(&(set.len() as u32).to_le_bytes());
-            let mut sorted: Vec<u128> = set.iter().copied().collect();
+        Addrs::Exact(map) => {
+            b.extend_from_slice(&(map.len() as u32).to_le_bytes());
+            let mut sorted: Vec<(u128, u64)> = map.iter().map(|(a, k)| (*a, *k)).collect();
             sorted.sort_unstable();
-            sorted
-                .iter()
-                .for_each(|a| b.extend_from_slice(&a.to_le_bytes()));
+            for (a, blocks) in sorted {
+                b.extend_from_slice(&a.to_le_bytes());
+                b.extend_from_slice(&blocks.to_le_bytes());
+            }
         }
         Addrs::Bloom(bits) => bits
             .iter()
             .for_each(|w| b.extend_from_slice(&w.to_le_bytes())),
+    }
+    b.push(ix.block_shift);
+    b.extend_from_slice(&(ix.blocks.len() as u32).to_le_bytes());
+    for (offset, seq) in &ix.blocks {
+        b.extend_from_slice(&offset.to_le_bytes());
+        b.extend_from_slice(&seq.to_le_bytes());
     }
     let sum = fnv1a(&b);
     b.extend_from_slice(&sum.to_le_bytes());
@@ -78,7 +87,11 @@ pub fn decode(b: &[u8], segment_bytes: u64) -> Option<SegmentIndex> {
         return None;
     }
     let mut r = Reader(body);
-    if r.take(8)? != MAGIC || r.u32()? != VERSION {
+    if r.take(8)? != MAGIC {
+        return None;
+    }
+    let version = r.u32()?;
+    if version != 1 && version != VERSION {
         return None;
     }
     let mut ix = SegmentIndex::new(r.u32()?);
@@ -116,11 +129,33 @@ pub fn decode(b: &[u8], segment_bytes: u64) -> Option<SegmentIndex> {
         if n > super::MAX_EXACT_ADDRS {
             return None;
         }
-        let mut set = std::collections::HashSet::default();
+        let mut map = std::collections::HashMap::default();
         for _ in 0..n {
-            set.insert(u128::from_le_bytes(r.take(16)?.try_into().ok()?));
+            let a = u128::from_le_bytes(r.take(16)?.try_into().ok()?);
+            let blocks = match version {
+                1 => super::ALL_BLOCKS,
+                _ => r.u64()?,
+            };
+            map.insert(a, blocks);
         }
-        ix.addrs = Addrs::Exact(set);
+        ix.addrs = Addrs::Exact(map);
+    }
+    if version > 1 {
+        ix.block_shift = r.take(1)?[0];
+        let n = r.u32()? as usize;
+        if n > super::BLOCKS || ix.block_shift > 63 {
+            return None;
+        }
+        for _ in 0..n {
+            let offset = r.u64()?;
+            let seq = r.u64()?;
+            ix.blocks.push((offset, seq));
+        }
+        // Offsets and sequence numbers only grow, within the segment.
+        let ordered = ix.blocks.windows(2).all(|w| w[0] <= w[1]);
+        if !ordered || ix.blocks.iter().any(|(o, _)| *o >= segment_bytes) {
+            return None;
+        }
     }
     r.0.is_empty().then_some(ix)
 }
@@ -249,6 +284,46 @@ mod tests {
             let b = encode(&ix, 1234);
             same(&decode(&b, 1234).unwrap(), &ix);
         }
+    }
+
+    #[test]
+    fn blocks_round_trip_and_older_files_without_them_still_read() {
+        let mut ix = sample(3, 5);
+        ix.block_shift = 12;
+        ix.blocks = vec![(24, 1), (4100, 40), (8200, 77)];
+        if let Addrs::Exact(map) = &mut ix.addrs {
+            map.values_mut().enumerate().for_each(|(i, b)| *b = 1 << i);
+        }
+        let back = decode(&encode(&ix, 9000), 9000).unwrap();
+        assert_eq!(back, ix);
+        assert_eq!((back.block_shift, &back.blocks), (12, &ix.blocks));
+        // Block starts past the segment, or out of order, are not trusted.
+        let mut bad = ix.clone();
+        bad.blocks = vec![(24, 1), (9000, 2)];
+        assert!(decode(&encode(&bad, 9000), 9000).is_none());
+        bad.blocks = vec![(4100, 40), (24, 1)];
+        assert!(decode(&encode(&bad, 9000), 9000).is_none());
+
+        // A version 1 file: addresses without blocks, no block starts.
+        let mut v1 = Vec::new();
+        v1.extend_from_slice(MAGIC);
+        v1.extend_from_slice(&1u32.to_le_bytes());
+        v1.extend_from_slice(&1u32.to_le_bytes());
+        v1.extend_from_slice(&9000u64.to_le_bytes());
+        v1.extend_from_slice(&77u64.to_le_bytes());
+        v1.extend_from_slice(&[super::super::layer::IPV4, 0]);
+        v1.extend_from_slice(&[0u8; 32]);
+        v1.extend_from_slice(&0u32.to_le_bytes());
+        v1.extend_from_slice(&1u32.to_le_bytes());
+        v1.extend_from_slice(&v4_key([10, 0, 0, 1]).to_le_bytes());
+        let sum = fnv1a(&v1);
+        v1.extend_from_slice(&sum.to_le_bytes());
+        let old = decode(&v1, 9000).expect("a version 1 index");
+        assert!(old.blocks.is_empty());
+        assert_eq!(
+            old.addrs.blocks_of_net(v4_key([10, 0, 0, 1]), 128),
+            super::super::ALL_BLOCKS
+        );
     }
 
     #[test]

@@ -17,7 +17,7 @@
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 
-use super::{layer, v4_key, SegmentIndex};
+use super::{layer, v4_key, SegmentIndex, ALL_BLOCKS};
 
 /// Whether packets of a segment can pass a filter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -89,6 +89,19 @@ impl Pred {
             Pred::Layer(bit) => Verdict::from_may(ix.layers & bit != 0),
         }
     }
+
+    /// The blocks of the segment indexed by `ix` that may hold a packet passing: by the
+    /// blocks of the addresses named; what only the whole segment tells (ports, protocols,
+    /// a negation) holds for all its blocks or none.
+    fn blocks(&self, ix: &SegmentIndex) -> u64 {
+        match self {
+            Pred::And(a, b) => a.blocks(ix) & b.blocks(ix),
+            Pred::Or(a, b) => a.blocks(ix) | b.blocks(ix),
+            Pred::Net(prefix, len) => ix.addrs.blocks_of_net(*prefix, *len),
+            _ if self.eval(ix) == Verdict::Never => 0,
+            _ => ALL_BLOCKS,
+        }
+    }
 }
 
 /// A filter read for skipping segments; `None` from [`SegmentFilter::parse`] when the text
@@ -122,6 +135,15 @@ impl SegmentFilter {
             return Verdict::Maybe;
         }
         self.0.eval(ix)
+    }
+
+    /// The blocks (bits, see [`SegmentIndex::blocks`]) of the segment indexed by `ix` that
+    /// may hold a packet passing the filter; [`ALL_BLOCKS`] when the index cannot tell.
+    pub fn blocks(&self, ix: &SegmentIndex) -> u64 {
+        if ix.is_opaque() || ix.blocks.is_empty() {
+            return ALL_BLOCKS;
+        }
+        self.0.blocks(ix)
     }
 }
 
@@ -531,5 +553,57 @@ mod tests {
         let mut ix = ix();
         ix.layers |= layer::OPAQUE;
         assert_eq!(verdict("host 127.0.0.6", &ix), Verdict::Maybe);
+    }
+
+    /// An Ethernet frame of a UDP datagram from `src` to `dst`, port 40000 to `dport`.
+    fn udp4(src: [u8; 4], dst: [u8; 4], dport: u16) -> Vec<u8> {
+        let mut f = vec![0u8; 12];
+        f.extend_from_slice(&[0x08, 0x00, 0x45, 0, 0, 28, 0, 0, 0, 0, 64, 17, 0, 0]);
+        f.extend_from_slice(&src);
+        f.extend_from_slice(&dst);
+        f.extend_from_slice(&40000u16.to_be_bytes());
+        f.extend_from_slice(&dport.to_be_bytes());
+        f.extend_from_slice(&[0, 8, 0, 0]);
+        f
+    }
+
+    #[test]
+    fn host_filters_name_the_blocks_their_hosts_are_in() {
+        let mut ix = SegmentIndex::new(1);
+        ix.set_block_size(64 << 10); // 1 KiB blocks
+                                     // 10.0.0.1 talks to 10.0.0.9 in blocks 0 and 1, 10.0.0.2 to 10.0.0.9 in block 3.
+        let frames = [
+            (0, udp4([10, 0, 0, 1], [10, 0, 0, 9], 53)),
+            (1500, udp4([10, 0, 0, 1], [10, 0, 0, 9], 53)),
+            (3100, udp4([10, 0, 0, 2], [10, 0, 0, 9], 80)),
+        ];
+        for (seq, (offset, f)) in frames.iter().enumerate() {
+            ix.observe_at(f, 24 + offset, seq as u64 + 1);
+        }
+        assert_eq!(ix.blocks.len(), 4);
+        assert_eq!(ix.blocks[2], ix.blocks[3], "nothing starts in block 2");
+        let blocks = |f: &str| SegmentFilter::parse(f).unwrap().blocks(&ix);
+        assert_eq!(blocks("host 10.0.0.1"), 0b0011);
+        assert_eq!(blocks("src host 10.0.0.2"), 0b1000);
+        assert_eq!(blocks("host 10.0.0.1 or host 10.0.0.2"), 0b1011);
+        assert_eq!(blocks("host 10.0.0.1 and host 10.0.0.2"), 0);
+        assert_eq!(blocks("host 10.0.0.9"), 0b1011);
+        assert_eq!(blocks("net 10.0.0.0/30"), 0b1011);
+        assert_eq!(blocks("host 10.0.0.7"), 0);
+        // Ports, protocols and negations are known for the whole segment only.
+        assert_eq!(blocks("host 10.0.0.2 and port 80"), 0b1000);
+        assert_eq!(blocks("host 10.0.0.2 and port 5353"), 0);
+        assert_eq!(blocks("port 53"), ALL_BLOCKS);
+        assert_eq!(blocks("not host 10.0.0.1"), ALL_BLOCKS);
+        assert_eq!(blocks("host 10.0.0.1 or port 80"), ALL_BLOCKS);
+        // Without block starts (rebuilt without offsets, or an older file): every block.
+        let mut whole = SegmentIndex::new(1);
+        whole.observe(&frames[0].1);
+        assert_eq!(
+            SegmentFilter::parse("host 10.0.0.1")
+                .unwrap()
+                .blocks(&whole),
+            ALL_BLOCKS
+        );
     }
 }

@@ -11,6 +11,11 @@
 //! the next filtered replay, which rebuilds the index from the records it reads anyway: the
 //! daemon's start-up never waits on it.
 //!
+//! Within a segment, each address also carries the blocks (a 64th of the segment's size
+//! each, at least 1 KiB) whose records hold it, and the index keeps where each block's
+//! records begin: a filter on hosts then reads only the blocks that may hold them, as
+//! stenographer reads only the packets its per-host offsets point to.
+//!
 //! The index only ever rules segments out: it keeps a superset of what libpcap's filters
 //! can see in a packet (inner addresses of VLAN-tagged frames, every IPv6 extension header's
 //! next header, ports of fragments), and the compiled filter is still applied to every
@@ -21,7 +26,7 @@ pub mod file;
 pub mod filter;
 mod headers;
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
@@ -105,28 +110,40 @@ fn mix(v: u128) -> u64 {
     x ^ (x >> 29)
 }
 
-/// The addresses of a segment: exact up to [`MAX_EXACT_ADDRS`], then a Bloom filter.
+/// Blocks a segment is cut into, at most: one bit each in an address's blocks. Records
+/// starting past the last block's start count in the last block.
+pub const BLOCKS: usize = 64;
+/// Every block (also what is known when blocks were not noted).
+pub const ALL_BLOCKS: u64 = u64::MAX;
+/// The smallest block: 1 KiB.
+const MIN_BLOCK_SHIFT: u8 = 10;
+
+/// The addresses of a segment: exact up to [`MAX_EXACT_ADDRS`], each with the blocks it
+/// was seen in (bit k: in a record starting in block k), then a Bloom filter.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Addrs {
-    Exact(HashSet<u128, BuildHasherDefault<AddrHasher>>),
+    Exact(HashMap<u128, u64, BuildHasherDefault<AddrHasher>>),
     Bloom(Box<[u64]>),
 }
 
 impl Default for Addrs {
     fn default() -> Self {
-        Addrs::Exact(HashSet::default())
+        Addrs::Exact(HashMap::default())
     }
 }
 
 impl Addrs {
-    fn insert(&mut self, a: u128) {
+    /// Notes `a`, seen in the blocks `blocks`.
+    fn insert(&mut self, a: u128, blocks: u64) {
         match self {
-            Addrs::Exact(set) => {
-                if set.len() < MAX_EXACT_ADDRS {
-                    set.insert(a);
-                } else if !set.contains(&a) {
+            Addrs::Exact(map) => {
+                if let Some(b) = map.get_mut(&a) {
+                    *b |= blocks;
+                } else if map.len() < MAX_EXACT_ADDRS {
+                    map.insert(a, blocks);
+                } else {
                     let mut bloom = vec![0u64; BLOOM_WORDS].into_boxed_slice();
-                    for &x in set.iter().chain(std::iter::once(&a)) {
+                    for &x in map.keys().chain(std::iter::once(&a)) {
                         bloom_set(&mut bloom, x);
                     }
                     *self = Addrs::Bloom(bloom);
@@ -139,7 +156,7 @@ impl Addrs {
     /// Whether `a` may be among the addresses.
     pub fn may_contain(&self, a: u128) -> bool {
         match self {
-            Addrs::Exact(set) => set.contains(&a),
+            Addrs::Exact(map) => map.contains_key(&a),
             Addrs::Bloom(bits) => bloom_bits(a)
                 .iter()
                 .all(|&b| bits[b / 64] & (1 << (b % 64)) != 0),
@@ -154,9 +171,28 @@ impl Addrs {
             u128::MAX << (128 - len)
         };
         match self {
-            Addrs::Exact(set) => set.iter().any(|a| a & mask == prefix & mask),
+            Addrs::Exact(map) => map.keys().any(|a| a & mask == prefix & mask),
             Addrs::Bloom(_) if len == 128 => self.may_contain(prefix),
             Addrs::Bloom(_) => true,
+        }
+    }
+
+    /// The blocks an address under `prefix` (the first `len` of 128 bits) may be in.
+    pub fn blocks_of_net(&self, prefix: u128, len: u32) -> u64 {
+        match self {
+            Addrs::Exact(map) if len == 128 => map.get(&prefix).copied().unwrap_or(0),
+            Addrs::Exact(map) => {
+                let mask = if len == 0 {
+                    0
+                } else {
+                    u128::MAX << (128 - len)
+                };
+                map.iter()
+                    .filter(|(a, _)| *a & mask == prefix & mask)
+                    .fold(0, |m, (_, b)| m | b)
+            }
+            Addrs::Bloom(_) if self.may_contain_net(prefix, len) => ALL_BLOCKS,
+            Addrs::Bloom(_) => 0,
         }
     }
 }
@@ -198,8 +234,18 @@ pub struct SegmentIndex {
     pub addrs: Addrs,
     /// Packets observed.
     pub packets: u64,
-    /// Addresses inserted lately, each in the slot its hash picks: most packets carry
-    /// addresses seen just before, and a slot compare costs less than a set lookup.
+    /// log2 of the block size in bytes.
+    pub block_shift: u8,
+    /// For each block that records start in or after: the file offset and sequence number
+    /// of the first record starting at or after the block's start. Empty when blocks were
+    /// not noted (an index rebuilt by a replay, or written by an older pcapd): then every
+    /// address counts as in every block.
+    pub blocks: Vec<(u64, u64)>,
+    /// The block bit of the record being observed ([`ALL_BLOCKS`] when not noted).
+    block_bit: u64,
+    /// Addresses inserted lately (in the current block), each in the slot its hash picks:
+    /// most packets carry addresses seen just before, and a slot compare costs less than a
+    /// map lookup.
     seen: Box<[u128]>,
 }
 
@@ -213,6 +259,8 @@ impl PartialEq for SegmentIndex {
             &self.ports,
             &self.addrs,
             self.packets,
+            self.block_shift,
+            &self.blocks,
         ) == (
             o.link_type,
             o.layers,
@@ -220,6 +268,8 @@ impl PartialEq for SegmentIndex {
             &o.ports,
             &o.addrs,
             o.packets,
+            o.block_shift,
+            &o.blocks,
         )
     }
 }
@@ -236,14 +286,39 @@ impl SegmentIndex {
             ports: Vec::new(),
             addrs: Addrs::default(),
             packets: 0,
+            block_shift: MIN_BLOCK_SHIFT,
+            blocks: Vec::new(),
+            block_bit: ALL_BLOCKS,
             seen: vec![u128::MAX; SEEN_SLOTS].into_boxed_slice(),
         }
     }
 
-    /// Adds what packet `data` (as captured, from its link-layer header) holds.
+    /// Sizes the blocks for segments of about `segment_bytes`: a 64th of that, at least
+    /// 1 KiB, a power of two.
+    pub fn set_block_size(&mut self, segment_bytes: u64) {
+        let block = (segment_bytes / BLOCKS as u64).max(1);
+        let shift = 64 - (block - 1).leading_zeros();
+        self.block_shift = (shift as u8).max(MIN_BLOCK_SHIFT);
+    }
+
+    /// Adds what packet `data` (as captured, from its link-layer header) holds, without
+    /// noting where it is: its addresses count as in every block.
     pub fn observe(&mut self, data: &[u8]) {
         self.packets += 1;
         headers::observe(self, data);
+    }
+
+    /// Adds what packet `data` holds, as the record at file offset `offset` numbered `seq`,
+    /// noting the block it starts in. Records must come in file order.
+    pub fn observe_at(&mut self, data: &[u8], offset: u64, seq: u64) {
+        let block = ((offset >> self.block_shift) as usize).min(BLOCKS - 1);
+        if self.blocks.len() <= block {
+            self.blocks.resize(block + 1, (offset, seq));
+            self.block_bit = 1 << block;
+            // Every address is noted again in each block.
+            self.seen.iter_mut().for_each(|a| *a = u128::MAX);
+        }
+        self.observe(data);
     }
 
     /// Empties the index for the next segment, keeping its allocations.
@@ -252,10 +327,12 @@ impl SegmentIndex {
         self.protos = [0; 4];
         self.ports.iter_mut().for_each(|w| *w = 0);
         match &mut self.addrs {
-            Addrs::Exact(set) => set.clear(),
+            Addrs::Exact(map) => map.clear(),
             Addrs::Bloom(_) => self.addrs = Addrs::default(),
         }
         self.packets = 0;
+        self.blocks.clear();
+        self.block_bit = ALL_BLOCKS;
         self.seen.iter_mut().for_each(|a| *a = u128::MAX);
     }
 
@@ -280,7 +357,7 @@ impl SegmentIndex {
             return;
         }
         *slot = a;
-        self.addrs.insert(a);
+        self.addrs.insert(a, self.block_bit);
     }
 
     /// Whether IP protocol `p` was seen.

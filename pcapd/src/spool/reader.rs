@@ -3,11 +3,12 @@
 //! the directory and reading a file. Records come out as read from disk, in large shared
 //! chunks; which of them a reader wants is not decided here.
 
-use std::ops::ControlFlow;
+use std::fs::File;
+use std::ops::{ControlFlow, Range};
 use std::path::Path;
 
 use bytes::Bytes;
-use pcap_core::savefile::{FileHeader, Resolution};
+use pcap_core::savefile::{FileHeader, Resolution, FILE_HEADER_LEN};
 use pcap_core::segment::{self, SegmentName};
 
 use crate::{Error, Result};
@@ -23,18 +24,29 @@ const READ_BLOCK: usize = 256 << 10;
 pub fn read_segment(
     dir: &Path,
     name: SegmentName,
+    visit: impl FnMut(Resolution, Bytes) -> ControlFlow<()>,
+) -> Result<()> {
+    let whole = FILE_HEADER_LEN as u64..u64::MAX;
+    read_segment_range(dir, name, whole, visit)
+}
+
+/// [`read_segment`] for the records within `range` (byte offsets of the file, from a
+/// record's start to another's or past the end).
+pub fn read_segment_range(
+    dir: &Path,
+    name: SegmentName,
+    range: Range<u64>,
     mut visit: impl FnMut(Resolution, Bytes) -> ControlFlow<()>,
 ) -> Result<()> {
-    let path = dir.join(name.file_name());
     let mut visit = |h: &FileHeader, b| visit(h.resolution, b);
-    let first = segment::for_each_chunk(&path, READ_BLOCK, &mut visit);
+    let mut read_at = |path: &Path| {
+        let file = File::open(path).map_err(|e| pcap_core::Error::io(path, e))?;
+        segment::for_each_chunk_in(file, path, range.clone(), READ_BLOCK, &mut visit)
+    };
+    let first = read_at(&dir.join(name.file_name()));
     let read = match first {
         Err(pcap_core::Error::Io { source, .. }) if is_gone(&source) && name.open => {
-            segment::for_each_chunk(
-                &segment::closed_path(dir, name.first_seq),
-                READ_BLOCK,
-                visit,
-            )
+            read_at(&segment::closed_path(dir, name.first_seq))
         }
         other => other,
     };

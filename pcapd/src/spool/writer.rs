@@ -131,6 +131,7 @@ impl Spool {
     pub fn append(&mut self, ts_ns: i64, origlen: u32, data: &[u8]) -> Result<(u64, u64)> {
         if self.open.is_none() {
             self.open_segment(ts_ns)?;
+            self.index.set_block_size(self.policy.segment_bytes());
         }
         let seq = self.next_seq;
         self.next_seq += 1;
@@ -138,9 +139,9 @@ impl Spool {
         let header = RecordHeader::new(self.header.resolution, ts_ns, caplen, origlen);
         self.push(&header.to_bytes());
         self.push(data);
-        self.index.observe(data);
-        let len = (RECORD_HEADER_LEN + data.len()) as u64;
         let open = self.open.as_mut().expect("segment opened above");
+        self.index.observe_at(data, open.bytes, seq);
+        let len = (RECORD_HEADER_LEN + data.len()) as u64;
         open.bytes += len;
         open.packets += 1;
         open.last_ts_ns = ts_ns;
