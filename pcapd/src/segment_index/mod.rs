@@ -423,10 +423,19 @@ mod tests {
             })
             .collect();
         let n = 3_000_000usize;
+        // As the spool writer does: 64 MiB segments of 1 MiB blocks, a fresh index for each.
         let mut ix = SegmentIndex::new(1);
+        ix.set_block_size(64 << 20);
+        let mut offset = 24u64;
         let t = std::time::Instant::now();
         for i in 0..n {
-            ix.observe(std::hint::black_box(&frames[i % frames.len()]));
+            let f = std::hint::black_box(&frames[i % frames.len()]);
+            ix.observe_at(f, offset, i as u64 + 1);
+            offset += 16 + f.len() as u64;
+            if offset > 64 << 20 {
+                ix.clear();
+                offset = 24;
+            }
         }
         let observe = t.elapsed().as_nanos() as f64 / n as f64;
         let mut buf = Vec::with_capacity(1 << 20);
