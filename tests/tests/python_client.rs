@@ -8,33 +8,41 @@ use std::time::Duration;
 
 use pcapd_e2e::*;
 
+/// Runs `tests/python/SCRIPT SOCKET ARG` against `d` with the generated client, asserts it
+/// succeeded, and returns what it printed.
+fn run_script(d: &Daemon, script: &str, arg: &str) -> String {
+    let python = python_venv();
+    let gen = d.dir().join("py");
+    std::fs::create_dir_all(&gen).unwrap();
+    generate_python_client(&python, &gen);
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("python")
+        .join(script);
+    let out = run_bounded(
+        Command::new(&python)
+            .arg(&path)
+            .arg(d.socket())
+            .arg(arg)
+            .env("PYTHONPATH", &gen),
+        script,
+        Duration::from_secs(90),
+    );
+    assert!(
+        out.status.success(),
+        "{script} failed: {}\n{}",
+        out.stderr,
+        String::from_utf8_lossy(&out.stdout)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 #[test]
 fn a_python_grpc_client_works_over_the_unix_socket() {
     if !require_root() {
         return;
     }
-    let python = python_venv();
     let d = Daemon::start();
-    let gen = d.dir().join("py");
-    std::fs::create_dir_all(&gen).unwrap();
-    generate_python_client(&python, &gen);
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("python/client_check.py");
-    let out = run_bounded(
-        Command::new(&python)
-            .arg(&script)
-            .arg(d.socket())
-            .arg("24001")
-            .env("PYTHONPATH", &gen),
-        "the Python client",
-        Duration::from_secs(90),
-    );
-    assert!(
-        out.status.success(),
-        "python client failed: {}\n{}",
-        out.stderr,
-        String::from_utf8_lossy(&out.stdout)
-    );
-    let text = String::from_utf8_lossy(&out.stdout);
+    let text = run_script(&d, "client_check.py", "24001");
     for line in [
         "version pcapd",
         "init 1 True",
@@ -57,11 +65,7 @@ fn a_python_client_can_read_the_segment_files_handed_over() {
     if !require_root() {
         return;
     }
-    let python = python_venv();
     let d = Daemon::start();
-    let gen = d.dir().join("py");
-    std::fs::create_dir_all(&gen).unwrap();
-    generate_python_client(&python, &gen);
     // Segments of 128 KiB: several for these packets, none expired.
     let id = d.init_started(&[
         "lo",
@@ -76,23 +80,7 @@ fn a_python_client_can_read_the_segment_files_handed_over() {
     d.ok(&["stop", "handed"]);
     d.wait_state(id, "PAUSED");
     let segments = d.segments(id).len();
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("python/handoff_check.py");
-    let out = run_bounded(
-        Command::new(&python)
-            .arg(&script)
-            .arg(d.socket())
-            .arg("handed")
-            .env("PYTHONPATH", &gen),
-        "the Python handoff client",
-        Duration::from_secs(90),
-    );
-    assert!(
-        out.status.success(),
-        "python handoff client failed: {}\n{}",
-        out.stderr,
-        String::from_utf8_lossy(&out.stdout)
-    );
-    let text = String::from_utf8_lossy(&out.stdout);
+    let text = run_script(&d, "handoff_check.py", "handed");
     for line in [
         format!("handed {PACKETS}"),
         format!("files {segments}"),
