@@ -13,7 +13,7 @@ use pcap_core::api::v1::{self as api, decode_message::Kind};
 use pcap_core::domain::DecodeSpec;
 use pcap_decode::{DecodeConfig, Decoder, Packet, ProtoRule, Roundtrip};
 
-use super::stream::Notices;
+use super::notices::Notices;
 use super::Context;
 use crate::capfile::{CaptureFile, Next};
 use crate::output::Flow;

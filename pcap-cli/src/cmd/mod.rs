@@ -9,6 +9,8 @@ mod init;
 mod list;
 mod manage;
 mod netns;
+mod notices;
+mod pump;
 mod remote;
 mod stream;
 mod version;
