@@ -141,7 +141,7 @@ impl Pcapd {
     }
 
     /// The environment for `pcap` in a shell pipeline.
-    pub fn shell_env(&self) -> Vec<(&'static str, PathBuf)> {
+    fn shell_env(&self) -> Vec<(&'static str, PathBuf)> {
         vec![
             ("PCAP_SOCKET", self.socket.clone()),
             ("PCAP", self.pcap.clone()),

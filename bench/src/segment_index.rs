@@ -11,7 +11,7 @@
 use std::fs::File;
 use std::io::{BufWriter, Read, Write};
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
@@ -72,16 +72,16 @@ pub fn run(bins: &Bins, dir: &Path, size_mb: u64, runs: u32) -> Result<IndexFigu
         .context("pcap --json import printed no id")?;
     let segs = segments(&pcapd.spool_dir(id))?;
     let spool_bytes = total_bytes(&segs)?;
-    let mut warm = sh(r#"cat "$@" > /dev/null"#);
+    let mut warm = pcapd.shell_beside(r#"cat "$@" > /dev/null"#);
     warm.args(&segs);
     run_ok(&mut warm, "cat SEGMENTS", PIPELINE_LIMIT)?;
 
     let replay = |filter: Option<[u8; 4]>, streamed: bool| -> Result<f64> {
         let mut c = match filter {
-            None => sh(r#""$PCAP" replay "$1" | cat > /dev/null"#),
-            Some(_) => sh(r#""$PCAP" replay "$1" --filter "$2" | cat > /dev/null"#),
+            None => pcapd.shell_beside(r#""$PCAP" replay "$1" | cat > /dev/null"#),
+            Some(_) => pcapd.shell_beside(r#""$PCAP" replay "$1" --filter "$2" | cat > /dev/null"#),
         };
-        c.arg(id.to_string()).envs(pcapd.shell_env());
+        c.arg(id.to_string());
         if streamed {
             c.env("PCAP_NO_HANDOFF", "1");
         }
@@ -252,13 +252,6 @@ fn udp_frame(f: &mut [u8], src: [u8; 4], dst: [u8; 4], (sport, dport): (u16, u16
     udp[0..2].copy_from_slice(&sport.to_be_bytes());
     udp[2..4].copy_from_slice(&dport.to_be_bytes());
     udp[4..6].copy_from_slice(&((len - 34) as u16).to_be_bytes());
-}
-
-/// `bash -c 'set -o pipefail; SCRIPT' sh ...`.
-fn sh(script: &str) -> Command {
-    let mut c = Command::new("bash");
-    c.args(["-c", &format!("set -o pipefail; {script}"), "sh"]);
-    c
 }
 
 /// How the index figure is made, for the written page.

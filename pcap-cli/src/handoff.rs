@@ -60,19 +60,13 @@ pub struct Bounds {
 }
 
 impl Bounds {
-    /// The records `spec` asks for, up to `upto_seq`. With microseconds, records are judged
-    /// by the microsecond times they are written with, against bounds cut to the
-    /// microsecond: a record within a bound's microsecond shows that bound's time, and is
-    /// kept.
+    /// The records `spec` asks for ([`ReplaySpec::time_bounds`]), up to `upto_seq`.
     pub fn new(spec: &ReplaySpec, upto_seq: u64) -> Self {
-        let cut = |t: Option<i64>| match spec.microseconds {
-            true => t.map(|t| t - t.rem_euclid(1_000)),
-            false => t,
-        };
+        let (since_ns, until_ns) = spec.time_bounds();
         Bounds {
             upto_seq,
-            since_ns: cut(spec.since_unix_ns),
-            until_ns: cut(spec.until_unix_ns),
+            since_ns,
+            until_ns,
             micro: spec.microseconds,
         }
     }

@@ -313,6 +313,21 @@ pub struct ReplaySpec {
     pub segment_handoff: bool,
 }
 
+impl ReplaySpec {
+    /// The time bounds records are judged against, `(since, until)` in unix ns. With
+    /// microseconds, records are judged by the microsecond times they are written with,
+    /// against bounds cut to the microsecond too: a record in the same microsecond as a
+    /// bound shows that bound's time in the file, and is kept. One rule for pcapd's
+    /// streamed replays and the segment files `pcap` reads itself.
+    pub fn time_bounds(&self) -> (Option<i64>, Option<i64>) {
+        let cut = |t: Option<i64>| match self.microseconds {
+            true => t.map(|t| t - t.rem_euclid(1_000)),
+            false => t,
+        };
+        (cut(self.since_unix_ns), cut(self.until_unix_ns))
+    }
+}
+
 /// A `Decode` call: roundtrips from what is spooled (optionally bounded in time and
 /// filtered), then live.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -338,6 +353,29 @@ pub struct ListenSpec {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn time_bounds_are_cut_to_the_microsecond_only_for_microsecond_output() {
+        let mut spec = ReplaySpec {
+            selector: Selector::Id(1),
+            live: false,
+            since_unix_ns: Some(1_700_000_000_123_456_789),
+            until_unix_ns: Some(-1_500),
+            filter: String::new(),
+            raw_records: true,
+            microseconds: false,
+            segment_handoff: false,
+        };
+        assert_eq!(
+            spec.time_bounds(),
+            (Some(1_700_000_000_123_456_789), Some(-1_500))
+        );
+        spec.microseconds = true;
+        assert_eq!(
+            spec.time_bounds(),
+            (Some(1_700_000_000_123_456_000), Some(-2_000))
+        );
+    }
 
     #[test]
     fn aliases_follow_the_contract() {

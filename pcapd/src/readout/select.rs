@@ -37,20 +37,15 @@ pub struct Selection {
 
 impl Selection {
     /// A replay's records in the spool up to `upto_seq` (its end when the replay began),
-    /// within the time bounds of `spec` and passing `filter` (compiled from `spec`'s).
-    /// When `spec` asks for microseconds, records are judged by the microsecond times they
-    /// are sent with, against bounds cut to the microsecond too: a record in the same
-    /// microsecond as a bound shows that bound's time in the file, and is kept.
+    /// within the time bounds of `spec` ([`ReplaySpec::time_bounds`]) and passing `filter`
+    /// (compiled from `spec`'s).
     pub fn replay(spec: &ReplaySpec, upto_seq: u64, filter: Option<pcap::BpfProgram>) -> Self {
-        let cut = |t: Option<i64>| match spec.microseconds {
-            true => t.map(|t| t - t.rem_euclid(1_000)),
-            false => t,
-        };
+        let (since_ns, until_ns) = spec.time_bounds();
         Selection {
             after_seq: 0,
             upto_seq,
-            since_ns: cut(spec.since_unix_ns),
-            until_ns: cut(spec.until_unix_ns),
+            since_ns,
+            until_ns,
             segment_filter: filter.as_ref().and(SegmentFilter::parse(&spec.filter)),
             filter,
             left: None,
