@@ -50,7 +50,7 @@ pub fn replay_spool(
         let mut rebuild = None;
         let mut parts = None;
         if let Some(meta) = meta.filter(|_| sel.judges_indexes() && !name.open) {
-            match segment_index::file::load(dir, name.first_seq, meta.bytes) {
+            match segment_index::cache::load(dir, name.first_seq, meta.bytes) {
                 Some(ix) if !sel.may_match(&ix) => {
                     segment_index::count_skipped();
                     skipped += 1;

@@ -91,7 +91,7 @@ pub fn decode(b: &[u8], segment_bytes: u64) -> Option<SegmentIndex> {
     if (version != 1 && version != VERSION) || checksum(version, body).to_le_bytes() != sum {
         return None;
     }
-    let mut ix = SegmentIndex::new(r.u32()?);
+    let mut ix = SegmentIndex::stored(r.u32()?);
     if r.u64()? != segment_bytes {
         return None;
     }

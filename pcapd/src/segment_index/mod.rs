@@ -22,6 +22,7 @@
 //! packet of the segments read, so results never change. The filter text is read
 //! conservatively ([`filter`]): anything not understood reads every segment.
 
+pub mod cache;
 pub mod file;
 pub mod filter;
 mod headers;
@@ -171,6 +172,7 @@ impl Addrs {
             u128::MAX << (128 - len)
         };
         match self {
+            Addrs::Exact(map) if len == 128 => map.contains_key(&prefix),
             Addrs::Exact(map) => map.keys().any(|a| a & mask == prefix & mask),
             Addrs::Bloom(_) if len == 128 => self.may_contain(prefix),
             Addrs::Bloom(_) => true,
@@ -279,6 +281,16 @@ impl Eq for SegmentIndex {}
 impl SegmentIndex {
     /// An empty index of packets of `link_type`.
     pub fn new(link_type: u32) -> Self {
+        Self::with_slots(link_type, SEEN_SLOTS)
+    }
+
+    /// An empty index of packets of `link_type` for what a file holds: without the slots
+    /// that save map lookups while packets are observed.
+    pub fn stored(link_type: u32) -> Self {
+        Self::with_slots(link_type, 0)
+    }
+
+    fn with_slots(link_type: u32, slots: usize) -> Self {
         SegmentIndex {
             link_type,
             layers: 0,
@@ -289,7 +301,7 @@ impl SegmentIndex {
             block_shift: MIN_BLOCK_SHIFT,
             blocks: Vec::new(),
             block_bit: ALL_BLOCKS,
-            seen: vec![u128::MAX; SEEN_SLOTS].into_boxed_slice(),
+            seen: vec![u128::MAX; slots].into_boxed_slice(),
         }
     }
 
@@ -352,11 +364,13 @@ impl SegmentIndex {
     }
 
     fn addr(&mut self, a: u128) {
-        let slot = &mut self.seen[mix(a) as usize % SEEN_SLOTS];
-        if *slot == a {
-            return;
+        // An index read from its file has no slots: it is not added to.
+        if let Some(slot) = self.seen.get_mut(mix(a) as usize % SEEN_SLOTS) {
+            if *slot == a {
+                return;
+            }
+            *slot = a;
         }
-        *slot = a;
         self.addrs.insert(a, self.block_bit);
     }
 
