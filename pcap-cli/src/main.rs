@@ -2,9 +2,10 @@
 //! daemon's API and writes what they captured as standard pcap savefiles.
 
 // Denied, not forbidden: taking ownership of descriptors received from pcapd needs one
-// `unsafe` line (handoff.rs).
+// `unsafe` line (handoff.rs); loading libpcap for filters on files needs a few (bpf.rs).
 #![deny(unsafe_code)]
 
+mod bpf;
 mod capfile;
 mod cmd;
 mod handoff;

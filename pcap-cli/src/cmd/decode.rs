@@ -15,6 +15,7 @@ use pcap_decode::{DecodeConfig, Decoder, Packet, ProtoRule, Roundtrip};
 
 use super::notices::Notices;
 use super::Context;
+use crate::bpf::Filter;
 use crate::capfile::{CaptureFile, Next};
 use crate::output::Flow;
 use crate::roundtrips::RoundtripWriter;
@@ -240,7 +241,7 @@ fn decode_file(path: &Path, filter: &str, protos: Vec<ProtoRule>, json: bool) ->
 fn unknown(link_type: u32) -> String {
     let name = i32::try_from(link_type)
         .ok()
-        .and_then(|lt| pcap::Linktype(lt).get_name().ok())
+        .and_then(crate::bpf::link_type_name)
         .map(|n| format!(" ({n})"))
         .unwrap_or_default();
     format!("link type {link_type}{name} is not one pcap decode reads")
@@ -255,7 +256,7 @@ fn known_link_types() -> String {
 /// `--filter` of a file, compiled by libpcap once per link type the file holds.
 struct Filters {
     text: String,
-    compiled: Vec<(u32, pcap::BpfProgram)>,
+    compiled: Vec<(u32, Filter)>,
 }
 
 impl Filters {
@@ -272,23 +273,21 @@ impl Filters {
             return Ok(true);
         }
         if let Some((_, program)) = self.compiled.iter().find(|(lt, _)| *lt == link_type) {
-            return Ok(program.filter(data));
+            return Ok(program.matches(data));
         }
         let program = compile(&self.text, link_type)?;
-        let pass = program.filter(data);
+        let pass = program.matches(data);
         self.compiled.push((link_type, program));
         Ok(pass)
     }
 }
 
 /// Compiles `filter` for packets of `link_type`, as tcpdump would for such a file.
-fn compile(filter: &str, link_type: u32) -> Result<pcap::BpfProgram> {
+fn compile(filter: &str, link_type: u32) -> Result<Filter> {
     // Files carry LINKTYPE_ values; libpcap compiles for DLT_ values.
     let dlt = pcap_core::savefile::dlt_of(link_type);
     let lt = i32::try_from(dlt).unwrap_or(i32::MAX);
-    let dead = pcap::Capture::dead(pcap::Linktype(lt))
-        .with_context(|| format!("libpcap cannot compile filters for link type {link_type}"))?;
-    dead.compile(filter, true).map_err(|e| {
+    Filter::compile(filter, lt).map_err(|e| {
         let shown: String = filter.chars().take(200).collect();
         Usage(format!("invalid filter \"{shown}\": {e}")).into()
     })
