@@ -107,6 +107,15 @@ pub fn run(bins: &Bins, dir: &Path, size_mb: u64, runs: u32) -> Result<IndexFigu
         h1.push(replay(Some(H1), false)?);
         h0.push(replay(Some(H0), false)?);
         first.push(first_record_ms(&pcapd, id, &since)?);
+        let ms = |v: &[f64]| v.last().map_or(f64::NAN, |s| s * 1000.0);
+        eprintln!(
+            "  full {:.0} ms, streamed {:.0} ms, H1 {:.1} ms, H0 {:.1} ms, --since {:.1} ms",
+            ms(&full),
+            ms(&streamed),
+            ms(&h1),
+            ms(&h0),
+            first.last().copied().unwrap_or(f64::NAN)
+        );
     }
     let figures = IndexFigures {
         spool_bytes,
