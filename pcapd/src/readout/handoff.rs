@@ -116,6 +116,18 @@ pub fn replay(
     uid: u32,
     hold: impl Send + 'static,
 ) -> Items {
+    replay_within(socket, src, spec, uid, hold, CONNECT_WITHIN)
+}
+
+/// [`replay`], the client given `within` to connect and send its token.
+fn replay_within(
+    socket: Socket,
+    src: ReplaySource,
+    spec: &ReplaySpec,
+    uid: u32,
+    hold: impl Send + 'static,
+    within: Duration,
+) -> Items {
     let (tx, rx) = mpsc::channel(CLIENT_QUEUE);
     let header = Header {
         capture_id: src.id,
@@ -133,7 +145,7 @@ pub fn replay(
             }
         }
         let conn = tokio::select! {
-            conn = accept(&listener, uid, &token) => conn,
+            conn = accept(&listener, uid, &token, within) => conn,
             _ = tx.closed() => return,
         };
         drop(listener);
@@ -157,12 +169,18 @@ pub fn replay(
     rx
 }
 
-/// The client's connection, once it proved to be the caller: the same user, and the token.
-async fn accept(listener: &UnixListener, uid: u32, token: &[u8]) -> Result<UnixStream> {
+/// The client's connection, once it proved to be the caller, `within` the time given: the
+/// same user, and the token.
+async fn accept(
+    listener: &UnixListener,
+    uid: u32,
+    token: &[u8],
+    within: Duration,
+) -> Result<UnixStream> {
     let late = || {
         Error::Unavailable(format!(
-            "the client did not fetch the segment files within {} s",
-            CONNECT_WITHIN.as_secs()
+            // Debug prints it as "10s".
+            "the client did not fetch the segment files within {within:?}"
         ))
     };
     let proven = async {
@@ -190,7 +208,7 @@ async fn accept(listener: &UnixListener, uid: u32, token: &[u8]) -> Result<UnixS
         }
         Ok(conn)
     };
-    tokio::time::timeout(CONNECT_WITHIN, proven)
+    tokio::time::timeout(within, proven)
         .await
         .map_err(|_| late())?
 }
@@ -482,5 +500,122 @@ mod tests {
             matches!(&end, Some(Error::PermissionDenied(m)) if m.contains("token")),
             "{end:?}"
         );
+    }
+
+    /// Something held for the replay, and a way to tell it was let go.
+    fn held() -> (std::sync::Arc<()>, std::sync::Weak<()>) {
+        let hold = std::sync::Arc::new(());
+        let weak = std::sync::Arc::downgrade(&hold);
+        (hold, weak)
+    }
+
+    /// Whether what was held is let go within 10 s (the replay's task ends just after the
+    /// stream does).
+    async fn let_go(weak: &std::sync::Weak<()>) -> bool {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while weak.upgrade().is_some() {
+            if std::time::Instant::now() > deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        true
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_client_gone_in_the_middle_ends_the_handoff_and_lets_go() {
+        let (_tmp, src) = spool(70);
+        let (hold, weak) = held();
+        let socket = Socket::bind(src.upto_seq).unwrap();
+        let me = nix::unistd::getuid().as_raw();
+        let mut items = replay(socket, src, &spec(None), me, hold);
+        assert!(matches!(items.recv().await, Some(Ok(Item::Header(_)))));
+        let Some(Ok(Item::Handoff(offer))) = items.recv().await else {
+            panic!("the offer follows the header");
+        };
+        // The first of three messages, then the connection closed without asking for more.
+        let first = tokio::task::spawn_blocking(move || {
+            let addr = std::os::unix::net::SocketAddr::from_abstract_name(&offer.socket)?;
+            let mut conn = StdStream::connect_addr(&addr)?;
+            conn.write_all(&offer.token)?;
+            let mut buf = vec![0u8; 4096];
+            let mut space = nix::cmsg_space!([RawFd; 253]);
+            let mut iov = [IoSliceMut::new(&mut buf)];
+            let msg = recvmsg::<UnixAddr>(
+                conn.as_raw_fd(),
+                &mut iov,
+                Some(&mut space),
+                MsgFlags::MSG_CMSG_CLOEXEC,
+            )?;
+            let mut fds = 0;
+            for c in msg.cmsgs()? {
+                if let ControlMessageOwned::ScmRights(raw) = c {
+                    fds += raw.len();
+                    raw.into_iter()
+                        .for_each(|fd| nix::unistd::close(fd).unwrap());
+                }
+            }
+            std::io::Result::Ok(fds)
+        })
+        .await
+        .unwrap()
+        .unwrap();
+        assert_eq!(first, FILES_PER_MESSAGE);
+        let end = tokio::time::timeout(Duration::from_secs(10), items.recv())
+            .await
+            .expect("the stream ends once the client is gone");
+        assert!(end.is_none(), "{end:?}");
+        assert!(let_go(&weak).await, "the replay's hold is let go");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_client_that_never_comes_is_given_up_on() {
+        let (_tmp, src) = spool(3);
+        let (hold, weak) = held();
+        let socket = Socket::bind(src.upto_seq).unwrap();
+        let me = nix::unistd::getuid().as_raw();
+        let within = Duration::from_millis(200);
+        let mut items = replay_within(socket, src, &spec(None), me, hold, within);
+        assert!(matches!(items.recv().await, Some(Ok(Item::Header(_)))));
+        let Some(Ok(Item::Handoff(offer))) = items.recv().await else {
+            panic!("the offer follows the header");
+        };
+        let end = tokio::time::timeout(Duration::from_secs(10), items.recv())
+            .await
+            .expect("the stream ends");
+        assert!(
+            matches!(&end, Some(Err(Error::Unavailable(m)))
+                if m == "the client did not fetch the segment files within 200ms"),
+            "{end:?}"
+        );
+        assert!(let_go(&weak).await, "the replay's hold is let go");
+        // The socket is gone with it.
+        let addr = std::os::unix::net::SocketAddr::from_abstract_name(&offer.socket).unwrap();
+        let refused = StdStream::connect_addr(&addr).unwrap_err();
+        assert_eq!(refused.kind(), ErrorKind::ConnectionRefused, "{refused}");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_caller_gone_before_the_client_connects_takes_the_socket_with_it() {
+        let (_tmp, src) = spool(3);
+        let (hold, weak) = held();
+        let socket = Socket::bind(src.upto_seq).unwrap();
+        let me = nix::unistd::getuid().as_raw();
+        let mut items = replay(socket, src, &spec(None), me, hold);
+        assert!(matches!(items.recv().await, Some(Ok(Item::Header(_)))));
+        let Some(Ok(Item::Handoff(offer))) = items.recv().await else {
+            panic!("the offer follows the header");
+        };
+        drop(items);
+        let addr = std::os::unix::net::SocketAddr::from_abstract_name(&offer.socket).unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            match StdStream::connect_addr(&addr) {
+                Err(e) if e.kind() == ErrorKind::ConnectionRefused => break,
+                _ if std::time::Instant::now() > deadline => panic!("the socket is still bound"),
+                _ => tokio::time::sleep(Duration::from_millis(5)).await,
+            }
+        }
+        assert!(let_go(&weak).await, "the replay's hold is let go");
     }
 }
