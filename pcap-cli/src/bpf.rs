@@ -9,7 +9,8 @@ use std::sync::OnceLock;
 
 /// Names libpcap's runtime library goes by: Debian's (`libpcap0.8`), then others'.
 const LIBRARY_NAMES: [&str; 3] = ["libpcap.so.0.8", "libpcap.so.1", "libpcap.so"];
-/// Snapshot length of the dead handle filters are compiled for, as pcap's own.
+/// Snapshot length of the dead handle filters are compiled for: as tcpdump's default, the
+/// largest packet a filter returns a length for.
 const SNAPLEN: c_int = 262_144;
 
 /// `struct bpf_program`.
@@ -47,6 +48,15 @@ struct Library {
     datalink_val_to_name: DatalinkName,
 }
 
+/// Why a filter could not be had.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FilterError {
+    /// libpcap refused the text: its message ("libpcap error: syntax error").
+    Invalid(String),
+    /// libpcap could not be loaded: what to install.
+    Unavailable(String),
+}
+
 /// A filter compiled for one link type.
 pub struct Filter {
     lib: &'static Library,
@@ -56,9 +66,10 @@ pub struct Filter {
 impl Filter {
     /// Compiles `text` for packets of `dlt` (a DLT_ value), as tcpdump does for a file of
     /// them; the error is libpcap's ("libpcap error: syntax error").
-    pub fn compile(text: &str, dlt: i32) -> Result<Filter, String> {
-        let lib = library()?;
-        let text = CString::new(text).map_err(|_| "the filter holds a NUL byte".to_owned())?;
+    pub fn compile(text: &str, dlt: i32) -> Result<Filter, FilterError> {
+        let lib = library().map_err(FilterError::Unavailable)?;
+        let text = CString::new(text)
+            .map_err(|_| FilterError::Invalid("the filter holds a NUL byte".to_owned()))?;
         // SAFETY: the functions come from libpcap with these C signatures. The dead handle
         // is checked for NULL, used only here and closed once; the error text is copied
         // before the handle is closed; `program` is filled by pcap_compile, which leaves it
@@ -67,7 +78,9 @@ impl Filter {
         unsafe {
             let handle = (lib.open_dead)(dlt, SNAPLEN);
             if handle.is_null() {
-                return Err("libpcap error: out of memory".to_owned());
+                return Err(FilterError::Unavailable(
+                    "libpcap could not make a handle to compile with: out of memory".to_owned(),
+                ));
             }
             let mut program = Program {
                 len: 0,
@@ -78,7 +91,7 @@ impl Filter {
                 Ok(Filter { lib, program })
             } else {
                 let e = CStr::from_ptr((lib.geterr)(handle)).to_string_lossy();
-                Err(format!("libpcap error: {e}"))
+                Err(FilterError::Invalid(format!("libpcap error: {e}")))
             };
             (lib.close)(handle);
             result
@@ -132,9 +145,14 @@ fn library() -> Result<&'static Library, String> {
     LIBRARY.get_or_init(load).as_ref().map_err(Clone::clone)
 }
 
-#[allow(unsafe_code)]
 fn load() -> Result<Library, String> {
-    let handle = LIBRARY_NAMES
+    load_from(&LIBRARY_NAMES)
+}
+
+/// libpcap, from the first of `names` that loads.
+#[allow(unsafe_code)]
+fn load_from(names: &[&str]) -> Result<Library, String> {
+    let handle = names
         .iter()
         .find_map(|name| {
             let name = CString::new(*name).expect("no NUL");
@@ -146,7 +164,7 @@ fn load() -> Result<Library, String> {
             format!(
                 "filters on files need libpcap, which is not installed (none of {}): \
                  install it (Debian: apt install libpcap0.8)",
-                LIBRARY_NAMES.join(", ")
+                names.join(", ")
             )
         })?;
     let symbol = |name: &str| -> Result<*mut c_void, String> {
@@ -203,11 +221,23 @@ mod tests {
         assert!(udp.matches(&packet));
         packet[9] = 6;
         assert!(!udp.matches(&packet));
-        let e = Filter::compile("udp prot 1", 12).err().unwrap();
+        let Some(FilterError::Invalid(e)) = Filter::compile("udp prot 1", 12).err() else {
+            panic!("libpcap refuses it");
+        };
         assert!(e.starts_with("libpcap error: "), "{e}");
         assert!(e.contains("syntax error"), "{e}");
-        assert!(Filter::compile("udp\0", 12).err().unwrap().contains("NUL"));
+        let Some(FilterError::Invalid(e)) = Filter::compile("udp\0", 12).err() else {
+            panic!("a NUL is refused");
+        };
+        assert!(e.contains("NUL"), "{e}");
         assert_eq!(link_type_name(1).as_deref(), Some("EN10MB"));
         assert_eq!(link_type_name(-5), None);
+    }
+
+    #[test]
+    fn a_missing_libpcap_says_what_to_install() {
+        let e = load_from(&["libpcap-not-here.so.0"]).err().unwrap();
+        assert!(e.contains("none of libpcap-not-here.so.0"), "{e}");
+        assert!(e.contains("apt install libpcap0.8"), "{e}");
     }
 }

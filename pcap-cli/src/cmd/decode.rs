@@ -15,7 +15,7 @@ use pcap_decode::{DecodeConfig, Decoder, Packet, ProtoRule, Roundtrip};
 
 use super::notices::Notices;
 use super::Context;
-use crate::bpf::Filter;
+use crate::bpf::{Filter, FilterError};
 use crate::capfile::{CaptureFile, Next};
 use crate::output::Flow;
 use crate::roundtrips::RoundtripWriter;
@@ -287,9 +287,12 @@ fn compile(filter: &str, link_type: u32) -> Result<Filter> {
     // Files carry LINKTYPE_ values; libpcap compiles for DLT_ values.
     let dlt = pcap_core::savefile::dlt_of(link_type);
     let lt = i32::try_from(dlt).unwrap_or(i32::MAX);
-    Filter::compile(filter, lt).map_err(|e| {
-        let shown: String = filter.chars().take(200).collect();
-        Usage(format!("invalid filter \"{shown}\": {e}")).into()
+    Filter::compile(filter, lt).map_err(|e| match e {
+        FilterError::Invalid(e) => {
+            let shown: String = filter.chars().take(200).collect();
+            Usage(format!("invalid filter \"{shown}\": {e}")).into()
+        }
+        FilterError::Unavailable(e) => anyhow::anyhow!("cannot apply --filter: {e}"),
     })
 }
 
