@@ -108,6 +108,9 @@ pub struct FileConfig {
     pub capture_buffer: Option<String>,
     /// Kernel ring memory the running captures share above 1 MiB each, e.g. "96M".
     pub capture_memory: Option<String>,
+    /// Running captures on one interface with a kernel socket of their own; the next ones
+    /// share one.
+    pub shared_ring_after: Option<usize>,
     /// Percentage of the data filesystem that is always left free.
     pub free_space_floor_percent: Option<f64>,
     /// Most captures the registry holds.
@@ -139,6 +142,9 @@ pub struct Config {
     pub capture_buffer_bytes: Option<u32>,
     /// Bytes of kernel ring the running captures share above their floor (`capture_memory`).
     pub capture_memory_bytes: u64,
+    /// Running captures on one interface with a kernel socket of their own before the
+    /// next ones share one (`shared_ring_after`; 0: all share).
+    pub shared_ring_after: usize,
     pub free_space_floor_percent: f64,
     pub max_captures: usize,
     pub max_streams: usize,
@@ -280,6 +286,9 @@ impl Config {
             default_max_bytes,
             capture_buffer_bytes,
             capture_memory_bytes,
+            shared_ring_after: file
+                .shared_ring_after
+                .unwrap_or(crate::capture::tap::SHARE_AFTER),
             free_space_floor_percent: floor,
             max_captures,
             max_streams,
@@ -513,6 +522,20 @@ pub(crate) mod tests {
             default.capture_buffer_bytes, None,
             "rings follow the traffic"
         );
+    }
+
+    #[test]
+    fn shared_ring_after_is_a_count_of_captures_from_zero() {
+        let with = |v: &str| {
+            toml::from_str::<FileConfig>(&format!("shared_ring_after = {v}"))
+                .map_err(|e| e.to_string())
+                .and_then(|file| Config::merge(file, &flags(&[])).map_err(|e| e.to_string()))
+        };
+        assert_eq!(plain().shared_ring_after, crate::capture::tap::SHARE_AFTER);
+        assert_eq!(with("0").unwrap().shared_ring_after, 0);
+        assert_eq!(with("4").unwrap().shared_ring_after, 4);
+        let e = with("-1").unwrap_err();
+        assert!(e.contains("shared_ring_after"), "{e}");
     }
 
     #[test]

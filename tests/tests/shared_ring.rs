@@ -1,7 +1,7 @@
-//! Past sixteen running captures on one interface, the next ones read one shared ring (one
-//! kernel socket without a filter, each capture's filter run in pcapd): every capture
-//! still keeps exactly its own packets, is read live, counts drops, and the shared ring
-//! closes once no capture reads it.
+//! Past sixteen running captures on one interface (`shared_ring_after`), the next ones read
+//! one shared ring (one kernel socket without a filter, each capture's filter run in
+//! pcapd): every capture still keeps exactly its own packets, is read live, counts drops,
+//! and the shared ring closes once no capture reads it.
 
 use std::collections::HashSet;
 
@@ -184,4 +184,71 @@ fn captures_past_sixteen_on_one_interface_share_a_ring_and_each_keeps_exactly_it
         d.log().contains("opened a shared ring"),
         "the log says when a shared ring opens"
     );
+}
+
+#[test]
+fn shared_ring_after_sets_how_many_captures_have_a_socket_of_their_own() {
+    if !require_root() {
+        return;
+    }
+    let d = Daemon::builder().config("shared_ring_after = 1\n").start();
+    let ports = [FIRST_PORT + 100, FIRST_PORT + 101];
+    let ids: Vec<u64> = ports
+        .iter()
+        .map(|p| d.init_started(&["lo", &format!("udp dst port {p}")]))
+        .collect();
+    assert!(
+        d.counter(ids[0], "ring_bytes") > 0,
+        "the first has its own ring"
+    );
+    assert_eq!(d.counter(ids[1], "ring_bytes"), 0, "the second shares one");
+    assert_eq!(
+        mapped_rings(d.pid()),
+        2,
+        "one ring of its own and one shared"
+    );
+    let sent = [120u64, 170];
+    for (port, &n) in ports.iter().zip(&sent) {
+        send_udp_seq(*port, 0..n, 200);
+    }
+    eventually(
+        DEFAULT_WAIT,
+        "both captures to spool their datagrams",
+        || {
+            ids.iter()
+                .zip(&sent)
+                .all(|(&id, &n)| d.counter(id, "spooled_packets") >= n)
+        },
+    );
+    for ((&id, &port), &n) in ids.iter().zip(&ports).zip(&sent) {
+        let (seen, doubled, foreign) = seqs(&d, id, port);
+        assert_eq!(seen, (0..n).collect::<HashSet<u64>>(), "capture {id}");
+        assert_eq!((doubled, foreign), (0, 0), "capture {id}");
+    }
+
+    // Reloaded to 0, a capture started again shares too: no ring of its own is left.
+    let logged = d.reload_config("shared_ring_after = 0\n");
+    assert!(!logged.contains("not reloaded"), "{logged}");
+    d.ok(&["stop", &ids[0].to_string()]);
+    d.ok(&["start", &ids[0].to_string()]);
+    eventually(DEFAULT_WAIT, "the capture to run again", || {
+        d.capture(ids[0])["state"] == "ACTIVE"
+    });
+    assert_eq!(
+        d.counter(ids[0], "ring_bytes"),
+        0,
+        "it reads the shared ring"
+    );
+    eventually(DEFAULT_WAIT, "its own ring to be closed", || {
+        mapped_rings(d.pid()) == 1
+    });
+    send_udp_seq(ports[0], 1000..1030, 200);
+    eventually(
+        DEFAULT_WAIT,
+        "the restarted capture to spool 30 more",
+        || d.counter(ids[0], "spooled_packets") >= sent[0] + 30,
+    );
+    let (seen, doubled, foreign) = seqs(&d, ids[0], ports[0]);
+    assert_eq!(seen.len() as u64, sent[0] + 30);
+    assert_eq!((doubled, foreign), (0, 0));
 }

@@ -44,6 +44,9 @@ pub struct CaptureParams {
     pub promisc: bool,
     /// How big the kernel ring is.
     pub ring: RingPlan,
+    /// Running captures on one interface with a socket of their own before the next ones
+    /// share one (`shared_ring_after`).
+    pub share_after: usize,
     /// On libpcap's `any` device (all interfaces, or several): recorded as LINUX_SLL2.
     pub all_interfaces: bool,
     /// The interfaces named (empty: all). With several, the kernel filter keeps only

@@ -252,6 +252,7 @@ impl Owner {
                         RingPlan::Shared(ring_budget)
                     }
                 },
+                share_after: config.shared_ring_after,
                 all_interfaces: info.target.single_interface().is_none(),
                 interfaces: info.target.interfaces.clone(),
                 link_type: info.link_type,

@@ -75,6 +75,7 @@ impl Engine {
         let ring = self.p.ring.clone();
         let shared = taps().join(
             &key,
+            self.p.share_after,
             self.p.id,
             &self.p.filter,
             || {

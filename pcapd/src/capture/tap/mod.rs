@@ -1,5 +1,6 @@
-//! Shared rings: past [`SHARE_AFTER`] (16) running captures on one interface, the next ones do
-//! not open a kernel socket each but read one shared socket together.
+//! Shared rings: past [`SHARE_AFTER`] (16, `shared_ring_after` in the configuration) running
+//! captures on one interface, the next ones do not open a kernel socket each but read one
+//! shared socket together.
 //!
 //! Every packet socket on an interface costs the kernel a run of its filter for every
 //! packet the interface carries, in the softirq of whoever sent or received it: a hundred
@@ -36,7 +37,7 @@ use reader::{guarded, read, Member, BATCH_BYTES};
 /// little costs pcapd little (a shared ring costs a copy of every packet of the interface
 /// and a run of each member's filter in pcapd); past it, what one more socket costs every
 /// packet of the interface (about 40 ns of the sender's or receiver's CPU here) outweighs
-/// filtering in pcapd.
+/// filtering in pcapd. The default of `shared_ring_after`.
 pub const SHARE_AFTER: usize = 16;
 
 /// What captures must have in common to share a ring.
@@ -151,13 +152,14 @@ impl Taps {
     }
 
     /// A capture about to read `key`'s interface: with a socket of its own while fewer
-    /// than [`SHARE_AFTER`] have one, else on the shared ring (opened with `open` when
+    /// than `share_after` have one, else on the shared ring (opened with `open` when
     /// there is none), where `program` picks its packets. When `program` cannot give one
     /// that pcapd can run (a filter on what only the kernel knows, such as `inbound`), the
     /// capture keeps a socket of its own.
     pub fn join(
         &'static self,
         key: &TapKey,
+        share_after: usize,
         capture: CaptureId,
         filter: &str,
         program: impl FnOnce() -> Result<BpfProgram, String>,
@@ -169,7 +171,7 @@ impl Taps {
         };
         {
             let mut inner = self.lock();
-            if inner.own.get(key).copied().unwrap_or(0) < SHARE_AFTER {
+            if inner.own.get(key).copied().unwrap_or(0) < share_after {
                 return Ok(own(&mut inner));
             }
         }
