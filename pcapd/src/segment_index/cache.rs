@@ -17,7 +17,8 @@ use super::{file, Addrs, SegmentIndex};
 pub const CACHE_BYTES: usize = 32 << 20;
 
 /// Which file an index was read from: a file replaced by a rename, or rewritten, differs.
-/// pcapd only ever replaces index files, so the inode alone would tell; the rest guards
+/// pcapd only ever replaces index files, so the inode would nearly always tell (a removed
+/// file's inode number can be given to a new one); the rest guards against that and
 /// against edits in place.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct FileIdentity {
