@@ -27,8 +27,11 @@ use pcap_core::savefile::Resolution;
 
 use super::ring::Lease;
 
+mod classic;
+mod groups;
 mod reader;
 
+use groups::{Group, Role};
 pub use reader::TapBatch;
 use reader::{guarded, read, Member, BATCH_BYTES};
 
@@ -52,9 +55,10 @@ pub struct TapKey {
 #[derive(Default)]
 struct Members {
     list: Vec<Member>,
-    /// For each member, the first member with the same filter (itself if none before it);
-    /// rebuilt when `list` or a filter changed.
-    leaders: Vec<usize>,
+    /// What each member runs for a packet, and the groups of filters of one form run
+    /// once for all their members; rebuilt when `list` or a filter changed.
+    roles: Vec<Role>,
+    groups: Vec<Group>,
     changed: bool,
     /// Set once the shared ring's thread ended: nobody may join it any more.
     closed: bool,
@@ -78,20 +82,24 @@ impl Tap {
 }
 
 impl Members {
-    /// Which member's result each member takes: its own, or that of the first member with
-    /// the same filter.
-    fn leaders(&mut self) -> Vec<usize> {
-        if self.changed || self.leaders.len() != self.list.len() {
-            let mut first: HashMap<&str, usize> = HashMap::new();
-            self.leaders = self
+    /// Works out again what each member runs, if a member or a filter changed.
+    fn refresh(&mut self) {
+        if self.changed || self.roles.len() != self.list.len() {
+            let filters: Vec<(&str, Option<Vec<classic::Insn>>)> = self
                 .list
                 .iter()
-                .enumerate()
-                .map(|(i, m)| *first.entry(m.filter.as_str()).or_insert(i))
+                .map(|m| (m.filter.as_str(), classic::instructions(&m.program)))
                 .collect();
+            (self.roles, self.groups) = groups::plan(&filters);
             self.changed = false;
+            let grouped = self.groups.iter().map(Group::len).sum::<usize>();
+            tracing::debug!(
+                members = self.list.len(),
+                groups = self.groups.len(),
+                grouped,
+                "filters of the shared ring"
+            );
         }
-        self.leaders.clone()
     }
 }
 

@@ -1,0 +1,231 @@
+//! Which member of a shared ring runs what for each packet.
+//!
+//! Members with the same filter text run it once. Members whose compiled filters differ
+//! only in one constant that their `jeq`s compare with (`host 10.0.0.1` and `host
+//! 10.0.0.2`; `udp dst port 5000` and `udp dst port 5001`) form a group: one run of the
+//! shared form over the packet tells every value it is kept for
+//! ([`Program::accepting`]), and a hash lookup finds their members. A group is only formed
+//! from programs that are exactly its form with the member's value put back in, so each
+//! member keeps exactly what libpcap would keep for it.
+
+use std::collections::HashMap;
+
+use super::classic::{Accepting, Insn, Program};
+
+/// What a member does for each packet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Role {
+    /// Runs its own filter (with libpcap).
+    Alone,
+    /// Takes the result of an earlier member with the same filter text.
+    Follows(usize),
+    /// Gets its result from a group, run before the members.
+    Grouped,
+}
+
+/// Filters of one shape, run once for all their members.
+#[derive(Debug)]
+pub(super) struct Group {
+    program: Program,
+    /// Members (indices in the ring's list) by the value their filter puts in the shape.
+    by_value: HashMap<u32, Vec<usize>>,
+    /// Every member with its value.
+    members: Vec<(u32, usize)>,
+    scratch: Accepting,
+}
+
+impl Group {
+    /// Sets `kept[i]` for each member `i` whose filter keeps `pkt`.
+    pub(super) fn mark(&mut self, pkt: &[u8], kept: &mut [bool]) {
+        self.program.accepting(pkt, &mut self.scratch);
+        for v in &self.scratch.values {
+            for &i in self.by_value.get(v).map_or(&[][..], Vec::as_slice) {
+                kept[i] = true;
+            }
+        }
+        if self.scratch.others {
+            for &(v, i) in &self.members {
+                if !self.scratch.compared.contains(&v) {
+                    kept[i] = true;
+                }
+            }
+        }
+    }
+
+    pub(super) fn len(&self) -> usize {
+        self.members.len()
+    }
+}
+
+/// Each member's role and the groups, from the members' filter texts and compiled
+/// instructions (`None` when they could not be read).
+pub(super) fn plan(members: &[(&str, Option<Vec<Insn>>)]) -> (Vec<Role>, Vec<Group>) {
+    let mut roles = Vec::with_capacity(members.len());
+    let mut first: HashMap<&str, usize> = HashMap::new();
+    // A program with one of its `jeq` constants taken out wherever it stands, for every
+    // constant it compares with: two programs with the same such form are that form with
+    // their own value put back in.
+    type Form = Vec<(u16, u8, u8, Option<u32>)>;
+    let mut forms: HashMap<Form, Vec<(u32, usize)>> = HashMap::new();
+    for (i, (text, insns)) in members.iter().enumerate() {
+        let leader = *first.entry(text).or_insert(i);
+        if leader != i {
+            roles.push(Role::Follows(leader));
+            continue;
+        }
+        roles.push(Role::Alone);
+        let Some(insns) = insns else { continue };
+        let mut values: Vec<u32> = insns.iter().filter(|x| x.is_jeq_k()).map(|x| x.k).collect();
+        values.sort_unstable();
+        values.dedup();
+        for v in values {
+            let form = insns
+                .iter()
+                .map(|x| {
+                    let param = x.is_jeq_k() && x.k == v;
+                    (x.code, x.jt, x.jf, (!param).then_some(x.k))
+                })
+                .collect();
+            forms.entry(form).or_default().push((v, i));
+        }
+    }
+    // The forms most members share first; a member joins one group at most.
+    let mut forms: Vec<(Form, Vec<(u32, usize)>)> =
+        forms.into_iter().filter(|(_, m)| m.len() >= 2).collect();
+    forms.sort_by_key(|(_, m)| (std::cmp::Reverse(m.len()), m[0].1));
+    let mut groups = Vec::new();
+    for (form, with_values) in forms {
+        let with_values: Vec<(u32, usize)> = with_values
+            .into_iter()
+            .filter(|&(_, i)| roles[i] == Role::Alone)
+            .collect();
+        if with_values.len() < 2 {
+            continue;
+        }
+        let param: Vec<bool> = form.iter().map(|f| f.3.is_none()).collect();
+        let insns = form
+            .iter()
+            .map(|&(code, jt, jf, k)| Insn {
+                code,
+                jt,
+                jf,
+                k: k.unwrap_or(0),
+            })
+            .collect();
+        let Some(program) = Program::new(insns, param) else {
+            continue;
+        };
+        let mut by_value: HashMap<u32, Vec<usize>> = HashMap::new();
+        for &(v, i) in &with_values {
+            by_value.entry(v).or_default().push(i);
+            roles[i] = Role::Grouped;
+        }
+        groups.push(Group {
+            program,
+            by_value,
+            members: with_values,
+            scratch: Accepting::default(),
+        });
+    }
+    (roles, groups)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::classic::{instructions, tests::packets, tests::FILTERS};
+    use super::*;
+    use crate::capture::device::compile_offline;
+
+    /// Runs `filters` as a shared ring would, and checks each member against libpcap.
+    fn check(filters: &[String]) -> (Vec<Role>, usize) {
+        let compiled: Vec<_> = filters
+            .iter()
+            .map(|f| compile_offline(1, f).unwrap())
+            .collect();
+        let members: Vec<(&str, Option<Vec<Insn>>)> = filters
+            .iter()
+            .zip(&compiled)
+            .map(|(f, c)| (f.as_str(), instructions(c)))
+            .collect();
+        let (roles, mut groups) = plan(&members);
+        let mut kept = vec![false; filters.len()];
+        for (n, p) in packets().iter().enumerate() {
+            kept.fill(false);
+            for g in &mut groups {
+                g.mark(p, &mut kept);
+            }
+            for i in 0..filters.len() {
+                kept[i] = match roles[i] {
+                    Role::Alone => compiled[i].filter(p),
+                    Role::Follows(l) => kept[l],
+                    Role::Grouped => kept[i],
+                };
+                assert_eq!(
+                    kept[i],
+                    compiled[i].filter(p),
+                    "{} ({:?}), packet {n}: {p:02x?}",
+                    filters[i],
+                    roles[i]
+                );
+            }
+        }
+        (roles, groups.len())
+    }
+
+    #[test]
+    fn filters_of_one_shape_are_run_once_and_keep_what_libpcap_keeps() {
+        let mut filters: Vec<String> = Vec::new();
+        for h in [
+            "10.202.1.1",
+            "10.202.2.1",
+            "10.0.0.1",
+            "127.0.0.1",
+            "10.9.9.9",
+        ] {
+            filters.push(format!("host {h}"));
+            filters.push(format!("not host {h}"));
+            filters.push(format!("src host {h} or arp"));
+        }
+        for p in [0u16, 53, 80, 5000, 5001, 5255, 9] {
+            filters.push(format!("udp dst port {p}"));
+            filters.push(format!("port {p}"));
+            filters.push(format!("tcp src port {p}"));
+        }
+        filters.push("udp dst port 5000".into());
+        filters.push("udp dst port 5000 ".into());
+        for f in FILTERS {
+            filters.push((*f).into());
+        }
+        let (roles, groups) = check(&filters);
+        let count = |r: Role| roles.iter().filter(|&&x| x == r).count();
+        assert!(groups >= 6, "{groups} groups, roles {roles:?}");
+        assert!(count(Role::Grouped) >= 36, "{roles:?}");
+        let first = filters
+            .iter()
+            .position(|f| f == "udp dst port 5000")
+            .unwrap();
+        assert_eq!(
+            roles[filters.len() - FILTERS.len() - 2],
+            Role::Follows(first)
+        );
+        assert_eq!(roles[first], Role::Grouped);
+    }
+
+    #[test]
+    fn a_filter_differing_in_two_constants_runs_alone() {
+        let filters: Vec<String> = [
+            "udp dst port 5000",
+            "udp dst port 5001",
+            "tcp dst port 5002",
+            "udp dst port 5003",
+        ]
+        .map(String::from)
+        .to_vec();
+        let (roles, groups) = check(&filters);
+        assert_eq!(groups, 1);
+        assert_eq!(
+            roles,
+            [Role::Grouped, Role::Grouped, Role::Alone, Role::Grouped]
+        );
+    }
+}
