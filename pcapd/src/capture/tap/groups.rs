@@ -228,4 +228,66 @@ mod tests {
             [Role::Grouped, Role::Grouped, Role::Alone, Role::Grouped]
         );
     }
+
+    /// What the shared ring's thread spends per packet on the filters of the benchmark's
+    /// 84 shared captures (`host 10.202.H.1` and `udp dst port P` in turn), each run by
+    /// libpcap and as groups: `cargo test --release -p pcapd -- --ignored filters_cost
+    /// --nocapture`.
+    #[test]
+    #[ignore = "a measurement, run in release"]
+    fn filters_cost() {
+        let filters: Vec<String> = (0..84u32)
+            .map(|i| match i % 2 {
+                0 => format!("host 10.202.{}.1", i / 2),
+                _ => format!("udp dst port {}", 5000 + i / 2),
+            })
+            .collect();
+        let compiled: Vec<_> = filters
+            .iter()
+            .map(|f| compile_offline(1, f).unwrap())
+            .collect();
+        let members: Vec<(&str, Option<Vec<Insn>>)> = filters
+            .iter()
+            .zip(&compiled)
+            .map(|(f, c)| (f.as_str(), instructions(c)))
+            .collect();
+        let (roles, mut groups) = plan(&members);
+        assert_eq!(groups.len(), 2, "{roles:?}");
+        let frames: Vec<Vec<u8>> = (0..4096u32)
+            .map(|i| {
+                let mut f = vec![0u8; 64];
+                f[12..14].copy_from_slice(&[0x08, 0x00]);
+                f[14] = 0x45;
+                f[23] = [17, 6][(i % 2) as usize];
+                f[26..30].copy_from_slice(&[10, 250, 0, 1]);
+                f[30..34].copy_from_slice(&[10, 202, (i * 7 % 256) as u8, 1]);
+                f[36..38].copy_from_slice(&(5000 + (i * 13 % 256) as u16).to_be_bytes());
+                f
+            })
+            .collect();
+        let n = 200_000usize;
+        let mut kept = vec![false; filters.len()];
+        let t = std::time::Instant::now();
+        let mut hits = 0usize;
+        for i in 0..n {
+            let f = std::hint::black_box(&frames[i % frames.len()]);
+            hits += compiled.iter().filter(|c| c.filter(f)).count();
+        }
+        let each = t.elapsed().as_nanos() as f64 / n as f64;
+        let t = std::time::Instant::now();
+        let mut grouped_hits = 0usize;
+        for i in 0..n {
+            let f = std::hint::black_box(&frames[i % frames.len()]);
+            kept.fill(false);
+            for g in &mut groups {
+                g.mark(f, &mut kept);
+            }
+            grouped_hits += kept.iter().filter(|&&k| k).count();
+        }
+        let grouped = t.elapsed().as_nanos() as f64 / n as f64;
+        assert_eq!(hits, grouped_hits);
+        println!(
+            "84 filters per packet: each run by libpcap {each:.0} ns, as 2 groups {grouped:.0} ns"
+        );
+    }
 }
