@@ -135,19 +135,29 @@ mod tests {
     use super::super::classic::{instructions, tests::packets, tests::FILTERS};
     use super::*;
     use crate::capture::device::compile_offline;
+    use pcap::BpfProgram;
+
+    fn compile(filters: &[String]) -> Vec<BpfProgram> {
+        filters
+            .iter()
+            .map(|f| compile_offline(1, f).unwrap())
+            .collect()
+    }
+
+    /// The plan of a shared ring whose members have `filters`, compiled.
+    fn planned(filters: &[String], compiled: &[BpfProgram]) -> (Vec<Role>, Vec<Group>) {
+        let members: Vec<(&str, Option<Vec<Insn>>)> = filters
+            .iter()
+            .zip(compiled)
+            .map(|(f, c)| (f.as_str(), instructions(c)))
+            .collect();
+        plan(&members)
+    }
 
     /// Runs `filters` as a shared ring would, and checks each member against libpcap.
     fn check(filters: &[String]) -> (Vec<Role>, usize) {
-        let compiled: Vec<_> = filters
-            .iter()
-            .map(|f| compile_offline(1, f).unwrap())
-            .collect();
-        let members: Vec<(&str, Option<Vec<Insn>>)> = filters
-            .iter()
-            .zip(&compiled)
-            .map(|(f, c)| (f.as_str(), instructions(c)))
-            .collect();
-        let (roles, mut groups) = plan(&members);
+        let compiled = compile(filters);
+        let (roles, mut groups) = planned(filters, &compiled);
         let mut kept = vec![false; filters.len()];
         for (n, p) in packets().iter().enumerate() {
             kept.fill(false);
@@ -242,16 +252,8 @@ mod tests {
                 _ => format!("udp dst port {}", 5000 + i / 2),
             })
             .collect();
-        let compiled: Vec<_> = filters
-            .iter()
-            .map(|f| compile_offline(1, f).unwrap())
-            .collect();
-        let members: Vec<(&str, Option<Vec<Insn>>)> = filters
-            .iter()
-            .zip(&compiled)
-            .map(|(f, c)| (f.as_str(), instructions(c)))
-            .collect();
-        let (roles, mut groups) = plan(&members);
+        let compiled = compile(&filters);
+        let (roles, mut groups) = planned(&filters, &compiled);
         assert_eq!(groups.len(), 2, "{roles:?}");
         let frames: Vec<Vec<u8>> = (0..4096u32)
             .map(|i| {
