@@ -132,7 +132,8 @@ pub(super) fn plan(members: &[(&str, Option<Vec<Insn>>)]) -> (Vec<Role>, Vec<Gro
 
 #[cfg(test)]
 mod tests {
-    use super::super::classic::{instructions, tests::packets, tests::FILTERS};
+    use super::super::classic::instructions;
+    use super::super::fixtures::{packets, FILTERS};
     use super::*;
     use crate::capture::device::compile_offline;
     use pcap::BpfProgram;

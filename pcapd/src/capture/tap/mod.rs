@@ -28,6 +28,8 @@ use pcap_core::savefile::Resolution;
 use super::ring::Lease;
 
 mod classic;
+#[cfg(test)]
+mod fixtures;
 mod groups;
 mod reader;
 
