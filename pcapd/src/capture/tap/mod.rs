@@ -413,7 +413,7 @@ impl Membership {
     }
 
     /// Says whether someone reads the capture live: then its packets come after every
-    /// read of the shared ring, else at least every 20 ms.
+    /// read of the shared ring, else at least every 50 ms.
     pub fn set_live(&self, live: bool) {
         self.live.store(live, Relaxed);
     }

@@ -23,8 +23,9 @@ pub(super) const BATCH_BYTES: usize = 1 << 20;
 
 /// A capture nobody reads live gets its packets at least this often; one read live gets
 /// them after every read of the shared ring. Waking a hundred capture threads after every
-/// read would cost more than filtering for them.
-const HAND_OVER_EVERY: Duration = Duration::from_millis(20);
+/// read would cost more than filtering for them. 50 ms is the block timeout a capture
+/// with a ring of its own has when nobody reads it live, so neither kind is later.
+const HAND_OVER_EVERY: Duration = Duration::from_millis(50);
 
 /// How often the shared socket's drop counts are read.
 const STATS_EVERY: Duration = Duration::from_millis(100);
