@@ -35,31 +35,103 @@ pub(super) struct Group {
 }
 
 impl Group {
-    /// Sets `kept[i]` for each member `i` whose filter keeps `pkt`.
-    pub(super) fn mark(&mut self, pkt: &[u8], kept: &mut [bool]) {
+    /// Adds to `hits` each member whose filter keeps `pkt`.
+    fn mark(&mut self, pkt: &[u8], hits: &mut Vec<usize>) {
         self.program.accepting(pkt, &mut self.scratch);
         for v in &self.scratch.values {
-            for &i in self.by_value.get(v).map_or(&[][..], Vec::as_slice) {
-                kept[i] = true;
-            }
+            hits.extend_from_slice(self.by_value.get(v).map_or(&[][..], Vec::as_slice));
         }
         if self.scratch.others {
             for &(v, i) in &self.members {
                 if !self.scratch.compared.contains(&v) {
-                    kept[i] = true;
+                    hits.push(i);
                 }
             }
         }
     }
+}
 
-    pub(super) fn len(&self) -> usize {
-        self.members.len()
+/// What a shared ring's thread runs for each packet, worked out once per change of its
+/// members: per packet it visits the members that run a filter of their own, the groups
+/// and the members that keep the packet, not every member.
+#[derive(Debug, Default)]
+pub(super) struct Plan {
+    roles: Vec<Role>,
+    groups: Vec<Group>,
+    alone: Vec<usize>,
+    follows: Vec<(usize, usize)>,
+    /// Which members keep the packet at hand (all false between packets).
+    kept: Vec<bool>,
+    hits: Vec<usize>,
+}
+
+impl Plan {
+    /// The plan for members with these filter texts and compiled instructions (`None`
+    /// when they could not be read).
+    pub(super) fn new(members: &[(&str, Option<Vec<Insn>>)]) -> Plan {
+        let (roles, groups) = plan(members);
+        let alone = (0..roles.len())
+            .filter(|&i| roles[i] == Role::Alone)
+            .collect();
+        let follows = roles
+            .iter()
+            .enumerate()
+            .filter_map(|(i, r)| match *r {
+                Role::Follows(l) => Some((i, l)),
+                _ => None,
+            })
+            .collect();
+        Plan {
+            kept: vec![false; roles.len()],
+            hits: Vec::with_capacity(roles.len()),
+            roles,
+            groups,
+            alone,
+            follows,
+        }
+    }
+
+    /// The members (indices, each once) whose filter keeps `pkt`; `own(i)` runs member
+    /// `i`'s filter for those that run their own.
+    pub(super) fn select(&mut self, pkt: &[u8], mut own: impl FnMut(usize) -> bool) -> &[usize] {
+        self.hits.clear();
+        for g in &mut self.groups {
+            g.mark(pkt, &mut self.hits);
+        }
+        for &i in &self.alone {
+            if own(i) {
+                self.hits.push(i);
+            }
+        }
+        // The members followed are grouped or alone: their verdicts are all in `hits`.
+        for &i in &self.hits {
+            self.kept[i] = true;
+        }
+        for &(i, l) in &self.follows {
+            if self.kept[l] {
+                self.hits.push(i);
+            }
+        }
+        for &i in &self.hits {
+            self.kept[i] = false;
+        }
+        &self.hits
+    }
+
+    pub(super) fn members(&self) -> usize {
+        self.roles.len()
+    }
+
+    /// How many groups, and how many members they hold.
+    pub(super) fn grouped(&self) -> (usize, usize) {
+        let held = self.groups.iter().map(|g| g.members.len()).sum();
+        (self.groups.len(), held)
     }
 }
 
 /// Each member's role and the groups, from the members' filter texts and compiled
 /// instructions (`None` when they could not be read).
-pub(super) fn plan(members: &[(&str, Option<Vec<Insn>>)]) -> (Vec<Role>, Vec<Group>) {
+fn plan(members: &[(&str, Option<Vec<Insn>>)]) -> (Vec<Role>, Vec<Group>) {
     let mut roles = Vec::with_capacity(members.len());
     let mut first: HashMap<&str, usize> = HashMap::new();
     // A program with one of its `jeq` constants taken out wherever it stands, for every
@@ -146,41 +218,36 @@ mod tests {
     }
 
     /// The plan of a shared ring whose members have `filters`, compiled.
-    fn planned(filters: &[String], compiled: &[BpfProgram]) -> (Vec<Role>, Vec<Group>) {
+    fn planned(filters: &[String], compiled: &[BpfProgram]) -> Plan {
         let members: Vec<(&str, Option<Vec<Insn>>)> = filters
             .iter()
             .zip(compiled)
             .map(|(f, c)| (f.as_str(), instructions(c)))
             .collect();
-        plan(&members)
+        Plan::new(&members)
     }
 
     /// Runs `filters` as a shared ring would, and checks each member against libpcap.
     fn check(filters: &[String]) -> (Vec<Role>, usize) {
         let compiled = compile(filters);
-        let (roles, mut groups) = planned(filters, &compiled);
-        let mut kept = vec![false; filters.len()];
+        let mut plan = planned(filters, &compiled);
+        let mut alone_runs = 0;
         for (n, p) in packets().iter().enumerate() {
-            kept.fill(false);
-            for g in &mut groups {
-                g.mark(p, &mut kept);
-            }
-            for i in 0..filters.len() {
-                kept[i] = match roles[i] {
-                    Role::Alone => compiled[i].filter(p),
-                    Role::Follows(l) => kept[l],
-                    Role::Grouped => kept[i],
-                };
-                assert_eq!(
-                    kept[i],
-                    compiled[i].filter(p),
-                    "{} ({:?}), packet {n}: {p:02x?}",
-                    filters[i],
-                    roles[i]
-                );
-            }
+            let mut hits = plan
+                .select(p, |i| {
+                    alone_runs += 1;
+                    compiled[i].filter(p)
+                })
+                .to_vec();
+            hits.sort_unstable();
+            let want: Vec<usize> = (0..filters.len())
+                .filter(|&i| compiled[i].filter(p))
+                .collect();
+            assert_eq!(hits, want, "packet {n}: {p:02x?}, roles {:?}", plan.roles);
         }
-        (roles, groups.len())
+        let alone = plan.roles.iter().filter(|&&r| r == Role::Alone).count();
+        assert_eq!(alone_runs, alone * packets().len(), "only those alone run");
+        (plan.roles.clone(), plan.groups.len())
     }
 
     #[test]
@@ -254,8 +321,8 @@ mod tests {
             })
             .collect();
         let compiled = compile(&filters);
-        let (roles, mut groups) = planned(&filters, &compiled);
-        assert_eq!(groups.len(), 2, "{roles:?}");
+        let mut plan = planned(&filters, &compiled);
+        assert_eq!(plan.grouped(), (2, 84), "{:?}", plan.roles);
         let frames: Vec<Vec<u8>> = (0..4096u32)
             .map(|i| {
                 let mut f = vec![0u8; 64];
@@ -269,7 +336,6 @@ mod tests {
             })
             .collect();
         let n = 200_000usize;
-        let mut kept = vec![false; filters.len()];
         let t = std::time::Instant::now();
         let mut hits = 0usize;
         for i in 0..n {
@@ -281,11 +347,7 @@ mod tests {
         let mut grouped_hits = 0usize;
         for i in 0..n {
             let f = std::hint::black_box(&frames[i % frames.len()]);
-            kept.fill(false);
-            for g in &mut groups {
-                g.mark(f, &mut kept);
-            }
-            grouped_hits += kept.iter().filter(|&&k| k).count();
+            grouped_hits += plan.select(f, |_| unreachable!("all grouped")).len();
         }
         let grouped = t.elapsed().as_nanos() as f64 / n as f64;
         assert_eq!(hits, grouped_hits);

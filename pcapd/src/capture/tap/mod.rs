@@ -33,7 +33,7 @@ mod fixtures;
 mod groups;
 mod reader;
 
-use groups::{Group, Role};
+use groups::Plan;
 pub use reader::TapBatch;
 use reader::{guarded, read, Member, BATCH_BYTES};
 
@@ -57,10 +57,9 @@ pub struct TapKey {
 #[derive(Default)]
 struct Members {
     list: Vec<Member>,
-    /// What each member runs for a packet, and the groups of filters of one form run
-    /// once for all their members; rebuilt when `list` or a filter changed.
-    roles: Vec<Role>,
-    groups: Vec<Group>,
+    /// What each member runs for a packet (filters of one form run once for all their
+    /// members); rebuilt when `list` or a filter changed.
+    plan: Plan,
     changed: bool,
     /// Set once the shared ring's thread ended: nobody may join it any more.
     closed: bool,
@@ -86,18 +85,18 @@ impl Tap {
 impl Members {
     /// Works out again what each member runs, if a member or a filter changed.
     fn refresh(&mut self) {
-        if self.changed || self.roles.len() != self.list.len() {
+        if self.changed || self.plan.members() != self.list.len() {
             let filters: Vec<(&str, Option<Vec<classic::Insn>>)> = self
                 .list
                 .iter()
                 .map(|m| (m.filter.as_str(), classic::instructions(&m.program)))
                 .collect();
-            (self.roles, self.groups) = groups::plan(&filters);
+            self.plan = Plan::new(&filters);
             self.changed = false;
-            let grouped = self.groups.iter().map(Group::len).sum::<usize>();
+            let (groups, grouped) = self.plan.grouped();
             tracing::debug!(
                 members = self.list.len(),
-                groups = self.groups.len(),
+                groups,
                 grouped,
                 "filters of the shared ring"
             );

@@ -11,7 +11,7 @@ use pcap::{Active, BpfProgram, Capture};
 use pcap_core::domain::CaptureId;
 use pcap_core::savefile::Resolution;
 
-use super::{close, taps, Role, Tap, TapKey};
+use super::{close, taps, Tap, TapKey};
 use crate::capture::ring::Lease;
 
 /// Bytes of packets a capture may have queued from the shared ring before packets are
@@ -194,32 +194,11 @@ pub(super) fn read(
             continue;
         }
         members.refresh();
-        let super::Members {
-            list,
-            roles,
-            groups,
-            ..
-        } = &mut *members;
-        let mut kept = vec![false; list.len()];
+        let super::Members { list, plan, .. } = &mut *members;
         let result = cap.dispatch(None, |p| {
             let ts_ns = p.header.ts.tv_sec * 1_000_000_000 + p.header.ts.tv_usec * frac_ns;
-            if !groups.is_empty() {
-                kept.fill(false);
-                for g in groups.iter_mut() {
-                    g.mark(p.data, &mut kept);
-                }
-            }
-            for (i, m) in list.iter_mut().enumerate() {
-                // A member followed comes before the members that follow it.
-                let keep = match roles[i] {
-                    Role::Alone => m.program.filter(p.data),
-                    Role::Follows(l) => kept[l],
-                    Role::Grouped => kept[i],
-                };
-                kept[i] = keep;
-                if keep {
-                    m.gather(ts_ns, p.header.len, p.data);
-                }
+            for &i in plan.select(p.data, |i| list[i].program.filter(p.data)) {
+                list[i].gather(ts_ns, p.header.len, p.data);
             }
         });
         let now = Instant::now();
