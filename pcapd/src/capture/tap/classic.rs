@@ -103,7 +103,8 @@ pub struct Program {
     param: Vec<bool>,
 }
 
-#[derive(Debug, Clone, Copy)]
+/// The registers and scratch memory, all zero when a run starts.
+#[derive(Debug, Clone, Copy, Default)]
 struct Regs {
     a: u32,
     x: u32,
@@ -199,12 +200,7 @@ impl Program {
     #[cfg(test)]
     pub fn keeps(&self, pkt: &[u8], value: u32) -> bool {
         let mut scratch = Accepting::default();
-        let regs = Regs {
-            a: 0,
-            x: 0,
-            mem: [0; MEMWORDS as usize],
-        };
-        kept(self.run(pkt, 0, regs, Some(value), &mut scratch))
+        kept(self.run(pkt, 0, Regs::default(), Some(value), &mut scratch))
     }
 
     /// Every value of the parameter for which the program keeps `pkt`, in `out`.
@@ -212,12 +208,7 @@ impl Program {
         out.values.clear();
         out.compared.clear();
         out.forks.clear();
-        let regs = Regs {
-            a: 0,
-            x: 0,
-            mem: [0; MEMWORDS as usize],
-        };
-        out.others = kept(self.run(pkt, 0, regs, None, out));
+        out.others = kept(self.run(pkt, 0, Regs::default(), None, out));
         // Each fork went on with the parameter equal to a field: no further fork.
         while let Some((pc, regs, value)) = out.forks.pop() {
             if kept(self.run(pkt, pc, regs, Some(value), out)) {
